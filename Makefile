@@ -1,0 +1,51 @@
+# workos-syncd — GNU make build.
+#
+#   make                 build daemon/workos-syncd
+#   make check           unit tests, then integration tests (real PostgreSQL)
+#   make SANITIZE=address,undefined check
+#   make run             demo: throwaway PostgreSQL + emulator, or real WorkOS
+#   make bench           throughput benchmark (not part of check)
+#   make deps            install missing Debian packages
+
+CC       ?= cc
+PKGS     := libevent libcurl libcjson libpq libsystemd inih libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -Wcast-qual -Wpointer-arith \
+            -Wvla -Wundef -Werror
+CFLAGS   ?= -O2 -g
+VERSION  := 0.1.0
+CFLAGS   += -std=c11 -D_GNU_SOURCE -DWORKOS_SYNCD_VERSION=\"$(VERSION)\" $(WARN) $(PKG_CFLAGS)
+LDLIBS   += $(PKG_LIBS) -lm
+
+ifneq ($(SANITIZE),)
+CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS  += -fsanitize=$(SANITIZE)
+endif
+
+DAEMON_SRCS := $(filter-out daemon/migrations.c,$(wildcard daemon/*.c)) daemon/migrations.c
+DAEMON_OBJS := $(DAEMON_SRCS:.c=.o)
+SQL_FILES   := $(sort $(wildcard sql/[0-9]*.sql))
+
+.PHONY: all check unit-check integration-check run bench deps clean format format-check fuzz
+
+all: daemon/workos-syncd
+
+daemon/workos-syncd: $(DAEMON_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+daemon/%.o: daemon/%.c $(wildcard daemon/*.h)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# Migrations are compiled into the binary, so an installed daemon needs
+# nothing beside it.
+daemon/migrations.c: $(SQL_FILES) daemon/embed_sql.sh
+	sh daemon/embed_sql.sh $(SQL_FILES) > $@.tmp && mv $@.tmp $@
+
+-include tests/unit/unit.mk
+-include tests/emulator/emulator.mk
+
+clean:
+	rm -f daemon/*.o daemon/workos-syncd daemon/migrations.c $(CLEAN_EXTRA)

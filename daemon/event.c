@@ -1,0 +1,528 @@
+/*
+ * event: decoding and validation of WorkOS events into apply batches.
+ *
+ * The mirror schema is declared once, in the column tables below; the store
+ * generates its SQL from the same tables, so a column cannot be written in
+ * one place and forgotten in the other.  Validation here is deliberately as
+ * strict as PostgreSQL's input functions: an event that passes never makes
+ * the apply statement fail, and one that does not is kept in the log only.
+ */
+#include "event.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define COLS(a) (a), sizeof(a) / sizeof((a)[0])
+
+static const mirror_column_t user_columns[] = {
+    {"id", "id", NULL, COLUMN_TEXT},
+    {"email", "email", NULL, COLUMN_TEXT},
+    {"first_name", "first_name", NULL, COLUMN_TEXT},
+    {"last_name", "last_name", NULL, COLUMN_TEXT},
+    {"email_verified", "email_verified", NULL, COLUMN_BOOL},
+    {"profile_picture_url", "profile_picture_url", NULL, COLUMN_TEXT},
+    {"last_sign_in_at", "last_sign_in_at", NULL, COLUMN_TIME},
+    {"external_id", "external_id", NULL, COLUMN_TEXT},
+    {"metadata", "metadata", NULL, COLUMN_JSON},
+    {"locale", "locale", NULL, COLUMN_TEXT},
+    {"created_at", "created_at", NULL, COLUMN_TIME},
+    {"updated_at", "updated_at", NULL, COLUMN_TIME},
+};
+
+static const mirror_column_t membership_columns[] = {
+    {"id", "id", NULL, COLUMN_TEXT},
+    {"user_id", "user_id", NULL, COLUMN_TEXT},
+    {"organization_id", "organization_id", NULL, COLUMN_TEXT},
+    {"organization_name", "organization_name", NULL, COLUMN_TEXT},
+    {"role_slug", "role", "slug", COLUMN_TEXT},
+    {"roles", "roles", NULL, COLUMN_JSON},
+    {"status", "status", NULL, COLUMN_TEXT},
+    {"directory_managed", "directory_managed", NULL, COLUMN_BOOL},
+    {"custom_attributes", "custom_attributes", NULL, COLUMN_JSON},
+    {"created_at", "created_at", NULL, COLUMN_TIME},
+    {"updated_at", "updated_at", NULL, COLUMN_TIME},
+};
+
+static const mirror_column_t invitation_columns[] = {
+    {"id", "id", NULL, COLUMN_TEXT},
+    {"email", "email", NULL, COLUMN_TEXT},
+    {"state", "state", NULL, COLUMN_TEXT},
+    {"accepted_at", "accepted_at", NULL, COLUMN_TIME},
+    {"revoked_at", "revoked_at", NULL, COLUMN_TIME},
+    {"expires_at", "expires_at", NULL, COLUMN_TIME},
+    {"organization_id", "organization_id", NULL, COLUMN_TEXT},
+    {"inviter_user_id", "inviter_user_id", NULL, COLUMN_TEXT},
+    {"accepted_user_id", "accepted_user_id", NULL, COLUMN_TEXT},
+    {"role_slug", "role_slug", NULL, COLUMN_TEXT},
+    {"created_at", "created_at", NULL, COLUMN_TIME},
+    {"updated_at", "updated_at", NULL, COLUMN_TIME},
+};
+
+static const mirror_column_t session_columns[] = {
+    {"id", "id", NULL, COLUMN_TEXT},
+    {"user_id", "user_id", NULL, COLUMN_TEXT},
+    {"organization_id", "organization_id", NULL, COLUMN_TEXT},
+    {"status", "status", NULL, COLUMN_TEXT},
+    {"auth_method", "auth_method", NULL, COLUMN_TEXT},
+    {"ip_address", "ip_address", NULL, COLUMN_TEXT},
+    {"user_agent", "user_agent", NULL, COLUMN_TEXT},
+    {"impersonator", "impersonator", NULL, COLUMN_JSON},
+    {"expires_at", "expires_at", NULL, COLUMN_TIME},
+    {"ended_at", "ended_at", NULL, COLUMN_TIME},
+    {"created_at", "created_at", NULL, COLUMN_TIME},
+    {"updated_at", "updated_at", NULL, COLUMN_TIME},
+};
+
+static const mirror_column_t api_key_columns[] = {
+    {"id", "id", NULL, COLUMN_TEXT},
+    {"owner_type", "owner", "type", COLUMN_TEXT},
+    {"owner_id", "owner", "id", COLUMN_TEXT},
+    {"name", "name", NULL, COLUMN_TEXT},
+    {"obfuscated_value", "obfuscated_value", NULL, COLUMN_TEXT},
+    {"permissions", "permissions", NULL, COLUMN_JSON},
+    {"last_used_at", "last_used_at", NULL, COLUMN_TIME},
+    {"created_at", "created_at", NULL, COLUMN_TIME},
+    {"updated_at", "updated_at", NULL, COLUMN_TIME},
+};
+
+static const mirror_column_t organization_columns[] = {
+    {"id", "id", NULL, COLUMN_TEXT},
+    {"name", "name", NULL, COLUMN_TEXT},
+    {"external_id", "external_id", NULL, COLUMN_TEXT},
+    {"metadata", "metadata", NULL, COLUMN_JSON},
+    {"allow_profiles_outside_organization", "allow_profiles_outside_organization", NULL,
+     COLUMN_BOOL},
+    {"domains", "domains", NULL, COLUMN_JSON},
+    {"created_at", "created_at", NULL, COLUMN_TIME},
+    {"updated_at", "updated_at", NULL, COLUMN_TIME},
+};
+
+static const mirror_def_t mirrors[MIRROR_COUNT] = {
+    [MIRROR_USERS] = {"users", COLS(user_columns)},
+    [MIRROR_MEMBERSHIPS] = {"organization_memberships", COLS(membership_columns)},
+    [MIRROR_INVITATIONS] = {"invitations", COLS(invitation_columns)},
+    [MIRROR_SESSIONS] = {"sessions", COLS(session_columns)},
+    [MIRROR_API_KEYS] = {"api_keys", COLS(api_key_columns)},
+    [MIRROR_ORGANIZATIONS] = {"organizations", COLS(organization_columns)},
+};
+
+/* Every event type this version knows, and what it does to the mirror. */
+static const struct {
+    const char *type;
+    event_action_t action;
+    mirror_table_t table;
+} event_types[] = {
+    {"user.created", EVENT_ACTION_UPSERT, MIRROR_USERS},
+    {"user.updated", EVENT_ACTION_UPSERT, MIRROR_USERS},
+    {"user.deleted", EVENT_ACTION_TOMBSTONE, MIRROR_USERS},
+    {"organization_membership.created", EVENT_ACTION_UPSERT, MIRROR_MEMBERSHIPS},
+    {"organization_membership.updated", EVENT_ACTION_UPSERT, MIRROR_MEMBERSHIPS},
+    {"organization_membership.deleted", EVENT_ACTION_TOMBSTONE, MIRROR_MEMBERSHIPS},
+    {"invitation.created", EVENT_ACTION_UPSERT, MIRROR_INVITATIONS},
+    {"invitation.accepted", EVENT_ACTION_UPSERT, MIRROR_INVITATIONS},
+    {"invitation.revoked", EVENT_ACTION_UPSERT, MIRROR_INVITATIONS},
+    {"invitation.resent", EVENT_ACTION_UPSERT, MIRROR_INVITATIONS},
+    {"session.created", EVENT_ACTION_UPSERT, MIRROR_SESSIONS},
+    {"session.revoked", EVENT_ACTION_UPSERT, MIRROR_SESSIONS},
+    /* The key no longer exists in WorkOS and the object has no state. */
+    {"api_key.created", EVENT_ACTION_UPSERT, MIRROR_API_KEYS},
+    {"api_key.revoked", EVENT_ACTION_TOMBSTONE, MIRROR_API_KEYS},
+    {"organization.created", EVENT_ACTION_UPSERT, MIRROR_ORGANIZATIONS},
+    {"organization.updated", EVENT_ACTION_UPSERT, MIRROR_ORGANIZATIONS},
+    {"organization.deleted", EVENT_ACTION_TOMBSTONE, MIRROR_ORGANIZATIONS},
+};
+
+/* Types kept in the log only; a name ending in '.' is a prefix. */
+static const char *const log_types[] = {
+    "authentication.", "email_verification.", "password_reset.", "magic_auth.",
+};
+
+/*
+ * Secret fields, by object kind.  A rule applies when the event type starts
+ * with `prefix` or the data's "object" equals `object`, so a secret is found
+ * whichever of the two a future payload uses.
+ */
+static const struct {
+    const char *prefix;
+    const char *object;
+    const char *fields[3];
+} secret_rules[] = {
+    {"invitation.", "invitation", {"token", "accept_invitation_url", NULL}},
+    {"magic_auth.", "magic_auth", {"code", NULL, NULL}},
+    {"email_verification.", "email_verification", {"code", NULL, NULL}},
+    {"password_reset.", "password_reset", {"token", "password_reset_url", NULL}},
+    {"api_key.", "api_key", {"value", NULL, NULL}},
+};
+
+const mirror_def_t *event_mirror(mirror_table_t t)
+{
+    return (unsigned)t < MIRROR_COUNT ? &mirrors[t] : NULL;
+}
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+event_action_t event_classify(const char *type, mirror_table_t *table, bool *known)
+{
+    *known = false;
+    for (size_t i = 0; i < sizeof(event_types) / sizeof(event_types[0]); i++) {
+        if (strcmp(type, event_types[i].type) == 0) {
+            *known = true;
+            *table = event_types[i].table;
+            return event_types[i].action;
+        }
+    }
+    for (size_t i = 0; i < sizeof(log_types) / sizeof(log_types[0]); i++)
+        if (has_prefix(type, log_types[i]))
+            *known = true;
+    return EVENT_ACTION_LOG;
+}
+
+/* Reads exactly `n` digits. */
+static bool digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9')
+            return false;
+        v = v * 10 + (c - '0');
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+static int days_in_month(int year, int month)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return month == 2 && leap ? 29 : days[month - 1];
+}
+
+bool event_parse_time(const char *s, int64_t *ms)
+{
+    int year, month, day, hour, min, sec, frac_ms = 0;
+    const char *p = s;
+
+    if (s == NULL)
+        return false;
+    if (!digits(&p, 4, &year) || *p++ != '-' || !digits(&p, 2, &month) || *p++ != '-' ||
+        !digits(&p, 2, &day) || (*p != 'T' && *p != 't' && *p != ' '))
+        return false;
+    p++;
+    if (!digits(&p, 2, &hour) || *p++ != ':' || !digits(&p, 2, &min) || *p++ != ':' ||
+        !digits(&p, 2, &sec))
+        return false;
+    if (year < 1 || month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) ||
+        hour > 23 || min > 59 || sec > 59)
+        return false;
+    if (*p == '.') {
+        int n = 0, scale = 100;
+        for (p++; *p >= '0' && *p <= '9'; p++, n++) {
+            frac_ms += (*p - '0') * scale;
+            scale /= 10;
+        }
+        if (n == 0 || n > 9)
+            return false;
+    }
+    int offset_min = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
+        if (!digits(&p, 2, &oh))
+            return false;
+        if (*p == ':')
+            p++;
+        if (*p != '\0' && !digits(&p, 2, &om))
+            return false;
+        if (oh > 15 || om > 59)
+            return false;
+        offset_min = sign * (oh * 60 + om);
+    } else {
+        return false; /* a time without a zone would depend on the server's TimeZone */
+    }
+    if (*p != '\0')
+        return false;
+
+    struct tm tm = {.tm_year = year - 1900, .tm_mon = month - 1, .tm_mday = day,
+                    .tm_hour = hour, .tm_min = min, .tm_sec = sec};
+    int64_t secs = (int64_t)timegm(&tm) - (int64_t)offset_min * 60;
+    *ms = secs * 1000 + frac_ms;
+    return true;
+}
+
+size_t event_scrub(cJSON *envelope)
+{
+    cJSON *type = cJSON_GetObjectItemCaseSensitive(envelope, "event");
+    cJSON *data = cJSON_GetObjectItemCaseSensitive(envelope, "data");
+    size_t removed = 0;
+
+    if (!cJSON_IsObject(data))
+        return 0;
+    cJSON *object = cJSON_GetObjectItemCaseSensitive(data, "object");
+    for (size_t i = 0; i < sizeof(secret_rules) / sizeof(secret_rules[0]); i++) {
+        bool match = (cJSON_IsString(type) && has_prefix(type->valuestring, secret_rules[i].prefix)) ||
+                     (cJSON_IsString(object) && strcmp(object->valuestring, secret_rules[i].object) == 0);
+        if (!match)
+            continue;
+        for (size_t f = 0; f < 3 && secret_rules[i].fields[f] != NULL; f++) {
+            /* Loop: a hostile payload may repeat a key. */
+            cJSON *item;
+            while ((item = cJSON_DetachItemFromObjectCaseSensitive(data, secret_rules[i].fields[f]))) {
+                cJSON_Delete(item);
+                removed++;
+            }
+        }
+    }
+    return removed;
+}
+
+event_batch_t *event_batch_new(void)
+{
+    event_batch_t *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return NULL;
+    b->events = cJSON_CreateArray();
+    bool ok = b->events != NULL;
+    for (int t = 0; t < MIRROR_COUNT; t++) {
+        b->rows[t] = cJSON_CreateArray();
+        ok = ok && b->rows[t] != NULL;
+    }
+    if (!ok) {
+        event_batch_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+void event_batch_free(event_batch_t *b)
+{
+    if (b == NULL)
+        return;
+    cJSON_Delete(b->events);
+    for (int t = 0; t < MIRROR_COUNT; t++)
+        cJSON_Delete(b->rows[t]);
+    free(b->last_id);
+    free(b);
+}
+
+static bool value_fits(const cJSON *v, column_type_t type)
+{
+    if (v == NULL || cJSON_IsNull(v))
+        return true;
+    switch (type) {
+    case COLUMN_TEXT:
+        return cJSON_IsString(v);
+    case COLUMN_BOOL:
+        return cJSON_IsBool(v);
+    case COLUMN_TIME: {
+        int64_t ms;
+        return cJSON_IsString(v) && event_parse_time(v->valuestring, &ms);
+    }
+    case COLUMN_JSON:
+        return true;
+    }
+    abort(); /* unreachable: every column_type_t is handled above */
+}
+
+/*
+ * Builds the flattened row of a mirrored object.  Values are referenced,
+ * not copied: the row lives in the same batch as the envelope it points
+ * into, and both are freed together.
+ */
+static cJSON *mirror_row(const mirror_def_t *def, cJSON *data, const char *event_id,
+                         const char *deleted_at, size_t seq, char *why, size_t whylen)
+{
+    cJSON *id = cJSON_GetObjectItemCaseSensitive(data, "id");
+    cJSON *updated = cJSON_GetObjectItemCaseSensitive(data, "updated_at");
+    int64_t ms;
+
+    if (!cJSON_IsString(id) || id->valuestring[0] == '\0') {
+        snprintf(why, whylen, "data.id missing or not a string");
+        return NULL;
+    }
+    if (!cJSON_IsString(updated) || !event_parse_time(updated->valuestring, &ms)) {
+        snprintf(why, whylen, "data.updated_at missing or not a timestamp");
+        return NULL;
+    }
+
+    cJSON *row = cJSON_CreateObject();
+    if (row == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < def->n_columns; i++) {
+        const mirror_column_t *c = &def->columns[i];
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(data, c->field);
+        if (c->sub != NULL && v != NULL && !cJSON_IsNull(v)) {
+            if (!cJSON_IsObject(v)) {
+                snprintf(why, whylen, "data.%s is not an object", c->field);
+                goto fail;
+            }
+            v = cJSON_GetObjectItemCaseSensitive(v, c->sub);
+        }
+        if (!value_fits(v, c->type)) {
+            snprintf(why, whylen, "data.%s%s%s has the wrong type", c->field, c->sub ? "." : "",
+                     c->sub ? c->sub : "");
+            goto fail;
+        }
+        if (v != NULL && !cJSON_IsNull(v) && !cJSON_AddItemReferenceToObject(row, c->name, v))
+            goto oom;
+    }
+    if (!cJSON_AddNumberToObject(row, "seq", (double)seq) ||
+        !cJSON_AddStringToObject(row, "event_id", event_id) ||
+        (deleted_at != NULL && !cJSON_AddStringToObject(row, "deleted_at", deleted_at)))
+        goto oom;
+    return row;
+
+oom:
+    snprintf(why, whylen, "out of memory");
+fail:
+    cJSON_Delete(row);
+    return NULL;
+}
+
+event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, size_t whylen)
+{
+    event_status_t status = EVENT_OK;
+    cJSON *id, *type, *created, *data;
+    int64_t created_ms;
+
+    why[0] = '\0';
+    if (!cJSON_IsObject(envelope)) {
+        snprintf(why, whylen, "event is not a JSON object");
+        goto invalid;
+    }
+    id = cJSON_GetObjectItemCaseSensitive(envelope, "id");
+    type = cJSON_GetObjectItemCaseSensitive(envelope, "event");
+    created = cJSON_GetObjectItemCaseSensitive(envelope, "created_at");
+    data = cJSON_GetObjectItemCaseSensitive(envelope, "data");
+    if (!cJSON_IsString(id) || id->valuestring[0] == '\0') {
+        snprintf(why, whylen, "event has no id");
+        goto invalid;
+    }
+    if (!cJSON_IsString(type) || type->valuestring[0] == '\0') {
+        snprintf(why, whylen, "event has no type");
+        goto invalid;
+    }
+    if (!cJSON_IsString(created) || !event_parse_time(created->valuestring, &created_ms)) {
+        snprintf(why, whylen, "event created_at missing or not a timestamp");
+        goto invalid;
+    }
+    if (data == NULL || cJSON_IsNull(data)) {
+        snprintf(why, whylen, "event has no data");
+        goto invalid;
+    }
+    /* The log's context column takes objects only; anything else is dropped. */
+    cJSON *context = cJSON_GetObjectItemCaseSensitive(envelope, "context");
+    if (context != NULL && !cJSON_IsObject(context))
+        cJSON_DeleteItemFromObjectCaseSensitive(envelope, "context");
+
+    event_scrub(envelope);
+
+    mirror_table_t table = MIRROR_USERS;
+    bool known;
+    event_action_t action = event_classify(type->valuestring, &table, &known);
+    if (!known) {
+        snprintf(why, whylen, "unknown event type");
+        status = EVENT_UNKNOWN;
+    } else if (action != EVENT_ACTION_LOG) {
+        if (!cJSON_IsObject(data)) {
+            snprintf(why, whylen, "data is not an object");
+            status = EVENT_MALFORMED;
+        } else {
+            const char *deleted_at = action == EVENT_ACTION_TOMBSTONE ? created->valuestring : NULL;
+            cJSON *row = mirror_row(&mirrors[table], data, id->valuestring, deleted_at, b->n_events,
+                                    why, whylen);
+            if (row == NULL)
+                status = EVENT_MALFORMED;
+            else
+                cJSON_AddItemToArray(b->rows[table], row);
+        }
+    }
+
+    char *last = strdup(id->valuestring);
+    if (last == NULL) {
+        snprintf(why, whylen, "out of memory");
+        goto invalid;
+    }
+    free(b->last_id);
+    b->last_id = last;
+    b->last_created_ms = created_ms;
+    cJSON_AddItemToArray(b->events, envelope);
+    b->n_events++;
+    if (status == EVENT_MALFORMED)
+        b->n_malformed++;
+    else if (status == EVENT_UNKNOWN)
+        b->n_unknown++;
+    return status;
+
+invalid:
+    cJSON_Delete(envelope);
+    return EVENT_INVALID;
+}
+
+char *event_batch_events_json(const event_batch_t *b)
+{
+    return cJSON_PrintUnformatted(b->events);
+}
+
+char *event_batch_rows_json(const event_batch_t *b, mirror_table_t t)
+{
+    return cJSON_PrintUnformatted(b->rows[t]);
+}
+
+bool event_page_parse(event_page_t *page, const char *body, size_t len, char *err, size_t errlen)
+{
+    memset(page, 0, sizeof(*page));
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    if (root == NULL) {
+        snprintf(err, errlen, "response is not valid JSON");
+        return false;
+    }
+    cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+    if (!cJSON_IsArray(data)) {
+        snprintf(err, errlen, "response has no data array");
+        goto fail;
+    }
+    /* Asked for order=asc: a page going back in time means the server and
+     * we disagree about the stream, and storing a cursor from it is unsafe. */
+    int64_t prev = INT64_MIN;
+    size_t i = 0;
+    for (cJSON *e = data->child; e != NULL; e = e->next, i++) {
+        cJSON *created = cJSON_GetObjectItemCaseSensitive(e, "created_at");
+        int64_t ms;
+        if (!cJSON_IsString(created) || !event_parse_time(created->valuestring, &ms))
+            continue;
+        if (ms < prev) {
+            snprintf(err, errlen, "events out of order at index %zu", i);
+            goto fail;
+        }
+        prev = ms;
+    }
+    cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "list_metadata");
+    cJSON *after = cJSON_GetObjectItemCaseSensitive(meta, "after");
+    page->root = root;
+    page->data = data;
+    page->n = i;
+    page->after = cJSON_IsString(after) ? after->valuestring : NULL;
+    return true;
+
+fail:
+    cJSON_Delete(root);
+    return false;
+}
+
+void event_page_free(event_page_t *page)
+{
+    if (page == NULL)
+        return;
+    cJSON_Delete(page->root);
+    memset(page, 0, sizeof(*page));
+}

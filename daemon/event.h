@@ -1,0 +1,148 @@
+/*
+ * event: WorkOS event envelopes (JSON) to the typed rows the store writes.
+ *
+ * A page from the Events API, or a webhook body, is decoded here into a
+ * batch: the scrubbed envelopes destined for the event log, and for every
+ * mirrored object type the flattened rows (columns named after the WorkOS
+ * JSON fields) that the apply statement upserts.  Nothing here touches the
+ * network or the database; the module is pure and unit-tested on its own.
+ */
+#ifndef WORKOS_SYNCD_EVENT_H
+#define WORKOS_SYNCD_EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cJSON.h>
+
+#define EVENT_WUR __attribute__((warn_unused_result))
+
+/* The mirror tables, in the order the apply statement lists them. */
+typedef enum mirror_table {
+    MIRROR_USERS,         /* user.* */
+    MIRROR_MEMBERSHIPS,   /* organization_membership.* */
+    MIRROR_INVITATIONS,   /* invitation.* */
+    MIRROR_SESSIONS,      /* session.* */
+    MIRROR_API_KEYS,      /* api_key.* */
+    MIRROR_ORGANIZATIONS, /* organization.* */
+    MIRROR_COUNT          /* number of mirror tables, not a table */
+} mirror_table_t;
+
+/* How a column's value is checked in C and typed in SQL. */
+typedef enum column_type {
+    COLUMN_TEXT, /* JSON string (or null) -> text */
+    COLUMN_BOOL, /* JSON true/false (or null) -> boolean */
+    COLUMN_TIME, /* ISO 8601 string (or null) -> timestamptz */
+    COLUMN_JSON  /* any JSON value -> jsonb */
+} column_type_t;
+
+typedef struct mirror_column {
+    const char *name;  /* column name: the JSON field name, flattened with '_' */
+    const char *field; /* top-level field of the object's JSON */
+    const char *sub;   /* field inside `field` when nested (role.slug), else NULL */
+    column_type_t type;
+} mirror_column_t;
+
+typedef struct mirror_def {
+    const char *table;              /* unqualified table name */
+    const mirror_column_t *columns; /* id first, updated_at among them */
+    size_t n_columns;
+} mirror_def_t;
+
+/* What an event does to the mirror. */
+typedef enum event_action {
+    EVENT_ACTION_LOG,       /* kept in the event log only */
+    EVENT_ACTION_UPSERT,    /* create/update/state change of a mirrored object */
+    EVENT_ACTION_TOMBSTONE  /* deletion: the row keeps deleted_at forever */
+} event_action_t;
+
+/* The outcome of adding one envelope to a batch. */
+typedef enum event_status {
+    EVENT_OK,        /* logged, and mirrored when its type is mirrored */
+    EVENT_UNKNOWN,   /* a type this version does not know: logged only */
+    EVENT_MALFORMED, /* payload wrong for its type: logged only, counted */
+    EVENT_INVALID    /* envelope unusable (no id, type or time): not stored */
+} event_status_t;
+
+/*
+ * A batch of events being prepared for one apply transaction.  Events keep
+ * their arrival order (`seq`), which breaks ties between equal updated_at.
+ */
+typedef struct event_batch {
+    cJSON *events;             /* array of log rows: id, event, created_at, data, context */
+    cJSON *rows[MIRROR_COUNT]; /* arrays of flattened mirror rows */
+    size_t n_events;           /* envelopes accepted (events array length) */
+    size_t n_malformed;        /* of which malformed for their type */
+    size_t n_unknown;          /* of which of an unknown type */
+    char *last_id;             /* id of the last event accepted, or NULL */
+    int64_t last_created_ms;   /* its created_at, ms since the epoch */
+} event_batch_t;
+
+/* The definition of mirror table `t`. */
+const mirror_def_t *event_mirror(mirror_table_t t);
+
+/*
+ * Classifies an event type name.  Sets *table for mirrored types.  Returns
+ * EVENT_ACTION_LOG for types that are only logged, and sets *known to
+ * whether this version knows the type at all.
+ */
+event_action_t event_classify(const char *type, mirror_table_t *table, bool *known);
+
+/*
+ * Parses an ISO 8601 / RFC 3339 timestamp with a date, a time, optional
+ * fraction and a zone (Z or +hh:mm).  Accepts exactly what PostgreSQL's
+ * timestamptz input accepts of that form, so a value that passes here
+ * never makes the apply statement fail.  Stores ms since the epoch.
+ */
+bool event_parse_time(const char *s, int64_t *ms) EVENT_WUR;
+
+/*
+ * Removes from an envelope's data every field that must never be stored:
+ * invitation token and accept_invitation_url, one-time codes, password
+ * reset tokens and URLs, API key secret values.  Returns how many fields
+ * were removed.
+ */
+size_t event_scrub(cJSON *envelope);
+
+/* A new, empty batch, or NULL when out of memory. */
+event_batch_t *event_batch_new(void);
+
+/*
+ * Adds one envelope to the batch: scrubs it, validates it for its type, and
+ * derives its mirror row.  Takes ownership of `envelope` in every case.
+ * On anything but EVENT_OK, `why` receives a short reason (no payload data).
+ */
+event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, size_t whylen);
+
+/*
+ * The batch as the apply statement's parameters: the event log rows, then
+ * the rows of each mirror table.  Returns a malloc'd JSON text owned by the
+ * caller, or NULL when out of memory.
+ */
+char *event_batch_events_json(const event_batch_t *b) EVENT_WUR;
+char *event_batch_rows_json(const event_batch_t *b, mirror_table_t t) EVENT_WUR;
+
+/* Frees a batch; accepts NULL. */
+void event_batch_free(event_batch_t *b);
+
+/* One page of the Events API list response. */
+typedef struct event_page {
+    cJSON *root;      /* the parsed response; owns `data` */
+    cJSON *data;      /* the array of envelopes */
+    size_t n;         /* cJSON_GetArraySize(data) */
+    const char *after; /* list_metadata.after, or NULL at the end of the stream */
+} event_page_t;
+
+/*
+ * Parses a list response.  Checks the shape (an object with a `data`
+ * array) and that events are in ascending created_at order, as asked for
+ * with order=asc.  On failure fills `err` and leaves `page` empty.
+ */
+bool event_page_parse(event_page_t *page, const char *body, size_t len, char *err,
+                      size_t errlen) EVENT_WUR;
+
+/* Frees a parsed page; accepts an empty one. */
+void event_page_free(event_page_t *page);
+
+#endif

@@ -1,0 +1,300 @@
+/*
+ * main: the command line.  `run` wires config, store, HTTP client and
+ * poller onto one libevent loop and handles signals through it; `migrate`
+ * and `status` are one-shot commands on a blocking connection.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <systemd/sd-daemon.h>
+
+#include "config.h"
+#include "http_client.h"
+#include "log.h"
+#include "poller.h"
+#include "store.h"
+
+#define DEFAULT_CONFIG "/etc/workos-syncd/workos-syncd.conf"
+#define EXIT_USAGE 64  /* EX_USAGE */
+#define EXIT_CONFIG 78 /* EX_CONFIG */
+#define SHUTDOWN_GRACE_MS 5000
+#define SHUTDOWN_TICK_MS 20
+
+typedef struct daemon_ctx {
+    struct event_base *base;
+    config_t cfg;
+    store_t *store;
+    http_client_t *http;
+    poller_t *poller;
+    bool ready_sent;
+    bool stopping;
+    int shutdown_ticks;
+    struct event *ev_term, *ev_int, *ev_hup, *ev_shutdown;
+} daemon_ctx_t;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: workos-syncd COMMAND [-c FILE]\n"
+            "\n"
+            "commands:\n"
+            "  run       keep the PostgreSQL mirror in sync (the daemon)\n"
+            "  migrate   apply pending schema migrations, then exit\n"
+            "  status    print cursor, lag, last error and row counts;\n"
+            "            exit 0 when caught up, 1 when behind, 2 when the database is unreachable\n"
+            "\n"
+            "options:\n"
+            "  -c FILE   configuration file (default " DEFAULT_CONFIG ")\n"
+            "  -h        this help\n"
+            "  -V        version\n");
+}
+
+static void on_store_ready(void *arg)
+{
+    daemon_ctx_t *d = arg;
+    if (!d->ready_sent) {
+        d->ready_sent = true;
+        sd_notify(0, "READY=1\nSTATUS=database connected, schema current");
+    }
+    if (d->poller != NULL)
+        poller_store_ready(d->poller);
+}
+
+static void on_store_lost(void *arg)
+{
+    daemon_ctx_t *d = arg;
+    sd_notify(0, "STATUS=database unreachable, reconnecting");
+    if (d->poller != NULL)
+        poller_store_lost(d->poller);
+}
+
+/* Waits for the batch in flight to commit or fail, within a grace period. */
+static void on_shutdown_tick(evutil_socket_t fd, short what, void *arg)
+{
+    daemon_ctx_t *d = arg;
+    (void)fd;
+    (void)what;
+    bool busy = d->poller != NULL && poller_applying(d->poller) && store_ready(d->store);
+    if (!busy || ++d->shutdown_ticks * SHUTDOWN_TICK_MS >= SHUTDOWN_GRACE_MS) {
+        if (busy)
+            log_warn("event=shutdown_timeout note=\"batch in flight abandoned; it rolls back\"");
+        event_base_loopexit(d->base, NULL);
+        return;
+    }
+    struct timeval tv = {0, SHUTDOWN_TICK_MS * 1000};
+    evtimer_add(d->ev_shutdown, &tv);
+}
+
+static void on_terminate(evutil_socket_t sig, short what, void *arg)
+{
+    daemon_ctx_t *d = arg;
+    (void)what;
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    log_info("event=shutdown signal=%s", sig == SIGTERM ? "TERM" : "INT");
+    sd_notify(0, "STOPPING=1");
+    if (d->poller != NULL)
+        poller_stop(d->poller);
+    on_shutdown_tick(-1, 0, d);
+}
+
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    daemon_ctx_t *d = arg;
+    config_t fresh;
+    char err[512], diff[512];
+    (void)sig;
+    (void)what;
+
+    sd_notify(0, "RELOADING=1");
+    if (!config_load(&fresh, d->cfg.path, err, sizeof(err))) {
+        log_warn("event=reload_failed error=\"%s\" note=\"keeping the running configuration\"",
+                 err);
+        sd_notify(0, "READY=1");
+        return;
+    }
+    config_reload_diff(&d->cfg, &fresh, diff, sizeof(diff));
+    if (diff[0] != '\0')
+        log_warn("event=reload_needs_restart keys=\"%s\" note=\"these keep their running values\"",
+                 diff);
+    /* Restart-only keys keep their running values; the rest take effect. */
+    d->cfg.poll_interval_ms = fresh.poll_interval_ms;
+    d->cfg.request_timeout_ms = fresh.request_timeout_ms;
+    d->cfg.rate_limit = fresh.rate_limit;
+    d->cfg.log_level = fresh.log_level;
+    d->cfg.tolerance_ms = fresh.tolerance_ms;
+    d->cfg.max_body = fresh.max_body;
+    char **secrets = d->cfg.secrets;
+    size_t n_secrets = d->cfg.n_secrets;
+    d->cfg.secrets = fresh.secrets;
+    d->cfg.n_secrets = fresh.n_secrets;
+    fresh.secrets = secrets;
+    fresh.n_secrets = n_secrets;
+    config_free(&fresh);
+    log_set_level(d->cfg.log_level);
+    if (d->poller != NULL)
+        poller_set_config(d->poller, &d->cfg);
+    log_info("event=reloaded log_level=%s poll_interval_ms=%lld", log_level_name(d->cfg.log_level),
+             (long long)d->cfg.poll_interval_ms);
+    sd_notify(0, "READY=1");
+}
+
+static int cmd_run(daemon_ctx_t *d)
+{
+    char err[512];
+    int rc = 1;
+
+    if (d->cfg.api_key == NULL || d->cfg.api_key[0] == '\0') {
+        fprintf(stderr, "%s: [workos] api_key: required (or set WORKOS_API_KEY)\n",
+                d->cfg.path ? d->cfg.path : "config");
+        return EXIT_CONFIG;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        log_error("event=startup_failed reason=\"curl_global_init\"");
+        return 1;
+    }
+    d->base = event_base_new();
+    if (d->base == NULL) {
+        log_error("event=startup_failed reason=\"event_base_new\"");
+        goto out;
+    }
+    d->ev_term = evsignal_new(d->base, SIGTERM, on_terminate, d);
+    d->ev_int = evsignal_new(d->base, SIGINT, on_terminate, d);
+    d->ev_hup = evsignal_new(d->base, SIGHUP, on_reload, d);
+    d->ev_shutdown = evtimer_new(d->base, on_shutdown_tick, d);
+    if (!d->ev_term || !d->ev_int || !d->ev_hup || !d->ev_shutdown) {
+        log_error("event=startup_failed reason=\"signal events\"");
+        goto out;
+    }
+    event_add(d->ev_term, NULL);
+    event_add(d->ev_int, NULL);
+    event_add(d->ev_hup, NULL);
+
+    d->http = http_client_new(d->base);
+    if (d->http == NULL) {
+        log_error("event=startup_failed reason=\"curl multi\"");
+        goto out;
+    }
+    /* The store only reports `ready` from the loop, so the poller created
+     * right after it is in place by then. */
+    store_callbacks_t cb = {.ready = on_store_ready, .lost = on_store_lost, .arg = d};
+    d->store = store_new(d->base, &d->cfg, &cb, err, sizeof(err));
+    if (d->store == NULL) {
+        log_error("event=startup_failed reason=\"%s\"", err);
+        goto out;
+    }
+    d->poller = poller_new(d->base, &d->cfg, d->store, d->http);
+    if (d->poller == NULL) {
+        log_error("event=startup_failed reason=\"out of memory\"");
+        goto out;
+    }
+    log_info("event=started version=" WORKOS_SYNCD_VERSION " schema=%s base_url=%s", d->cfg.schema,
+             d->cfg.base_url);
+    event_base_dispatch(d->base);
+    log_info("event=stopped");
+    rc = 0;
+out:
+    poller_free(d->poller);
+    store_free(d->store);
+    http_client_free(d->http);
+    if (d->ev_term)
+        event_free(d->ev_term);
+    if (d->ev_int)
+        event_free(d->ev_int);
+    if (d->ev_hup)
+        event_free(d->ev_hup);
+    if (d->ev_shutdown)
+        event_free(d->ev_shutdown);
+    if (d->base)
+        event_base_free(d->base);
+    curl_global_cleanup();
+    return rc;
+}
+
+static int cmd_migrate(const config_t *cfg)
+{
+    char err[512];
+    int applied;
+    if (!store_migrate(cfg, &applied, err, sizeof(err))) {
+        log_error("event=migrate_failed error=\"%s\"", err);
+        return 1;
+    }
+    printf("schema=%s applied=%d\n", cfg->schema, applied);
+    return 0;
+}
+
+static int cmd_status(const config_t *cfg)
+{
+    /* Caught up means: reached the end of the stream within a few polls. */
+    int64_t fresh = cfg->poll_interval_ms * 3;
+    if (fresh < 30000)
+        fresh = 30000;
+    return store_status(cfg, stdout, fresh);
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    const char *command = NULL;
+    daemon_ctx_t d = {0};
+    char err[512];
+    int opt, rc;
+
+    log_init(stderr);
+    if (argc >= 2 && argv[1][0] != '-') {
+        command = argv[1];
+        argc--;
+        argv++;
+    }
+    while ((opt = getopt(argc, argv, "c:hV")) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("workos-syncd " WORKOS_SYNCD_VERSION "\n");
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (command == NULL || optind != argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(command, "run") != 0 && strcmp(command, "migrate") != 0 &&
+        strcmp(command, "status") != 0) {
+        fprintf(stderr, "workos-syncd: unknown command '%s'\n", command);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    /* Without -c, the default file is optional: environment alone may do. */
+    if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
+        path = DEFAULT_CONFIG;
+    if (!config_load(&d.cfg, path, err, sizeof(err))) {
+        fprintf(stderr, "%s\n", err);
+        return EXIT_CONFIG;
+    }
+    log_set_level(d.cfg.log_level);
+
+    if (strcmp(command, "run") == 0)
+        rc = cmd_run(&d);
+    else if (strcmp(command, "migrate") == 0)
+        rc = cmd_migrate(&d.cfg);
+    else
+        rc = cmd_status(&d.cfg);
+    config_free(&d.cfg);
+    return rc;
+}

@@ -1,0 +1,61 @@
+/*
+ * poller: follows the WorkOS Events API from the stored cursor and feeds
+ * every page to the store, one transaction per batch, cursor included.
+ *
+ * Fetching and applying overlap: while one batch commits, the next pages
+ * are already being fetched (up to a bound), because the id of a page's
+ * last event is all the next request needs.  When an apply fails, every
+ * fetched-but-uncommitted event is dropped and fetching restarts from the
+ * committed cursor, so the cursor never points past an unapplied event.
+ */
+#ifndef WORKOS_SYNCD_POLLER_H
+#define WORKOS_SYNCD_POLLER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "http_client.h"
+#include "store.h"
+
+typedef enum poller_state {
+    POLLER_WAITING_DB, /* the store is not ready; nothing to do until it is */
+    POLLER_LOADING,    /* reading the cursor from the database */
+    POLLER_IDLE,       /* a timer is armed: poll interval, backoff or rate limit */
+    POLLER_FETCHING,   /* GET /events in flight */
+    POLLER_STOPPED     /* shutting down: no new requests */
+} poller_state_t;
+
+typedef struct poller poller_t;
+
+/*
+ * Creates a poller.  `cfg`, `store` and `http` must outlive it.  It starts
+ * when told the store is ready.  Returns NULL when out of memory.
+ */
+poller_t *poller_new(struct event_base *base, const config_t *cfg, store_t *store,
+                     http_client_t *http) __attribute__((warn_unused_result));
+
+/* Frees the poller, cancelling its request in flight; accepts NULL. */
+void poller_free(poller_t *p);
+
+/* Store notifications, wired by main. */
+void poller_store_ready(poller_t *p);
+void poller_store_lost(poller_t *p);
+
+/* Takes a new configuration (poll interval, rate limit) after a reload. */
+void poller_set_config(poller_t *p, const config_t *cfg);
+
+/* Stops fetching; an apply in flight still completes. */
+void poller_stop(poller_t *p);
+
+/* True while a batch is being committed. */
+bool poller_applying(const poller_t *p);
+
+poller_state_t poller_state(const poller_t *p);
+
+/* Milliseconds spent in backoff since the last successful request, or 0. */
+int64_t poller_backoff_ms(const poller_t *p);
+
+#endif
