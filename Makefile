@@ -29,7 +29,8 @@ DAEMON_SRCS := $(filter-out daemon/migrations.c,$(wildcard daemon/*.c)) daemon/m
 DAEMON_OBJS := $(DAEMON_SRCS:.c=.o)
 SQL_FILES   := $(sort $(wildcard sql/[0-9]*.sql))
 
-.PHONY: all check unit-check integration-check run bench deps clean format format-check fuzz
+.PHONY: all check check-now integration-check run run-now bench bench-now deps clean \
+        format format-check
 
 all: daemon/workos-syncd
 
@@ -46,6 +47,40 @@ daemon/migrations.c: $(SQL_FILES) daemon/embed_sql.sh
 
 -include tests/unit/unit.mk
 -include tests/emulator/emulator.mk
+include systemd/install.mk
+
+# `check`, `run` and `bench` first install what is missing, then build in a
+# fresh make so that pkg-config sees the newly installed libraries.
+deps:
+	@bash tests/deps.sh
+
+check: deps
+	@$(MAKE) --no-print-directory check-now
+
+check-now: all unit-check integration-check
+
+integration-check: all tests/emulator/workos-emulator
+	bash tests/integration/run.sh
+
+run: deps
+	@$(MAKE) --no-print-directory run-now
+
+run-now: all tests/emulator/workos-emulator
+	bash tests/demo.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory bench-now
+
+bench-now: all tests/emulator/workos-emulator
+	bash tests/bench/run.sh
+
+FORMAT_SRCS = $(filter-out daemon/migrations.c,$(wildcard daemon/*.[ch] tests/*/*.[ch]))
+
+format:
+	clang-format -i $(FORMAT_SRCS)
+
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SRCS)
 
 clean:
 	rm -f daemon/*.o daemon/workos-syncd daemon/migrations.c $(CLEAN_EXTRA)

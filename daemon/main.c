@@ -19,19 +19,22 @@
 #include "log.h"
 #include "poller.h"
 #include "store.h"
+#include "webhook.h"
 
 #define DEFAULT_CONFIG "/etc/workos-syncd/workos-syncd.conf"
 #define EXIT_USAGE 64  /* EX_USAGE */
 #define EXIT_CONFIG 78 /* EX_CONFIG */
 #define SHUTDOWN_GRACE_MS 5000
 #define SHUTDOWN_TICK_MS 20
+#define READY_MAX_BACKOFF_MS 60000 /* /readyz fails once the poller has failed this long */
 
 typedef struct daemon_ctx {
     struct event_base *base;
     config_t cfg;
     store_t *store;
     http_client_t *http;
-    poller_t *poller;
+    poller_t *poller;   /* NULL without an API key */
+    webhook_t *webhook; /* NULL without [webhook] listen */
     bool ready_sent;
     bool stopping;
     int shutdown_ticks;
@@ -80,7 +83,8 @@ static void on_shutdown_tick(evutil_socket_t fd, short what, void *arg)
     daemon_ctx_t *d = arg;
     (void)fd;
     (void)what;
-    bool busy = d->poller != NULL && poller_applying(d->poller) && store_ready(d->store);
+    bool busy = store_ready(d->store) && ((d->poller != NULL && poller_applying(d->poller)) ||
+                                          (d->webhook != NULL && webhook_busy(d->webhook)));
     if (!busy || ++d->shutdown_ticks * SHUTDOWN_TICK_MS >= SHUTDOWN_GRACE_MS) {
         if (busy)
             log_warn("event=shutdown_timeout note=\"batch in flight abandoned; it rolls back\"");
@@ -102,6 +106,8 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
     sd_notify(0, "STOPPING=1");
     if (d->poller != NULL)
         poller_stop(d->poller);
+    if (d->webhook != NULL)
+        webhook_stop_accepting(d->webhook);
     on_shutdown_tick(-1, 0, d);
 }
 
@@ -141,18 +147,52 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     log_set_level(d->cfg.log_level);
     if (d->poller != NULL)
         poller_set_config(d->poller, &d->cfg);
+    if (d->webhook != NULL)
+        webhook_set_config(d->webhook, &d->cfg);
     log_info("event=reloaded log_level=%s poll_interval_ms=%lld", log_level_name(d->cfg.log_level),
              (long long)d->cfg.poll_interval_ms);
     sd_notify(0, "READY=1");
+}
+
+/* /readyz: the database is connected and the poller is not stuck. */
+static bool is_ready(void *arg, char *why, size_t len)
+{
+    daemon_ctx_t *d = arg;
+    if (d->stopping) {
+        snprintf(why, len, "shutting down");
+        return false;
+    }
+    if (!store_ready(d->store)) {
+        snprintf(why, len, "database unavailable");
+        return false;
+    }
+    if (d->poller != NULL && poller_backoff_ms(d->poller) > READY_MAX_BACKOFF_MS) {
+        snprintf(why, len, "events api failing for %llds",
+                 (long long)(poller_backoff_ms(d->poller) / 1000));
+        return false;
+    }
+    snprintf(why, len, "ready");
+    return true;
+}
+
+static void fill_gauges(void *arg, metrics_gauges_t *g)
+{
+    daemon_ctx_t *d = arg;
+    g->db_connected = store_ready(d->store);
+    g->poller_leader = d->poller != NULL;
 }
 
 static int cmd_run(daemon_ctx_t *d)
 {
     char err[512];
     int rc = 1;
+    bool polling = d->cfg.api_key != NULL && d->cfg.api_key[0] != '\0';
+    bool listening = d->cfg.listen != NULL && d->cfg.listen[0] != '\0';
 
-    if (d->cfg.api_key == NULL || d->cfg.api_key[0] == '\0') {
-        fprintf(stderr, "%s: [workos] api_key: required (or set WORKOS_API_KEY)\n",
+    if (!polling && !listening) {
+        fprintf(stderr,
+                "%s: [workos] api_key: required unless [webhook] listen is set (or set "
+                "WORKOS_API_KEY)\n",
                 d->cfg.path ? d->cfg.path : "config");
         return EXIT_CONFIG;
     }
@@ -191,10 +231,18 @@ static int cmd_run(daemon_ctx_t *d)
         log_error("event=startup_failed reason=\"%s\"", err);
         goto out;
     }
-    d->poller = poller_new(d->base, &d->cfg, d->store, d->http);
-    if (d->poller == NULL) {
+    if (polling && (d->poller = poller_new(d->base, &d->cfg, d->store, d->http)) == NULL) {
         log_error("event=startup_failed reason=\"out of memory\"");
         goto out;
+    }
+    if (listening) {
+        webhook_hooks_t hooks = {.ready = is_ready, .gauges = fill_gauges, .arg = d};
+        d->webhook = webhook_new(d->base, &d->cfg, d->store, &hooks, err, sizeof(err));
+        if (d->webhook == NULL) {
+            log_error("event=startup_failed reason=\"%s\"", err);
+            rc = EXIT_CONFIG;
+            goto out;
+        }
     }
     log_info("event=started version=" WORKOS_SYNCD_VERSION " schema=%s base_url=%s", d->cfg.schema,
              d->cfg.base_url);
@@ -203,6 +251,7 @@ static int cmd_run(daemon_ctx_t *d)
     rc = 0;
 out:
     poller_free(d->poller);
+    webhook_free(d->webhook);
     store_free(d->store);
     http_client_free(d->http);
     if (d->ev_term)

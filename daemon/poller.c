@@ -18,6 +18,7 @@
 #include "backoff.h"
 #include "event.h"
 #include "log.h"
+#include "metrics.h"
 
 #define PAGE_LIMIT 100
 #define MAX_PENDING_EVENTS 1000 /* fetched ahead of the commit, at most */
@@ -39,6 +40,7 @@ struct poller {
     char *url_prefix;  /* base_url/events?order=asc&limit=..&<filter> */
     char *committed;   /* cursor in the database */
     char *inflight;    /* cursor of the batch being committed */
+    int64_t inflight_created_ms; /* created_at of that event, for the lag gauge */
     char *fetch_after; /* cursor for the next request: last event fetched */
     char *range_start; /* where to start when there is no cursor */
     int64_t last_fetched_ms;
@@ -159,6 +161,7 @@ static void fetch_failed(poller_t *p, const char *reason, int64_t retry_after_ms
         delay = retry_after_ms;
     if (p->failing_since_ms == 0)
         p->failing_since_ms = mono_ms();
+    metrics_backoff(delay);
     log_warn("event=poll_failed reason=\"%s\" after=%s retry_in_ms=%lld", reason,
              p->fetch_after ? p->fetch_after : "-", (long long)delay);
     store_note(p->store, reason);
@@ -175,6 +178,7 @@ static void try_apply(poller_t *p)
     event_batch_t *b = p->pending;
     bool caught_up = p->pending_caught_up;
     set_str(&p->inflight, b->last_id);
+    p->inflight_created_ms = b->last_created_ms;
     p->pending = NULL;
     p->pending_caught_up = false;
     p->applying = true;
@@ -199,6 +203,7 @@ static void on_applied(void *arg, bool ok, const store_apply_result_t *res, cons
         return;
     }
     set_str(&p->committed, p->inflight);
+    metrics_cursor_event_time(p->inflight_created_ms);
     long events = res->inserted;
     p->applied_since_progress += events;
     log_debug("event=applied inserted=%ld commit_ms=%.1f", events, (double)res->commit_us / 1000.0);
@@ -270,6 +275,7 @@ static void on_response(void *arg, const http_response_t *resp)
     p->request = NULL;
     if (p->state != POLLER_FETCHING)
         return;
+    metrics_poll_request(resp->transport_ok ? resp->status : 0);
     if (!resp->transport_ok) {
         snprintf(reason, sizeof(reason), "request failed: %s", resp->error);
         fetch_failed(p, reason, -1);

@@ -22,6 +22,7 @@
 
 #include "backoff.h"
 #include "log.h"
+#include "metrics.h"
 #include "migrations.h"
 
 #define CONNECT_TIMEOUT_MS 10000
@@ -62,6 +63,7 @@ struct store {
     bool want_write;        /* output still buffered in libpq */
     backoff_t backoff;
     long reconnects;
+    bool connected_before; /* reached IDLE at least once: later readiness is a reconnect */
     char *apply_sql;
     char *version_sql;
     int version; /* schema version found by CHECKING */
@@ -507,6 +509,20 @@ static void run_next(store_t *s)
         send_job(s, s->head);
 }
 
+static void count_committed(const job_t *j, const store_apply_result_t *r)
+{
+    const cJSON *e;
+    metrics_batch(true, (double)r->commit_us / 1e6);
+    metrics_events_inserted(j->source, r->inserted);
+    metrics_events_malformed((long)j->batch->n_malformed);
+    metrics_events_unknown((long)j->batch->n_unknown);
+    cJSON_ArrayForEach(e, j->batch->events)
+    {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(e, "event");
+        metrics_event_committed(j->source, cJSON_IsString(type) ? type->valuestring : "?");
+    }
+}
+
 static void finish_job(store_t *s)
 {
     job_t *j = pop_job(s);
@@ -529,8 +545,10 @@ static void finish_job(store_t *s)
             for (int t = 0; t < MIRROR_COUNT; t++)
                 r.rows[t] = atol(PQgetvalue(res, 0, 1 + t));
             r.commit_us = now_us() - j->sent_us;
+            count_committed(j, &r);
             j->apply_done(j->arg, true, &r, NULL);
         } else {
+            metrics_batch(false, 0);
             j->apply_done(j->arg, false, NULL, s->error[0] ? s->error : "no result");
         }
         break;
@@ -608,6 +626,9 @@ static void query_done(store_t *s)
         s->state = STORE_IDLE;
         evtimer_del(s->ev_timer);
         backoff_reset(&s->backoff);
+        if (s->connected_before)
+            metrics_db_reconnect();
+        s->connected_before = true;
         log_info("event=db_ready schema=%s", s->cfg->schema);
         if (s->cb.ready != NULL)
             s->cb.ready(s->cb.arg);

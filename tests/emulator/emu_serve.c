@@ -1,0 +1,988 @@
+/*
+ * The emulator's HTTP side. GET /events answers from the event store the way
+ * the WorkOS Events API does (bearer auth, limit/order/after/range and both
+ * spellings of the type filter). The /_emulator/ control endpoints let a test
+ * append events, queue faults and read counters while a client is polling.
+ * Every /events request leaves one logfmt line in the request log so a test
+ * can check afterwards how the client paced and positioned itself.
+ */
+#include "emu_serve.h"
+
+#include "emu_store.h"
+#include "emu_util.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_FAULTS 64            /* queued fault entries */
+#define MAX_FAULT_COUNT 1000000u /* requests one entry may cover */
+#define MAX_PARAMS 256           /* query parameters looked at */
+#define MAX_QUERY (64u << 10)    /* longest query string accepted */
+#define MAX_RATE 1000000u        /* largest --rate-limit */
+#define MAX_BODY (256u << 20)    /* largest POST /_emulator/events body */
+#define MAX_DELAY_MS 600000u     /* longest delay fault */
+#define DEFAULT_RETRY_AFTER 1u
+#define DEFAULT_DELAY_MS 1000u
+
+typedef enum {
+    FAULT_NONE,     /* answer normally */
+    FAULT_429,      /* 429 with Retry-After */
+    FAULT_500,      /* 500 with a JSON error */
+    FAULT_DELAY,    /* answer normally after a pause */
+    FAULT_TRUNCATE, /* 200, correct Content-Length, JSON cut in half */
+    FAULT_DROP,     /* close the connection without a response */
+    FAULT_DISORDER, /* 200 with the page's events reversed */
+} fault_kind_t;
+
+static const char *const fault_names[] = {
+    [FAULT_NONE] = "-",
+    [FAULT_429] = "429",
+    [FAULT_500] = "500",
+    [FAULT_DELAY] = "delay",
+    [FAULT_TRUNCATE] = "truncate",
+    [FAULT_DROP] = "drop",
+    [FAULT_DISORDER] = "disorder",
+};
+
+typedef struct {
+    fault_kind_t kind;
+    uint32_t remaining;
+    uint32_t arg; /* Retry-After seconds for 429, milliseconds for delay */
+} fault_t;
+
+typedef enum {
+    FILTER_BOTH,   /* read `events` (comma list) and `events[]` */
+    FILTER_EVENTS, /* read only `events` */
+    FILTER_ARRAY,  /* read only `events[]` */
+} filter_mode_t;
+
+typedef struct serve serve_t;
+
+/* A reply held back by a delay fault. */
+typedef struct pending {
+    struct pending *prev, *next;
+    serve_t *srv;
+    struct evhttp_request *req;
+    struct evbuffer *body;
+    int status;
+    struct event *timer;
+} pending_t;
+
+struct serve {
+    struct event_base *base;
+    struct evhttp *http;
+    emu_store_t *store;
+    char *auth;
+    FILE *reqlog;
+    filter_mode_t filter_mode;
+    fault_t faults[MAX_FAULTS];
+    size_t fault_head, nfaults;
+    uint32_t rate_limit;
+    int64_t *rate_ring; /* monotonic ms of the last served requests */
+    size_t rate_head, rate_n;
+    uint64_t requests, rate_limited, faults_fired;
+    char *last_after;
+    pending_t *pending;
+    struct event *sig_term, *sig_int;
+};
+
+typedef struct {
+    char *key;
+    char *val;
+} param_t;
+
+typedef struct {
+    param_t p[MAX_PARAMS];
+    size_t n;
+} params_t;
+
+/* Splits and URL-decodes a raw query string (keys too, so `events%5B%5D`
+ * reads as `events[]`). Parameters beyond MAX_PARAMS are dropped. */
+static void params_parse(params_t *ps, const char *q)
+{
+    ps->n = 0;
+    while (q && *q && ps->n < MAX_PARAMS) {
+        const char *amp = strchr(q, '&');
+        size_t len = amp ? (size_t)(amp - q) : strlen(q);
+        if (len > 0) {
+            const char *eq = memchr(q, '=', len);
+            size_t klen = eq ? (size_t)(eq - q) : len;
+            size_t vlen = eq ? len - klen - 1 : 0;
+            param_t *p = &ps->p[ps->n++];
+            p->key = emu_xmalloc(klen + 1);
+            emu_url_decode(q, klen, p->key);
+            p->val = emu_xmalloc(vlen + 1);
+            emu_url_decode(eq ? eq + 1 : q + len, vlen, p->val);
+        }
+        q = amp ? amp + 1 : NULL;
+    }
+}
+
+static void params_free(params_t *ps)
+{
+    for (size_t i = 0; i < ps->n; i++) {
+        free(ps->p[i].key);
+        free(ps->p[i].val);
+    }
+    ps->n = 0;
+}
+
+/* Last value of key, or NULL. */
+static const char *params_get(const params_t *ps, const char *key)
+{
+    const char *v = NULL;
+    for (size_t i = 0; i < ps->n; i++)
+        if (strcmp(ps->p[i].key, key) == 0)
+            v = ps->p[i].val;
+    return v;
+}
+
+/* Splits the request target into a path (copied) and a raw query pointer. */
+static char *split_target(const char *uri, const char **query)
+{
+    const char *q = strchr(uri, '?');
+    const char *hash = strchr(uri, '#');
+    size_t plen = q ? (size_t)(q - uri) : (hash ? (size_t)(hash - uri) : strlen(uri));
+    *query = q ? q + 1 : NULL;
+    return emu_xstrndup(uri, plen);
+}
+
+static const char *reason_for(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return NULL;
+    }
+}
+
+static void send_json(struct evhttp_request *req, int status, emu_buf_t *body)
+{
+    struct evbuffer *out = evbuffer_new();
+    if (out == NULL) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    evbuffer_add(out, body->data ? body->data : "", body->len);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_send_reply(req, status, reason_for(status), out);
+    evbuffer_free(out);
+}
+
+/* Sends {"message": msg, ...} with optional code. */
+static void send_error(struct evhttp_request *req, int status, const char *code, const char *msg)
+{
+    emu_buf_t b = {0};
+    emu_buf_adds(&b, "{\"message\":");
+    emu_buf_json_str(&b, msg);
+    if (code) {
+        emu_buf_adds(&b, ",\"code\":");
+        emu_buf_json_str(&b, code);
+    }
+    emu_buf_adds(&b, "}");
+    send_json(req, status, &b);
+    emu_buf_free(&b);
+}
+
+/* The 422 WorkOS returns for a bad listing parameter. */
+static void validation_body(emu_buf_t *b, const char *field, const char *msg)
+{
+    emu_buf_adds(b, "{\"message\":\"Validation failed\",\"code\":\"invalid_request_parameters\","
+                    "\"errors\":[{\"field\":");
+    emu_buf_json_str(b, field);
+    emu_buf_adds(b, ",\"code\":");
+    emu_buf_json_str(b, msg);
+    emu_buf_adds(b, "}]}");
+}
+
+static bool fault_parse_kind(const char *s, fault_kind_t *k)
+{
+    for (int i = FAULT_429; i <= FAULT_DISORDER; i++) {
+        if (strcmp(s, fault_names[i]) == 0) {
+            *k = (fault_kind_t)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+EMU_WUR static bool fault_queue(serve_t *srv, fault_kind_t kind, uint32_t count, uint32_t arg,
+                                char *err, size_t errlen)
+{
+    if (count == 0)
+        return true;
+    if (srv->nfaults == MAX_FAULTS) {
+        snprintf(err, errlen, "fault queue full (%d entries)", MAX_FAULTS);
+        return false;
+    }
+    fault_t *f = &srv->faults[(srv->fault_head + srv->nfaults) % MAX_FAULTS];
+    f->kind = kind;
+    f->remaining = count;
+    f->arg = arg;
+    srv->nfaults++;
+    return true;
+}
+
+/* Takes one request's worth from the head of the queue. */
+static fault_kind_t fault_take(serve_t *srv, uint32_t *arg)
+{
+    if (srv->nfaults == 0)
+        return FAULT_NONE;
+    fault_t *f = &srv->faults[srv->fault_head];
+    fault_kind_t k = f->kind;
+    *arg = f->arg;
+    if (--f->remaining == 0) {
+        srv->fault_head = (srv->fault_head + 1) % MAX_FAULTS;
+        srv->nfaults--;
+    }
+    srv->faults_fired++;
+    return k;
+}
+
+static uint64_t faults_pending(const serve_t *srv)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < srv->nfaults; i++)
+        n += srv->faults[(srv->fault_head + i) % MAX_FAULTS].remaining;
+    return n;
+}
+
+/* Records one request in the rolling one-second window; false when the
+ * window already holds rate_limit requests. */
+static bool rate_admit(serve_t *srv)
+{
+    if (srv->rate_limit == 0)
+        return true;
+    int64_t now = emu_mono_ms();
+    if (srv->rate_n == srv->rate_limit) {
+        int64_t oldest = srv->rate_ring[srv->rate_head];
+        if (now - oldest < 1000)
+            return false;
+        srv->rate_ring[srv->rate_head] = now;
+        srv->rate_head = (srv->rate_head + 1) % srv->rate_limit;
+        return true;
+    }
+    srv->rate_ring[(srv->rate_head + srv->rate_n) % srv->rate_limit] = now;
+    srv->rate_n++;
+    return true;
+}
+
+/* What one /events request asked for and got, for the request log. */
+typedef struct {
+    int64_t ts_ms;
+    int status;
+    fault_kind_t fault;
+    bool rate_limited;
+    const char *after;
+    const char *range_start;
+    const char *limit_raw;
+    size_t limit;
+    emu_buf_t filter; /* comma list of requested types */
+    size_t returned;
+    const char *last;
+} reqinfo_t;
+
+static void reqlog_write(serve_t *srv, const reqinfo_t *ri)
+{
+    if (srv->reqlog == NULL)
+        return;
+    emu_buf_t b = {0};
+    emu_buf_printf(&b, "ts_ms=%lld status=%d fault=", (long long)ri->ts_ms, ri->status);
+    emu_buf_adds(&b, ri->rate_limited ? "rate_limit" : fault_names[ri->fault]);
+    emu_buf_adds(&b, " after=");
+    emu_buf_logfmt(&b, ri->after);
+    emu_buf_adds(&b, " range_start=");
+    emu_buf_logfmt(&b, ri->range_start);
+    emu_buf_adds(&b, " limit=");
+    if (ri->limit)
+        emu_buf_printf(&b, "%zu", ri->limit);
+    else
+        emu_buf_logfmt(&b, ri->limit_raw);
+    emu_buf_adds(&b, " filter=");
+    emu_buf_logfmt(&b, ri->filter.len ? ri->filter.data : NULL);
+    emu_buf_printf(&b, " returned=%zu last=", ri->returned);
+    emu_buf_logfmt(&b, ri->last);
+    emu_buf_adds(&b, "\n");
+    fwrite(b.data, 1, b.len, srv->reqlog);
+    fflush(srv->reqlog);
+    emu_buf_free(&b);
+}
+
+/* Collects the type filter honouring --filter-param. Returns false when no
+ * filter parameter was given at all. */
+static bool collect_filter(const serve_t *srv, const params_t *ps, uint32_t *types, size_t *ntypes,
+                           emu_buf_t *names)
+{
+    bool any = false;
+    size_t nnames = 0;
+    *ntypes = 0;
+    for (size_t i = 0; i < ps->n; i++) {
+        const char *key = ps->p[i].key;
+        bool comma = strcmp(key, "events") == 0;
+        bool array = strcmp(key, "events[]") == 0;
+        if ((comma && srv->filter_mode == FILTER_ARRAY) ||
+            (array && srv->filter_mode == FILTER_EVENTS) || (!comma && !array))
+            continue;
+        const char *v = ps->p[i].val;
+        while (v) {
+            const char *c = comma ? strchr(v, ',') : NULL;
+            size_t len = c ? (size_t)(c - v) : strlen(v);
+            if (len > 0 && nnames < EMU_STORE_MAX_FILTER) {
+                char *name = emu_xstrndup(v, len);
+                uint32_t idx;
+                any = true;
+                if (names->len)
+                    emu_buf_add(names, ",", 1);
+                emu_buf_adds(names, name);
+                nnames++;
+                if (emu_store_find_type(srv->store, name, &idx))
+                    types[(*ntypes)++] = idx;
+                free(name);
+            }
+            v = c ? c + 1 : NULL;
+        }
+    }
+    return any;
+}
+
+static void pending_fire(evutil_socket_t fd, short what, void *arg)
+{
+    pending_t *p = arg;
+    serve_t *srv = p->srv;
+    (void)fd;
+    (void)what;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        srv->pending = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    /* If the client hung up meanwhile, libevent detached the request and
+     * evhttp_send_reply frees it. */
+    evhttp_send_reply(p->req, p->status, reason_for(p->status), p->body);
+    evbuffer_free(p->body);
+    event_free(p->timer);
+    free(p);
+}
+
+/* Sends body now, or after delay_ms when a delay fault applies. */
+static void reply_maybe_later(serve_t *srv, struct evhttp_request *req, int status, emu_buf_t *body,
+                              uint32_t delay_ms)
+{
+    if (delay_ms == 0) {
+        send_json(req, status, body);
+        return;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    pending_t *p = emu_xcalloc(1, sizeof(*p));
+    p->srv = srv;
+    p->req = req;
+    p->status = status;
+    p->body = evbuffer_new();
+    p->timer = evtimer_new(srv->base, pending_fire, p);
+    if (p->body == NULL || p->timer == NULL) {
+        if (p->body)
+            evbuffer_free(p->body);
+        if (p->timer)
+            event_free(p->timer);
+        free(p);
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    evbuffer_add(p->body, body->data ? body->data : "", body->len);
+    p->next = srv->pending;
+    if (p->next)
+        p->next->prev = p;
+    srv->pending = p;
+    struct timeval tv = {.tv_sec = (time_t)(delay_ms / 1000),
+                         .tv_usec = (suseconds_t)(delay_ms % 1000) * 1000};
+    evtimer_add(p->timer, &tv);
+}
+
+/* Closes the connection without sending a byte: shut the socket down, then
+ * let evhttp's write fail so that it frees the request and connection. */
+static void reply_drop(struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd >= 0)
+        shutdown(fd, SHUT_RDWR);
+    evhttp_send_reply(req, 200, "OK", NULL);
+}
+
+/* The page size asked for: 10 when absent, 0 when not an integer 1..100. */
+static size_t parse_limit(const char *raw)
+{
+    uint64_t v;
+    if (raw == NULL)
+        return 10;
+    if (!emu_parse_u64(raw, 1000000, &v) || v < 1 || v > 100)
+        return 0;
+    return (size_t)v;
+}
+
+/* Validates the listing parameters into q. On failure fills body with the
+ * 422 error and returns false. */
+EMU_WUR static bool build_query(serve_t *srv, const params_t *ps, reqinfo_t *ri, emu_query_t *q,
+                                uint32_t *types, emu_buf_t *body)
+{
+    memset(q, 0, sizeof(*q));
+    if (ri->limit == 0) {
+        validation_body(body, "limit", "limit must be an integer between 1 and 100");
+        return false;
+    }
+    q->limit = ri->limit;
+
+    const char *order = params_get(ps, "order");
+    if (order == NULL || strcmp(order, "desc") == 0)
+        q->asc = false;
+    else if (strcmp(order, "asc") == 0)
+        q->asc = true;
+    else {
+        validation_body(body, "order", "order must be one of asc, desc");
+        return false;
+    }
+
+    const char *range_end = params_get(ps, "range_end");
+    if (ri->range_start && *ri->range_start) {
+        if (!emu_time_parse(ri->range_start, strlen(ri->range_start), &q->start_ms)) {
+            validation_body(body, "range_start", "range_start must be an ISO 8601 date");
+            return false;
+        }
+        q->has_start = true;
+    }
+    if (range_end && *range_end) {
+        if (!emu_time_parse(range_end, strlen(range_end), &q->end_ms)) {
+            validation_body(body, "range_end", "range_end must be an ISO 8601 date");
+            return false;
+        }
+        q->has_end = true;
+    }
+    if (ri->after && *ri->after) {
+        if (q->has_start) {
+            validation_body(body, "after", "after and range_start are mutually exclusive");
+            return false;
+        }
+        if (!emu_store_find_id(srv->store, ri->after, &q->after_pos)) {
+            validation_body(body, "after", "after does not name a known event");
+            return false;
+        }
+        q->has_after = true;
+    }
+    q->types = types;
+    return true;
+}
+
+static void handle_events(serve_t *srv, struct evhttp_request *req, const char *query)
+{
+    params_t *ps = emu_xcalloc(1, sizeof(*ps));
+    uint32_t types[EMU_STORE_MAX_FILTER];
+    uint32_t page[101];
+    reqinfo_t ri = {0};
+    emu_buf_t body = {0};
+    emu_query_t q;
+    uint32_t arg = 0;
+
+    srv->requests++;
+    ri.ts_ms = emu_now_ms();
+    if (query && strlen(query) <= MAX_QUERY)
+        params_parse(ps, query);
+    ri.after = params_get(ps, "after");
+    ri.range_start = params_get(ps, "range_start");
+    ri.limit_raw = params_get(ps, "limit");
+    ri.limit = parse_limit(ri.limit_raw);
+    free(srv->last_after);
+    srv->last_after = ri.after ? emu_xstrdup(ri.after) : NULL;
+    size_t ntypes = 0;
+    bool filtered = collect_filter(srv, ps, types, &ntypes, &ri.filter);
+
+    const char *authz = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (authz == NULL || strcmp(authz, srv->auth) != 0) {
+        ri.status = 401;
+        send_error(req, 401, NULL, "Unauthorized");
+        goto done;
+    }
+    if (!rate_admit(srv)) {
+        srv->rate_limited++;
+        ri.status = 429;
+        ri.rate_limited = true;
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        send_error(req, 429, "rate_limit_exceeded", "Too many requests");
+        goto done;
+    }
+    ri.fault = fault_take(srv, &arg);
+    switch (ri.fault) {
+    case FAULT_429: {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%u", arg);
+        ri.status = 429;
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
+        send_error(req, 429, "rate_limit_exceeded", "Too many requests");
+        goto done;
+    }
+    case FAULT_500:
+        ri.status = 500;
+        send_error(req, 500, "server_error", "Internal server error");
+        goto done;
+    case FAULT_DROP:
+        ri.status = 0;
+        reply_drop(req);
+        goto done;
+    case FAULT_NONE:
+    case FAULT_DELAY:
+    case FAULT_TRUNCATE:
+    case FAULT_DISORDER:
+        break;
+    }
+
+    if (!build_query(srv, ps, &ri, &q, types, &body)) {
+        ri.status = 422;
+        reply_maybe_later(srv, req, 422, &body, ri.fault == FAULT_DELAY ? arg : 0);
+        goto done;
+    }
+    q.filtered = filtered;
+    q.ntypes = ntypes;
+    bool more;
+    size_t n = emu_store_query(srv->store, &q, page, &more);
+    ri.status = 200;
+    ri.returned = n;
+    ri.last = n ? emu_store_id(srv->store, page[n - 1]) : NULL;
+
+    if (ri.fault == FAULT_DISORDER) {
+        for (size_t i = 0; i < n / 2; i++) {
+            uint32_t t = page[i];
+            page[i] = page[n - 1 - i];
+            page[n - 1 - i] = t;
+        }
+    }
+    emu_buf_adds(&body, "{\"object\":\"list\",\"data\":[");
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        const char *raw = emu_store_raw(srv->store, page[i], &len);
+        if (i)
+            emu_buf_add(&body, ",", 1);
+        emu_buf_add(&body, raw, len);
+    }
+    emu_buf_adds(&body, "],\"list_metadata\":{\"before\":null,\"after\":");
+    /* The cursor is the last event in listing order, whatever order the
+     * page was (mis)delivered in. */
+    if (more)
+        emu_buf_json_str(&body, ri.last);
+    else
+        emu_buf_adds(&body, "null");
+    emu_buf_adds(&body, "}}");
+    if (ri.fault == FAULT_TRUNCATE)
+        body.len /= 2;
+    reply_maybe_later(srv, req, 200, &body, ri.fault == FAULT_DELAY ? arg : 0);
+
+done:
+    reqlog_write(srv, &ri);
+    emu_buf_free(&ri.filter);
+    emu_buf_free(&body);
+    params_free(ps);
+    free(ps);
+}
+
+static void handle_append(serve_t *srv, struct evhttp_request *req)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *data = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    size_t n = 0;
+    char err[512];
+    if (data == NULL || !emu_store_append(srv->store, data, len, &n, err, sizeof(err))) {
+        send_error(req, 400, "invalid_events", data ? err : "out of memory");
+        return;
+    }
+    emu_buf_t b = {0};
+    emu_buf_printf(&b, "{\"appended\":%zu,\"events\":%zu}", n, emu_store_count(srv->store));
+    send_json(req, 200, &b);
+    emu_buf_free(&b);
+}
+
+static void handle_faults(serve_t *srv, struct evhttp_request *req, const char *query)
+{
+    emu_buf_t b = {0};
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_DELETE) {
+        uint64_t cleared = faults_pending(srv);
+        srv->nfaults = 0;
+        srv->fault_head = 0;
+        emu_buf_printf(&b, "{\"cleared\":%llu}", (unsigned long long)cleared);
+        send_json(req, 200, &b);
+        emu_buf_free(&b);
+        return;
+    }
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_GET) {
+        emu_buf_printf(&b, "{\"pending\":%llu}", (unsigned long long)faults_pending(srv));
+        send_json(req, 200, &b);
+        emu_buf_free(&b);
+        return;
+    }
+    params_t *ps = emu_xcalloc(1, sizeof(*ps));
+    if (query && strlen(query) <= MAX_QUERY)
+        params_parse(ps, query);
+    const char *kind_s = params_get(ps, "kind");
+    const char *count_s = params_get(ps, "count");
+    const char *ra_s = params_get(ps, "retry_after");
+    const char *delay_s = params_get(ps, "delay_ms");
+    fault_kind_t kind;
+    uint64_t count = 1, ra = DEFAULT_RETRY_AFTER, delay = DEFAULT_DELAY_MS;
+    char err[128];
+    if (kind_s == NULL || !fault_parse_kind(kind_s, &kind)) {
+        send_error(req, 400, "invalid_fault",
+                   "kind must be one of 429, 500, delay, truncate, drop, disorder");
+    } else if (count_s && !emu_parse_u64(count_s, MAX_FAULT_COUNT, &count)) {
+        send_error(req, 400, "invalid_fault", "count must be 0..1000000");
+    } else if (ra_s && !emu_parse_u64(ra_s, 86400, &ra)) {
+        send_error(req, 400, "invalid_fault", "retry_after must be 0..86400");
+    } else if (delay_s && !emu_parse_u64(delay_s, MAX_DELAY_MS, &delay)) {
+        send_error(req, 400, "invalid_fault", "delay_ms must be 0..600000");
+    } else if (!fault_queue(srv, kind, (uint32_t)count,
+                            (uint32_t)(kind == FAULT_DELAY ? delay : ra), err, sizeof(err))) {
+        send_error(req, 409, "fault_queue_full", err);
+    } else {
+        emu_buf_printf(&b, "{\"queued\":%llu,\"kind\":\"%s\",\"pending\":%llu}",
+                       (unsigned long long)count, fault_names[kind],
+                       (unsigned long long)faults_pending(srv));
+        send_json(req, 200, &b);
+    }
+    emu_buf_free(&b);
+    params_free(ps);
+    free(ps);
+}
+
+static void handle_stats(serve_t *srv, struct evhttp_request *req)
+{
+    emu_buf_t b = {0};
+    emu_buf_printf(&b, "{\"requests\":%llu,\"events\":%zu,\"last_after\":",
+                   (unsigned long long)srv->requests, emu_store_count(srv->store));
+    if (srv->last_after)
+        emu_buf_json_str(&b, srv->last_after);
+    else
+        emu_buf_adds(&b, "null");
+    emu_buf_printf(&b, ",\"faults_pending\":%llu,\"faults_fired\":%llu,\"rate_limited\":%llu}",
+                   (unsigned long long)faults_pending(srv), (unsigned long long)srv->faults_fired,
+                   (unsigned long long)srv->rate_limited);
+    send_json(req, 200, &b);
+    emu_buf_free(&b);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    serve_t *srv = arg;
+    const char *uri = evhttp_request_get_uri(req);
+    const char *query;
+    char *path = split_target(uri ? uri : "/", &query);
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+    if (strcmp(path, "/events") == 0) {
+        if (cmd == EVHTTP_REQ_GET)
+            handle_events(srv, req, query);
+        else
+            send_error(req, 405, NULL, "Method not allowed");
+    } else if (strcmp(path, "/_emulator/events") == 0 && cmd == EVHTTP_REQ_POST) {
+        handle_append(srv, req);
+    } else if (strcmp(path, "/_emulator/faults") == 0 &&
+               (cmd == EVHTTP_REQ_POST || cmd == EVHTTP_REQ_DELETE || cmd == EVHTTP_REQ_GET)) {
+        handle_faults(srv, req, query);
+    } else if (strcmp(path, "/_emulator/stats") == 0 && cmd == EVHTTP_REQ_GET) {
+        handle_stats(srv, req);
+    } else {
+        send_error(req, 404, NULL, "Not Found");
+    }
+    free(path);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    serve_t *srv = arg;
+    (void)sig;
+    (void)what;
+    event_base_loopexit(srv->base, NULL);
+}
+
+EMU_WUR static bool write_port_file(const char *path, int port, char *err, size_t errlen)
+{
+    size_t n = strlen(path) + 32;
+    char *tmp = emu_xmalloc(n);
+    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    bool ok = f != NULL;
+    if (ok) {
+        fprintf(f, "%d\n", port);
+        ok = fflush(f) == 0;
+        ok = (fclose(f) == 0) && ok;
+    }
+    if (ok)
+        ok = rename(tmp, path) == 0;
+    if (!ok) {
+        snprintf(err, errlen, "cannot write port file %s", path);
+        unlink(tmp);
+    }
+    free(tmp);
+    return ok;
+}
+
+/* Parses --fault K:N[:ARG]. */
+EMU_WUR static bool parse_fault_opt(serve_t *srv, const char *spec, char *err, size_t errlen)
+{
+    char *copy = emu_xstrdup(spec);
+    char *kind_s = copy, *count_s = strchr(copy, ':'), *arg_s = NULL;
+    fault_kind_t kind;
+    uint64_t count = 1, arg;
+    bool ok = false;
+    if (count_s) {
+        *count_s++ = '\0';
+        arg_s = strchr(count_s, ':');
+        if (arg_s)
+            *arg_s++ = '\0';
+    }
+    if (!fault_parse_kind(kind_s, &kind)) {
+        snprintf(err, errlen, "--fault %s: unknown kind", spec);
+        goto done;
+    }
+    arg = kind == FAULT_DELAY ? DEFAULT_DELAY_MS : DEFAULT_RETRY_AFTER;
+    if (count_s && !emu_parse_u64(count_s, MAX_FAULT_COUNT, &count)) {
+        snprintf(err, errlen, "--fault %s: bad count", spec);
+        goto done;
+    }
+    if (arg_s && !emu_parse_u64(arg_s, kind == FAULT_DELAY ? MAX_DELAY_MS : 86400, &arg)) {
+        snprintf(err, errlen, "--fault %s: bad argument", spec);
+        goto done;
+    }
+    ok = fault_queue(srv, kind, (uint32_t)count, (uint32_t)arg, err, errlen);
+done:
+    free(copy);
+    return ok;
+}
+
+static void usage(void)
+{
+    fputs("usage: workos-emulator serve --events FILE.jsonl [--port N] [--bind ADDR]\n"
+          "         [--port-file PATH] [--api-key KEY] [--request-log PATH]\n"
+          "         [--filter-param both|events|events[]] [--fault KIND:N[:ARG]]...\n"
+          "         [--rate-limit N]\n",
+          stderr);
+}
+
+static void serve_cleanup(serve_t *srv)
+{
+    /* Answer anything still held by a delay fault so no request leaks. */
+    while (srv->pending) {
+        pending_t *p = srv->pending;
+        srv->pending = p->next;
+        evhttp_send_reply(p->req, 503, reason_for(503), NULL);
+        evbuffer_free(p->body);
+        event_free(p->timer);
+        free(p);
+    }
+    if (srv->http)
+        evhttp_free(srv->http);
+    if (srv->sig_term)
+        event_free(srv->sig_term);
+    if (srv->sig_int)
+        event_free(srv->sig_int);
+    if (srv->base)
+        event_base_free(srv->base);
+    emu_store_free(srv->store);
+    if (srv->reqlog)
+        fclose(srv->reqlog);
+    free(srv->rate_ring);
+    free(srv->auth);
+    free(srv->last_after);
+}
+
+int emu_serve_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"events", required_argument, NULL, 'e'},
+        {"port", required_argument, NULL, 'p'},
+        {"bind", required_argument, NULL, 'b'},
+        {"port-file", required_argument, NULL, 'P'},
+        {"api-key", required_argument, NULL, 'k'},
+        {"request-log", required_argument, NULL, 'l'},
+        {"filter-param", required_argument, NULL, 'f'},
+        {"fault", required_argument, NULL, 'F'},
+        {"rate-limit", required_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    serve_t srv = {0};
+    const char *events = NULL, *bind_addr = "127.0.0.1", *port_file = NULL,
+               *api_key = "sk_test_emulator";
+    const char *reqlog = NULL;
+    uint64_t port = 0, rate = 0;
+    char err[512];
+    int c, rc = 1;
+
+    srv.store = emu_store_new();
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'e':
+            events = optarg;
+            break;
+        case 'p':
+            if (!emu_parse_u64(optarg, 65535, &port)) {
+                fprintf(stderr, "workos-emulator: --port %s: not a port\n", optarg);
+                rc = 64;
+                goto out;
+            }
+            break;
+        case 'b':
+            bind_addr = optarg;
+            break;
+        case 'P':
+            port_file = optarg;
+            break;
+        case 'k':
+            api_key = optarg;
+            break;
+        case 'l':
+            reqlog = optarg;
+            break;
+        case 'f':
+            if (strcmp(optarg, "both") == 0)
+                srv.filter_mode = FILTER_BOTH;
+            else if (strcmp(optarg, "events") == 0)
+                srv.filter_mode = FILTER_EVENTS;
+            else if (strcmp(optarg, "events[]") == 0)
+                srv.filter_mode = FILTER_ARRAY;
+            else {
+                fprintf(stderr,
+                        "workos-emulator: --filter-param must be both, events or events[]\n");
+                rc = 64;
+                goto out;
+            }
+            break;
+        case 'F':
+            if (!parse_fault_opt(&srv, optarg, err, sizeof(err))) {
+                fprintf(stderr, "workos-emulator: %s\n", err);
+                rc = 64;
+                goto out;
+            }
+            break;
+        case 'r':
+            if (!emu_parse_u64(optarg, MAX_RATE, &rate)) {
+                fprintf(stderr, "workos-emulator: --rate-limit must be 0..%u\n", MAX_RATE);
+                rc = 64;
+                goto out;
+            }
+            break;
+        case 'h':
+            usage();
+            rc = 0;
+            goto out;
+        default:
+            usage();
+            rc = 64;
+            goto out;
+        }
+    }
+    if (events == NULL || optind != argc) {
+        usage();
+        rc = 64;
+        goto out;
+    }
+    if (!emu_store_load_file(srv.store, events, err, sizeof(err))) {
+        fprintf(stderr, "workos-emulator: %s\n", err);
+        goto out;
+    }
+    size_t alen = strlen(api_key) + sizeof("Bearer ");
+    srv.auth = emu_xmalloc(alen);
+    snprintf(srv.auth, alen, "Bearer %s", api_key);
+    srv.rate_limit = (uint32_t)rate;
+    if (rate)
+        srv.rate_ring = emu_xcalloc(rate, sizeof(int64_t));
+    if (reqlog) {
+        srv.reqlog = fopen(reqlog, "a");
+        if (srv.reqlog == NULL) {
+            fprintf(stderr, "workos-emulator: cannot open request log %s\n", reqlog);
+            goto out;
+        }
+    }
+
+    /* Writes to a peer that hung up (drop faults, impatient clients) must
+     * fail with EPIPE rather than kill the process. */
+    signal(SIGPIPE, SIG_IGN);
+    srv.base = event_base_new();
+    srv.http = srv.base ? evhttp_new(srv.base) : NULL;
+    if (srv.http == NULL) {
+        fprintf(stderr, "workos-emulator: libevent initialisation failed\n");
+        goto out;
+    }
+    evhttp_set_allowed_methods(srv.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
+    evhttp_set_max_headers_size(srv.http, 64 << 10);
+    evhttp_set_max_body_size(srv.http, MAX_BODY);
+    evhttp_set_timeout(srv.http, 120);
+    evhttp_set_gencb(srv.http, on_request, &srv);
+    struct evhttp_bound_socket *bound =
+        evhttp_bind_socket_with_handle(srv.http, bind_addr, (ev_uint16_t)port);
+    if (bound == NULL) {
+        fprintf(stderr, "workos-emulator: cannot listen on %s:%llu\n", bind_addr,
+                (unsigned long long)port);
+        goto out;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    memset(&ss, 0, sizeof(ss));
+    if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sl) != 0) {
+        fprintf(stderr, "workos-emulator: getsockname failed\n");
+        goto out;
+    }
+    int actual = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                          : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    srv.sig_term = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
+    srv.sig_int = evsignal_new(srv.base, SIGINT, on_signal, &srv);
+    if (srv.sig_term == NULL || srv.sig_int == NULL || evsignal_add(srv.sig_term, NULL) != 0 ||
+        evsignal_add(srv.sig_int, NULL) != 0) {
+        fprintf(stderr, "workos-emulator: cannot install signal handlers\n");
+        goto out;
+    }
+    if (port_file && !write_port_file(port_file, actual, err, sizeof(err))) {
+        fprintf(stderr, "workos-emulator: %s\n", err);
+        goto out;
+    }
+    fprintf(stderr, "loaded events=%zu\nlistening port=%d\n", emu_store_count(srv.store), actual);
+    fflush(stderr);
+    event_base_dispatch(srv.base);
+    fprintf(stderr, "exiting requests=%llu\n", (unsigned long long)srv.requests);
+    rc = 0;
+out:
+    serve_cleanup(&srv);
+    return rc;
+}

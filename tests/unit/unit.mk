@@ -1,0 +1,46 @@
+# Unit tests (Check). Included by the top-level Makefile, which provides CC,
+# CFLAGS, LDFLAGS, LDLIBS and the daemon/%.o rule. Each test links only the
+# module under test and its pure helpers.
+#
+#   make unit-check       run every unit test (from the repository root)
+#   make unit-valgrind    the same under valgrind, without fork
+
+UNIT_TESTS += tests/unit/test_config tests/unit/test_log tests/unit/test_backoff \
+              tests/unit/test_event tests/unit/test_metrics
+
+tests/unit/test_config: tests/unit/test_config.o daemon/config.o daemon/log.o
+tests/unit/test_log: tests/unit/test_log.o daemon/log.o
+tests/unit/test_backoff: tests/unit/test_backoff.o daemon/backoff.o
+tests/unit/test_event: tests/unit/test_event.o daemon/event.o
+tests/unit/test_metrics: tests/unit/test_metrics.o daemon/metrics.o
+
+CHECK_CFLAGS := $(shell pkg-config --cflags check)
+CHECK_LIBS   := $(shell pkg-config --libs check)
+
+tests/unit/test_%.o: tests/unit/test_%.c $(wildcard daemon/*.h)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Idaemon -c -o $@ $<
+
+tests/unit/test_%: tests/unit/test_%.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
+
+.PHONY: unit-check unit-valgrind
+
+# Every test runs even after one fails; the target fails if any did.
+unit-check: $(UNIT_TESTS)
+	@failed=""; \
+	for t in $(UNIT_TESTS); do \
+		echo "== $$t"; \
+		(cd $(CURDIR) && ./$$t) || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "unit tests failed:$$failed"; exit 1; fi
+
+unit-valgrind: $(UNIT_TESTS)
+	@failed=""; \
+	for t in $(UNIT_TESTS); do \
+		echo "== valgrind $$t"; \
+		(cd $(CURDIR) && CK_FORK=no valgrind -q --error-exitcode=1 --leak-check=full \
+			--errors-for-leak-kinds=definite,possible ./$$t) || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "valgrind failed:$$failed"; exit 1; fi
+
+CLEAN_EXTRA += $(UNIT_TESTS) $(UNIT_TESTS:=.o)
