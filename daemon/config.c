@@ -681,6 +681,8 @@ done:
 /* ------------------------------------------------------------------------- */
 /* Landing a value                                                           */
 
+static bool load(config_t *c, const char *path, char *err, size_t errlen);
+
 struct push_ctx {
     char ***items;
     size_t *n;
@@ -761,10 +763,32 @@ static bool out_of_range(const config_option_t *o, const char *value, int64_t v,
  * line). Then runs the option's check. On failure writes the problem into
  * why[whylen]; *c stays consistent (freeable) either way.
  */
+/*
+ * Set for the duration of one config_load_opts() call.  The one-shot
+ * commands (status, migrate) need no secrets, and an operator running them
+ * outside the unit has no $CREDENTIALS_DIRECTORY to find the files in.
+ */
+static bool skip_secret_files;
+
+/* True when the secret a *_file key would fill comes from the environment. */
+static bool env_overrides(const config_option_t *file_opt)
+{
+    size_t n;
+    const config_option_t *all = config_options(&n);
+    for (size_t i = 0; i < n; i++) {
+        const char *v = all[i].env ? getenv(all[i].env) : NULL;
+        if (&all[i] != file_opt && all[i].offset == file_opt->offset && v != NULL && *v != '\0')
+            return true;
+    }
+    return false;
+}
+
 static bool apply_value(config_t *c, const config_option_t *o, const char *value, bool append,
                         char *why, size_t whylen)
 {
     char shown[64];
+    if (o->type == CONFIG_TYPE_SECRET_FILE && (skip_secret_files || env_overrides(o)))
+        return true;
     switch (o->type) {
     case CONFIG_TYPE_STRING:
     case CONFIG_TYPE_SECRET:
@@ -1507,7 +1531,7 @@ static bool check_cross(const config_t *c, const char *path, char *err, size_t e
 {
     const char *prefix = path != NULL ? path : "";
     const char *sep = path != NULL ? ": " : "";
-    if (c->listen[0] != '\0' && c->n_secrets == 0) {
+    if (c->listen[0] != '\0' && c->n_secrets == 0 && !skip_secret_files) {
         snprintf(err, errlen,
                  "%s%s[webhook] secret: required when [webhook] listen is set (or set "
                  "secret_file or WORKOS_WEBHOOK_SECRET)",
@@ -1518,6 +1542,19 @@ static bool check_cross(const config_t *c, const char *path, char *err, size_t e
 }
 
 bool config_load(config_t *c, const char *path, char *err, size_t errlen)
+{
+    return config_load_opts(c, path, 0, err, errlen);
+}
+
+bool config_load_opts(config_t *c, const char *path, unsigned flags, char *err, size_t errlen)
+{
+    skip_secret_files = (flags & CONFIG_SKIP_SECRET_FILES) != 0;
+    bool ok = load(c, path, err, errlen);
+    skip_secret_files = false;
+    return ok;
+}
+
+static bool load(config_t *c, const char *path, char *err, size_t errlen)
 {
     char scratch[8];
     if (err == NULL || errlen == 0) {

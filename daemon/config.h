@@ -96,6 +96,16 @@ void config_defaults(config_t *c);
 bool config_load(config_t *c, const char *path, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* Flags for config_load_opts(). */
+#define CONFIG_SKIP_SECRET_FILES 1u /* leave *_file secrets unread (commands that need none) */
+
+/*
+ * config_load() with flags: CONFIG_SKIP_SECRET_FILES leaves api_key_file and
+ * secret_file unread, for the commands that never use a secret.
+ */
+bool config_load_opts(config_t *c, const char *path, unsigned flags, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 /* Frees what *c owns, wiping secrets first, and zeroes *c. Accepts NULL. */
 void config_free(config_t *c);
 

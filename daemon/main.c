@@ -4,6 +4,9 @@
  * and `status` are one-shot commands on a blocking connection.
  */
 #include <errno.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/time.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +41,8 @@ typedef struct daemon_ctx {
     bool ready_sent;
     bool stopping;
     int shutdown_ticks;
-    struct event *ev_term, *ev_int, *ev_hup, *ev_shutdown;
+    uint64_t watchdog_usec; /* WatchdogSec= of the unit, 0 when off */
+    struct event *ev_term, *ev_int, *ev_hup, *ev_shutdown, *ev_tick;
 } daemon_ctx_t;
 
 static void usage(FILE *out)
@@ -171,7 +175,10 @@ static bool is_ready(void *arg, char *why, size_t len)
                  (long long)(poller_backoff_ms(d->poller) / 1000));
         return false;
     }
-    snprintf(why, len, "ready");
+    if (d->poller != NULL && !poller_leader(d->poller))
+        snprintf(why, len, "ready (standby: another instance polls the Events API)");
+    else
+        snprintf(why, len, "ready");
     return true;
 }
 
@@ -179,7 +186,37 @@ static void fill_gauges(void *arg, metrics_gauges_t *g)
 {
     daemon_ctx_t *d = arg;
     g->db_connected = store_ready(d->store);
-    g->poller_leader = d->poller != NULL;
+    g->poller_leader = d->poller != NULL && poller_leader(d->poller);
+}
+
+/* One line for `systemctl status`. */
+static void notify_status(daemon_ctx_t *d)
+{
+    const char *role = d->poller == NULL           ? "webhooks only"
+                       : poller_leader(d->poller) ? "polling"
+                                                  : "standby";
+    if (!store_ready(d->store))
+        sd_notifyf(0, "STATUS=%s; database unreachable, reconnecting", role);
+    else if (d->poller != NULL && poller_backoff_ms(d->poller) > 0)
+        sd_notifyf(0, "STATUS=%s; Events API failing for %llds, backing off", role,
+                   (long long)(poller_backoff_ms(d->poller) / 1000));
+    else
+        sd_notifyf(0, "STATUS=%s; database connected%s", role,
+                   d->webhook != NULL ? "; receiving webhooks" : "");
+}
+
+/*
+ * Runs on the loop: the watchdog ping proves the loop turns, so a stuck
+ * loop gets the service restarted.
+ */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    daemon_ctx_t *d = arg;
+    (void)fd;
+    (void)what;
+    if (d->watchdog_usec > 0)
+        sd_notify(0, "WATCHDOG=1");
+    notify_status(d);
 }
 
 static int cmd_run(daemon_ctx_t *d)
@@ -197,6 +234,13 @@ static int cmd_run(daemon_ctx_t *d)
         return EXIT_CONFIG;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* Each webhook connection is a descriptor; the soft limit is often 1024. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            log_debug("event=rlimit_nofile_unchanged");
+    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         log_error("event=startup_failed reason=\"curl_global_init\"");
         return 1;
@@ -217,6 +261,20 @@ static int cmd_run(daemon_ctx_t *d)
     event_add(d->ev_term, NULL);
     event_add(d->ev_int, NULL);
     event_add(d->ev_hup, NULL);
+
+    /* Ping at half the watchdog interval (and refresh STATUS=), or every
+     * few seconds for STATUS= alone when there is no watchdog. */
+    if (sd_watchdog_enabled(0, &d->watchdog_usec) <= 0)
+        d->watchdog_usec = 0;
+    uint64_t tick_usec = d->watchdog_usec > 0 ? d->watchdog_usec / 2 : 5000000;
+    struct timeval tick = {.tv_sec = (time_t)(tick_usec / 1000000),
+                           .tv_usec = (suseconds_t)(tick_usec % 1000000)};
+    d->ev_tick = event_new(d->base, -1, EV_PERSIST, on_tick, d);
+    if (d->ev_tick == NULL) {
+        log_error("event=startup_failed reason=\"timer\"");
+        goto out;
+    }
+    event_add(d->ev_tick, &tick);
 
     d->http = http_client_new(d->base);
     if (d->http == NULL) {
@@ -262,6 +320,8 @@ out:
         event_free(d->ev_hup);
     if (d->ev_shutdown)
         event_free(d->ev_shutdown);
+    if (d->ev_tick)
+        event_free(d->ev_tick);
     if (d->base)
         event_base_free(d->base);
     curl_global_cleanup();
@@ -332,7 +392,10 @@ int main(int argc, char **argv)
     /* Without -c, the default file is optional: environment alone may do. */
     if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
         path = DEFAULT_CONFIG;
-    if (!config_load(&d.cfg, path, err, sizeof(err))) {
+    /* Only `run` uses secrets; the one-shot commands must work for an
+     * operator who cannot read the service's credential files. */
+    unsigned flags = strcmp(command, "run") == 0 ? 0 : CONFIG_SKIP_SECRET_FILES;
+    if (!config_load_opts(&d.cfg, path, flags, err, sizeof(err))) {
         fprintf(stderr, "%s\n", err);
         return EXIT_CONFIG;
     }

@@ -27,6 +27,7 @@
 #define BACKOFF_CAP_MS 60000
 #define PROGRESS_EVERY_MS 30000
 #define MAX_UNKNOWN_TYPES 64
+#define STANDBY_RETRY_MS 1000 /* how often a standby asks for the lock */
 
 struct poller {
     struct event_base *base;
@@ -49,6 +50,8 @@ struct poller {
     bool pending_caught_up; /* the last page fetched ended the stream */
     bool applying;
     bool note_after_apply;
+    bool leader;         /* holds the advisory lock on the store's connection */
+    bool standby_logged; /* said once that another instance polls */
 
     backoff_t backoff;
     int64_t failing_since_ms; /* monotonic ms of the first failure in a row, or 0 */
@@ -120,11 +123,27 @@ static void arm(poller_t *p, int64_t ms)
     evtimer_add(p->timer, &tv);
 }
 
+static void try_lock(poller_t *p);
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
+    poller_t *p = arg;
     (void)fd;
     (void)what;
-    try_fetch(arg);
+    switch (p->state) {
+    case POLLER_STANDBY:
+        try_lock(p);
+        return;
+    case POLLER_IDLE:
+        try_fetch(p);
+        return;
+    case POLLER_WAITING_DB:
+    case POLLER_LOCKING:
+    case POLLER_LOADING:
+    case POLLER_FETCHING:
+    case POLLER_STOPPED:
+        return; /* a stale timer: the state moved on without it */
+    }
 }
 
 /* Remembers unknown types so each is logged once, not once per event. */
@@ -469,13 +488,46 @@ void poller_free(poller_t *p)
     free(p);
 }
 
+static void on_lock(void *arg, bool ok, bool held, const char *err)
+{
+    poller_t *p = arg;
+    if (p->state != POLLER_LOCKING)
+        return;
+    if (!ok) {
+        log_warn("event=poller_lock_failed error=\"%s\"", err);
+        p->state = POLLER_WAITING_DB; /* the store reconnects and tells us */
+        return;
+    }
+    if (!held) {
+        if (!p->standby_logged)
+            log_info("event=poller_standby note=\"another instance holds the poller lock; "
+                     "webhooks are still served\"");
+        p->standby_logged = true;
+        p->state = POLLER_STANDBY;
+        struct timeval tv = {STANDBY_RETRY_MS / 1000, (STANDBY_RETRY_MS % 1000) * 1000};
+        evtimer_add(p->timer, &tv);
+        return;
+    }
+    p->leader = true;
+    p->standby_logged = false;
+    log_info("event=poller_leader note=\"this instance polls the Events API\"");
+    p->state = POLLER_LOADING;
+    store_load_cursor(p->store, p->cfg->start_from, on_cursor, p);
+}
+
+static void try_lock(poller_t *p)
+{
+    p->state = POLLER_LOCKING;
+    store_try_poller_lock(p->store, on_lock, p);
+}
+
 void poller_store_ready(poller_t *p)
 {
     if (p->state == POLLER_STOPPED)
         return;
     evtimer_del(p->timer);
-    p->state = POLLER_LOADING;
-    store_load_cursor(p->store, p->cfg->start_from, on_cursor, p);
+    p->leader = false;
+    try_lock(p);
 }
 
 void poller_store_lost(poller_t *p)
@@ -484,6 +536,8 @@ void poller_store_lost(poller_t *p)
         return;
     evtimer_del(p->timer);
     rewind_to_committed(p);
+    /* The lock went with the connection. */
+    p->leader = false;
     p->state = POLLER_WAITING_DB;
 }
 
@@ -505,6 +559,11 @@ void poller_stop(poller_t *p)
     http_cancel(p->request);
     p->request = NULL;
     p->state = POLLER_STOPPED;
+}
+
+bool poller_leader(const poller_t *p)
+{
+    return p->leader;
 }
 
 bool poller_applying(const poller_t *p)

@@ -22,6 +22,8 @@
 
 typedef enum poller_state {
     POLLER_WAITING_DB, /* the store is not ready; nothing to do until it is */
+    POLLER_LOCKING,    /* asking for the advisory lock that makes this instance the poller */
+    POLLER_STANDBY,    /* another instance holds the lock; retrying on a timer */
     POLLER_LOADING,    /* reading the cursor from the database */
     POLLER_IDLE,       /* a timer is armed: poll interval, backoff or rate limit */
     POLLER_FETCHING,   /* GET /events in flight */
@@ -49,6 +51,9 @@ void poller_set_config(poller_t *p, const config_t *cfg);
 
 /* Stops fetching; an apply in flight still completes. */
 void poller_stop(poller_t *p);
+
+/* True when this instance holds the poller lock. */
+bool poller_leader(const poller_t *p);
 
 /* True while a batch is being committed. */
 bool poller_applying(const poller_t *p);

@@ -31,10 +31,25 @@
 #define RECONNECT_CAP_MS 5000
 #define APPLY_STMT "workos_syncd_apply"
 
+/*
+ * The poller's lock: one per schema, so instances mirroring different
+ * schemas into one database do not exclude each other.  The first key is
+ * a constant namespace ("WSNC"); status reads the same pair in pg_locks.
+ */
+#define POLLER_LOCK_NS "1465077315"
+#define POLLER_LOCK_SQL                                                                            \
+    "SELECT pg_try_advisory_lock(" POLLER_LOCK_NS ", hashtext('workos-syncd poller ' || $1))"
+#define POLLER_LOCK_HOLDER_SQL                                                                     \
+    "SELECT a.pid, coalesce(host(a.client_addr), 'local'), a.application_name "                   \
+    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "                                    \
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = " POLLER_LOCK_NS "::oid "         \
+    "AND l.objid = hashtext('workos-syncd poller ' || $1)::oid AND l.objsubid = 2"
+
 typedef enum job_kind {
     JOB_APPLY,  /* a batch, maybe with the cursor */
     JOB_CURSOR, /* read (and initialise) the poller's cursor */
-    JOB_NOTE    /* record caught-up or an error in sync_state */
+    JOB_NOTE,   /* record caught-up or an error in sync_state */
+    JOB_LOCK    /* try the poller's advisory lock */
 } job_kind_t;
 
 typedef struct job {
@@ -47,6 +62,7 @@ typedef struct job {
     char *text;           /* JOB_CURSOR: start_from; JOB_NOTE: error or NULL */
     store_apply_fn apply_done;
     store_cursor_fn cursor_done;
+    store_lock_fn lock_done;
     void *arg;
     int64_t sent_us;
 } job_t;
@@ -352,6 +368,9 @@ static void job_fail(job_t *j, const char *err)
     case JOB_CURSOR:
         j->cursor_done(j->arg, false, NULL, NULL, err);
         break;
+    case JOB_LOCK:
+        j->lock_done(j->arg, false, false, err);
+        break;
     case JOB_NOTE:
         break;
     }
@@ -479,6 +498,11 @@ static void send_job(store_t *s, job_t *j)
         }
         break;
     }
+    case JOB_LOCK: {
+        const char *params[1] = {schema};
+        sent = PQsendQueryParams(s->conn, POLLER_LOCK_SQL, 1, NULL, params, NULL, NULL, 0);
+        break;
+    }
     case JOB_NOTE: {
         char *sql = NULL;
         const char *params[2] = {STORE_STREAM_EVENTS_API, j->text};
@@ -559,6 +583,12 @@ static void finish_job(store_t *s)
                            PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1), NULL);
         else
             j->cursor_done(j->arg, false, NULL, NULL, s->error[0] ? s->error : "no result");
+        break;
+    case JOB_LOCK:
+        if (ok && PQntuples(res) == 1)
+            j->lock_done(j->arg, true, strcmp(PQgetvalue(res, 0, 0), "t") == 0, NULL);
+        else
+            j->lock_done(j->arg, false, false, s->error[0] ? s->error : "no result");
         break;
     case JOB_NOTE:
         if (!ok)
@@ -887,6 +917,19 @@ void store_load_cursor(store_t *s, const char *start_from, store_cursor_fn done,
     enqueue(s, j);
 }
 
+void store_try_poller_lock(store_t *s, store_lock_fn done, void *arg)
+{
+    job_t *j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        done(arg, false, false, "out of memory");
+        return;
+    }
+    j->kind = JOB_LOCK;
+    j->lock_done = done;
+    j->arg = arg;
+    enqueue(s, j);
+}
+
 void store_note(store_t *s, const char *error)
 {
     if (!store_ready(s))
@@ -988,6 +1031,7 @@ int store_status(const config_t *cfg, FILE *out, int64_t fresh_ms)
         fprintf(out, "state=database_unreachable\nerror=\"%s\"\n", err);
         return 2;
     }
+    rc = 1; /* reachable: from here on the answer is caught up (0) or not (1) */
     int version = current_version(conn, schema, err, sizeof(err));
     fprintf(out, "schema_version=%d\nschema_latest=%d\n", version, latest_version());
     if (version <= 0) {
@@ -1023,16 +1067,17 @@ int store_status(const config_t *cfg, FILE *out, int64_t fresh_ms)
         fprintf(out, "state=error\nerror=\"%s\"\n", err);
         goto done;
     }
-    rc = 1;
     if (PQntuples(res) == 0) {
         fprintf(out, "state=never_polled\n");
     } else {
 #define V(c) (PQgetisnull(res, 0, (c)) ? "-" : PQgetvalue(res, 0, (c)))
         bool failing = strcmp(PQgetvalue(res, 0, 6), "t") == 0;
         bool fresh_ok = strcmp(PQgetvalue(res, 0, 7), "t") == 0;
-        fprintf(out, "cursor=%s\ncursor_event_at=%s\ncursor_age=%ss\nlag=%ss\n", V(0), V(1), V(2),
-                V(3));
-        fprintf(out, "caught_up_ago=%ss\n", V(4));
+#define SECS(c) V(c), PQgetisnull(res, 0, (c)) ? "" : "s"
+        fprintf(out, "cursor=%s\ncursor_event_at=%s\ncursor_age=%s%s\nlag=%s%s\n", V(0), V(1),
+                SECS(2), SECS(3));
+        fprintf(out, "caught_up_ago=%s%s\n", SECS(4));
+#undef SECS
         char e[512];
         copy_error(e, sizeof(e), PQgetisnull(res, 0, 5) ? "-" : PQgetvalue(res, 0, 5));
         fprintf(out, "last_error=\"%s\"\n", e);
@@ -1042,6 +1087,15 @@ int store_status(const config_t *cfg, FILE *out, int64_t fresh_ms)
             rc = 0;
 #undef V
     }
+    PQclear(res);
+    res = NULL;
+
+    const char *lp[1] = {schema};
+    res = PQexecParams(conn, POLLER_LOCK_HOLDER_SQL, 1, NULL, lp, NULL, NULL, 0);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0)
+        fprintf(out, "poller=pid:%s@%s\n", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+    else if (PQresultStatus(res) == PGRES_TUPLES_OK)
+        fprintf(out, "poller=none\n");
     PQclear(res);
     res = NULL;
 

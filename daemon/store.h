@@ -103,6 +103,16 @@ void store_apply(store_t *s, event_batch_t *batch, const char *source, const cha
  */
 void store_load_cursor(store_t *s, const char *start_from, store_cursor_fn done, void *arg);
 
+/* Completion of a lock attempt: `held` tells whether this connection holds it. */
+typedef void (*store_lock_fn)(void *arg, bool ok, bool held, const char *err);
+
+/*
+ * Tries to take the poller's advisory lock (per schema) on this connection.
+ * The lock lives as long as the connection: when it drops, PostgreSQL
+ * releases it and another instance can take over.
+ */
+void store_try_poller_lock(store_t *s, store_lock_fn done, void *arg);
+
 /*
  * Records, fire-and-forget, that the poller reached the end of the stream
  * (`error` NULL) or failed with `error`.  Dropped when not connected.

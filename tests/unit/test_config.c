@@ -541,6 +541,42 @@ START_TEST(env_overrides_secret_file)
 }
 END_TEST
 
+/* The environment's secret is used without even opening the file. */
+START_TEST(env_secret_skips_missing_file)
+{
+    setenv("WORKOS_API_KEY", "sk_env_wins", 1);
+    config_t c;
+    char err[512];
+    ck_assert_msg(config_load(&c, write_conf("[workos]\napi_key_file = /nonexistent/api-key\n"),
+                              err, sizeof err),
+                  "%s", err);
+    ck_assert_str_eq(c.api_key, "sk_env_wins");
+    config_free(&c);
+}
+END_TEST
+
+/* status and migrate load the service's config without its credentials. */
+START_TEST(skip_secret_files)
+{
+    const char *conf = write_conf("[workos]\napi_key_file = /nonexistent/api-key\n"
+                                  "[webhook]\nlisten = 127.0.0.1:0\n"
+                                  "secret_file = /nonexistent/secret\n"
+                                  "[database]\nschema = idp\n");
+    config_t c;
+    char err[512];
+    ck_assert(!config_load(&c, conf, err, sizeof err));
+    ck_assert_ptr_nonnull(strstr(err, "api_key_file"));
+    ck_assert_msg(config_load_opts(&c, conf, CONFIG_SKIP_SECRET_FILES, err, sizeof err), "%s",
+                  err);
+    ck_assert_ptr_null(c.api_key);
+    ck_assert_uint_eq(c.n_secrets, 0);
+    ck_assert_str_eq(c.schema, "idp");
+    config_free(&c);
+    /* The flag lasts for one call only. */
+    ck_assert(!config_load(&c, conf, err, sizeof err));
+}
+END_TEST
+
 /* ------------------------------------------------------------------------- */
 /* *_file keys                                                               */
 
@@ -1091,6 +1127,8 @@ static Suite *config_suite(void)
     tcase_add_loop_test(tc, env_beats_file, 0, N(env_cases));
     tcase_add_test(tc, env_error_names_variable);
     tcase_add_test(tc, env_overrides_secret_file);
+    tcase_add_test(tc, env_secret_skips_missing_file);
+    tcase_add_test(tc, skip_secret_files);
     tcase_add_test(tc, secret_file_paths);
     tcase_add_loop_test(tc, event_wildcards, 0, N(wildcard_cases));
     tcase_add_loop_test(tc, schema_names, 0, N(schema_cases));
