@@ -16,6 +16,12 @@
 
 #define COLS(a) (a), sizeof(a) / sizeof((a)[0])
 
+/*
+ * Ids longer than this are refused: PostgreSQL cannot index a key of a few
+ * kilobytes, and one such event would otherwise fail every batch it is in.
+ */
+#define MAX_ID_LEN 255
+
 static const mirror_column_t user_columns[] = {
     {"id", "id", NULL, COLUMN_TEXT},
     {"email", "email", NULL, COLUMN_TEXT},
@@ -312,6 +318,58 @@ void event_batch_free(event_batch_t *b)
     free(b);
 }
 
+/* Strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF. */
+static bool utf8_ok(const unsigned char *s)
+{
+    while (*s != '\0') {
+        unsigned char c = *s;
+        size_t n;
+        unsigned cp;
+        if (c < 0x80) {
+            s++;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            n = 1;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        for (size_t i = 1; i <= n; i++) {
+            if ((s[i] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i] & 0x3F);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return false;
+        s += n + 1;
+    }
+    return true;
+}
+
+/*
+ * PostgreSQL's jsonb refuses invalid UTF-8; an event carrying it would fail
+ * every batch it is in, so it is refused here, with a reason, instead.
+ */
+static bool json_utf8_ok(const cJSON *item)
+{
+    for (; item != NULL; item = item->next) {
+        if (item->string != NULL && !utf8_ok((const unsigned char *)item->string))
+            return false;
+        if (cJSON_IsString(item) && !utf8_ok((const unsigned char *)item->valuestring))
+            return false;
+        if (item->child != NULL && !json_utf8_ok(item->child))
+            return false;
+    }
+    return true;
+}
+
 static bool value_fits(const cJSON *v, column_type_t type)
 {
     if (v == NULL || cJSON_IsNull(v))
@@ -343,8 +401,8 @@ static cJSON *mirror_row(const mirror_def_t *def, cJSON *data, const char *event
     cJSON *updated = cJSON_GetObjectItemCaseSensitive(data, "updated_at");
     int64_t ms;
 
-    if (!cJSON_IsString(id) || id->valuestring[0] == '\0') {
-        snprintf(why, whylen, "data.id missing or not a string");
+    if (!cJSON_IsString(id) || id->valuestring[0] == '\0' || strlen(id->valuestring) > MAX_ID_LEN) {
+        snprintf(why, whylen, "data.id missing, not a string or too long");
         return NULL;
     }
     if (!cJSON_IsString(updated) || !event_parse_time(updated->valuestring, &ms)) {
@@ -403,12 +461,13 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
     type = cJSON_GetObjectItemCaseSensitive(envelope, "event");
     created = cJSON_GetObjectItemCaseSensitive(envelope, "created_at");
     data = cJSON_GetObjectItemCaseSensitive(envelope, "data");
-    if (!cJSON_IsString(id) || id->valuestring[0] == '\0') {
-        snprintf(why, whylen, "event has no id");
+    if (!cJSON_IsString(id) || id->valuestring[0] == '\0' || strlen(id->valuestring) > MAX_ID_LEN) {
+        snprintf(why, whylen, "event has no id, or one too long");
         goto invalid;
     }
-    if (!cJSON_IsString(type) || type->valuestring[0] == '\0') {
-        snprintf(why, whylen, "event has no type");
+    if (!cJSON_IsString(type) || type->valuestring[0] == '\0' ||
+        strlen(type->valuestring) > MAX_ID_LEN) {
+        snprintf(why, whylen, "event has no type, or one too long");
         goto invalid;
     }
     if (!cJSON_IsString(created) || !event_parse_time(created->valuestring, &created_ms)) {
@@ -417,6 +476,10 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
     }
     if (data == NULL || cJSON_IsNull(data)) {
         snprintf(why, whylen, "event has no data");
+        goto invalid;
+    }
+    if (!json_utf8_ok(envelope->child)) {
+        snprintf(why, whylen, "event contains invalid UTF-8");
         goto invalid;
     }
     /* The log's context column takes objects only; anything else is dropped. */

@@ -171,6 +171,11 @@ START_TEST(test_recorded_events)
 }
 END_TEST
 
+#define LONG_ID16 "0123456789abcdef"
+#define LONG_ID                                                                                    \
+    LONG_ID16 LONG_ID16 LONG_ID16 LONG_ID16 LONG_ID16 LONG_ID16 LONG_ID16 LONG_ID16 LONG_ID16      \
+        LONG_ID16 LONG_ID16 LONG_ID16 LONG_ID16 LONG_ID16 LONG_ID16 LONG_ID16 "x"
+
 static const struct {
     const char *json;
     event_status_t status;
@@ -214,6 +219,25 @@ static const struct {
     {"{\"id\":\"e12\",\"event\":\"user.created\",\"created_at\":\"2026-01-01T00:00:00Z\"}",
      EVENT_INVALID},
     {"[1,2,3]", EVENT_INVALID},
+    /* PostgreSQL would refuse these and fail the whole batch. */
+    {"{\"id\":\"e13\",\"event\":\"authentication.sso_failed\",\"created_at\":"
+     "\"2026-01-01T00:00:00Z\",\"data\":{\"email\":\"\xff\xfe\"}}",
+     EVENT_INVALID},
+    {"{\"id\":\"e14\",\"event\":\"authentication.sso_failed\",\"created_at\":"
+     "\"2026-01-01T00:00:00Z\",\"data\":{\"\xc0\xaf\":1}}",
+     EVENT_INVALID},
+    {"{\"id\":\"e15\",\"event\":\"authentication.sso_failed\",\"created_at\":"
+     "\"2026-01-01T00:00:00Z\",\"data\":{\"a\":[{\"b\":\"\xed\xa0\x80\"}]}}",
+     EVENT_INVALID},
+    {"{\"id\":\"e16\",\"event\":\"authentication.sso_failed\",\"created_at\":"
+     "\"2026-01-01T00:00:00Z\",\"data\":{\"name\":\"\xe6\x97\xa5\xf0\x9f\x8e\x89\"}}",
+     EVENT_OK},
+    {"{\"id\":\"" LONG_ID "\",\"event\":\"user.created\",\"created_at\":"
+     "\"2026-01-01T00:00:00Z\",\"data\":{}}",
+     EVENT_INVALID},
+    {"{\"id\":\"e17\",\"event\":\"user.created\",\"created_at\":\"2026-01-01T00:00:00Z\","
+     "\"data\":{\"id\":\"" LONG_ID "\",\"updated_at\":\"2026-01-01T00:00:00Z\"}}",
+     EVENT_MALFORMED},
 };
 
 START_TEST(test_batch_add)
