@@ -474,10 +474,6 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
         snprintf(why, whylen, "event created_at missing or not a timestamp");
         goto invalid;
     }
-    if (data == NULL || cJSON_IsNull(data)) {
-        snprintf(why, whylen, "event has no data");
-        goto invalid;
-    }
     if (!json_utf8_ok(envelope->child)) {
         snprintf(why, whylen, "event contains invalid UTF-8");
         goto invalid;
@@ -492,7 +488,11 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
     mirror_table_t table = MIRROR_USERS;
     bool known;
     event_action_t action = event_classify(type->valuestring, &table, &known);
-    if (!known) {
+    if (data == NULL || cJSON_IsNull(data)) {
+        /* Kept in the log (data stored as JSON null), mirrored nowhere. */
+        snprintf(why, whylen, "event has no data");
+        status = EVENT_MALFORMED;
+    } else if (!known) {
         snprintf(why, whylen, "unknown event type");
         status = EVENT_UNKNOWN;
     } else if (action != EVENT_ACTION_LOG) {

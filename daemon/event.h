@@ -61,7 +61,7 @@ typedef enum event_action {
 typedef enum event_status {
     EVENT_OK,        /* logged, and mirrored when its type is mirrored */
     EVENT_UNKNOWN,   /* a type this version does not know: logged only */
-    EVENT_MALFORMED, /* payload wrong for its type: logged only, counted */
+    EVENT_MALFORMED, /* payload wrong for its type, or none: logged only, counted */
     EVENT_INVALID    /* envelope unusable (no id, type or time): not stored */
 } event_status_t;
 

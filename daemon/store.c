@@ -166,8 +166,8 @@ static char *build_apply_sql(const char *schema)
         return NULL;
 
     fprintf(f,
-            "WITH ev AS (\n  SELECT DISTINCT ON (e.id) e.id, e.event, e.created_at, e.data, "
-            "e.context\n    FROM jsonb_to_recordset($1::jsonb) AS e(id text, event text, "
+            "WITH ev AS (\n  SELECT DISTINCT ON (e.id) e.id, e.event, e.created_at, "
+            "coalesce(e.data, 'null'::jsonb) AS data, e.context\n    FROM jsonb_to_recordset($1::jsonb) AS e(id text, event text, "
             "created_at timestamptz, data jsonb, context jsonb)\n   ORDER BY e.id)\n"
             ", ins AS (\n  INSERT INTO %s.events (id, event, created_at, data, context, source)\n"
             "  SELECT id, event, created_at, data, context, $2::text FROM ev\n"

@@ -179,6 +179,14 @@ static void handle_webhook(webhook_t *w, struct evhttp_request *req)
         reply_error(req, 400, "Bad Request", "body is not valid JSON");
         return;
     }
+    cJSON *data = cJSON_GetObjectItemCaseSensitive(envelope, "data");
+    if (data == NULL || cJSON_IsNull(data)) {
+        /* The poller keeps such an event in the log; a webhook sender can
+         * be told, and nothing is stored. */
+        cJSON_Delete(envelope);
+        reply_error(req, 400, "Bad Request", "event has no data");
+        return;
+    }
     if (!store_ready(w->store)) {
         cJSON_Delete(envelope);
         reply_error(req, 503, "Service Unavailable", "database unavailable, retry later");

@@ -217,7 +217,10 @@ static const struct {
     {"{\"id\":\"e11\",\"event\":\"user.created\",\"created_at\":\"yesterday\",\"data\":{}}",
      EVENT_INVALID},
     {"{\"id\":\"e12\",\"event\":\"user.created\",\"created_at\":\"2026-01-01T00:00:00Z\"}",
-     EVENT_INVALID},
+     EVENT_MALFORMED},
+    {"{\"id\":\"e12b\",\"event\":\"authentication.sso_failed\",\"created_at\":"
+     "\"2026-01-01T00:00:00Z\",\"data\":null}",
+     EVENT_MALFORMED},
     {"[1,2,3]", EVENT_INVALID},
     /* PostgreSQL would refuse these and fail the whole batch. */
     {"{\"id\":\"e13\",\"event\":\"authentication.sso_failed\",\"created_at\":"
