@@ -142,7 +142,10 @@ static const struct {
 
 /* Types kept in the log only; a name ending in '.' is a prefix. */
 static const char *const log_types[] = {
-    "authentication.", "email_verification.", "password_reset.", "magic_auth.",
+    "authentication.",
+    "email_verification.",
+    "password_reset.",
+    "magic_auth.",
 };
 
 /*
@@ -256,8 +259,12 @@ bool event_parse_time(const char *s, int64_t *ms)
     if (*p != '\0')
         return false;
 
-    struct tm tm = {.tm_year = year - 1900, .tm_mon = month - 1, .tm_mday = day,
-                    .tm_hour = hour, .tm_min = min, .tm_sec = sec};
+    struct tm tm = {.tm_year = year - 1900,
+                    .tm_mon = month - 1,
+                    .tm_mday = day,
+                    .tm_hour = hour,
+                    .tm_min = min,
+                    .tm_sec = sec};
     int64_t secs = (int64_t)timegm(&tm) - (int64_t)offset_min * 60;
     *ms = secs * 1000 + frac_ms;
     return true;
@@ -273,14 +280,16 @@ size_t event_scrub(cJSON *envelope)
         return 0;
     cJSON *object = cJSON_GetObjectItemCaseSensitive(data, "object");
     for (size_t i = 0; i < sizeof(secret_rules) / sizeof(secret_rules[0]); i++) {
-        bool match = (cJSON_IsString(type) && has_prefix(type->valuestring, secret_rules[i].prefix)) ||
-                     (cJSON_IsString(object) && strcmp(object->valuestring, secret_rules[i].object) == 0);
+        bool match =
+            (cJSON_IsString(type) && has_prefix(type->valuestring, secret_rules[i].prefix)) ||
+            (cJSON_IsString(object) && strcmp(object->valuestring, secret_rules[i].object) == 0);
         if (!match)
             continue;
         for (size_t f = 0; f < 3 && secret_rules[i].fields[f] != NULL; f++) {
             /* Loop: a hostile payload may repeat a key. */
             cJSON *item;
-            while ((item = cJSON_DetachItemFromObjectCaseSensitive(data, secret_rules[i].fields[f]))) {
+            while (
+                (item = cJSON_DetachItemFromObjectCaseSensitive(data, secret_rules[i].fields[f]))) {
                 cJSON_Delete(item);
                 removed++;
             }

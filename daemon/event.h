@@ -52,9 +52,9 @@ typedef struct mirror_def {
 
 /* What an event does to the mirror. */
 typedef enum event_action {
-    EVENT_ACTION_LOG,       /* kept in the event log only */
-    EVENT_ACTION_UPSERT,    /* create/update/state change of a mirrored object */
-    EVENT_ACTION_TOMBSTONE  /* deletion: the row keeps deleted_at forever */
+    EVENT_ACTION_LOG,      /* kept in the event log only */
+    EVENT_ACTION_UPSERT,   /* create/update/state change of a mirrored object */
+    EVENT_ACTION_TOMBSTONE /* deletion: the row keeps deleted_at forever */
 } event_action_t;
 
 /* The outcome of adding one envelope to a batch. */
@@ -128,9 +128,9 @@ void event_batch_free(event_batch_t *b);
 
 /* One page of the Events API list response. */
 typedef struct event_page {
-    cJSON *root;      /* the parsed response; owns `data` */
-    cJSON *data;      /* the array of envelopes */
-    size_t n;         /* cJSON_GetArraySize(data) */
+    cJSON *root;       /* the parsed response; owns `data` */
+    cJSON *data;       /* the array of envelopes */
+    size_t n;          /* cJSON_GetArraySize(data) */
     const char *after; /* list_metadata.after, or NULL at the end of the stream */
 } event_page_t;
 

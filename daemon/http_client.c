@@ -115,7 +115,8 @@ static void reap(http_client_t *c)
 static void on_socket_ready(evutil_socket_t fd, short what, void *arg)
 {
     http_client_t *c = arg;
-    int action = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int action =
+        ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running;
     curl_multi_socket_action(c->multi, fd, action, &running);
     reap(c);
@@ -303,7 +304,8 @@ http_request_t *http_get(http_client_t *c, const char *url, const char *bearer, 
     curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
     curl_easy_setopt(r->easy, CURLOPT_USERAGENT, "workos-syncd/" WORKOS_SYNCD_VERSION);
     curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-    curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout_ms < 10000 ? timeout_ms : 10000));
+    curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(timeout_ms < 10000 ? timeout_ms : 10000));
     curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(r->easy, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");

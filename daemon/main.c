@@ -192,7 +192,7 @@ static void fill_gauges(void *arg, metrics_gauges_t *g)
 /* One line for `systemctl status`. */
 static void notify_status(daemon_ctx_t *d)
 {
-    const char *role = d->poller == NULL           ? "webhooks only"
+    const char *role = d->poller == NULL          ? "webhooks only"
                        : poller_leader(d->poller) ? "polling"
                                                   : "standby";
     if (!store_ready(d->store))

@@ -45,9 +45,9 @@ void metrics_cursor_event_time(int64_t ms);
 /* Gauges sampled at render time, supplied by main. */
 typedef struct metrics_gauges {
     bool db_connected;
-    bool poller_leader;   /* this instance polls (holds the advisory lock) */
+    bool poller_leader; /* this instance polls (holds the advisory lock) */
     int webhook_connections;
-    int64_t now_ms;       /* wall clock, for the cursor lag */
+    int64_t now_ms; /* wall clock, for the cursor lag */
 } metrics_gauges_t;
 
 /* Writes every metric to `out` in the Prometheus text format. */

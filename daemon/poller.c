@@ -38,12 +38,12 @@ struct poller {
     struct event *timer;
     http_request_t *request;
 
-    char *url_prefix;  /* base_url/events?order=asc&limit=..&<filter> */
-    char *committed;   /* cursor in the database */
-    char *inflight;    /* cursor of the batch being committed */
+    char *url_prefix;            /* base_url/events?order=asc&limit=..&<filter> */
+    char *committed;             /* cursor in the database */
+    char *inflight;              /* cursor of the batch being committed */
     int64_t inflight_created_ms; /* created_at of that event, for the lag gauge */
-    char *fetch_after; /* cursor for the next request: last event fetched */
-    char *range_start; /* where to start when there is no cursor */
+    char *fetch_after;           /* cursor for the next request: last event fetched */
+    char *range_start;           /* where to start when there is no cursor */
     int64_t last_fetched_ms;
 
     event_batch_t *pending; /* fetched, not yet handed to the store */
@@ -191,8 +191,7 @@ static void on_applied(void *arg, bool ok, const store_apply_result_t *res, cons
 
 static void try_apply(poller_t *p)
 {
-    if (p->applying || p->pending == NULL || p->pending->n_events == 0 ||
-        !store_ready(p->store))
+    if (p->applying || p->pending == NULL || p->pending->n_events == 0 || !store_ready(p->store))
         return;
     event_batch_t *b = p->pending;
     bool caught_up = p->pending_caught_up;
@@ -210,7 +209,8 @@ static void on_applied(void *arg, bool ok, const store_apply_result_t *res, cons
     poller_t *p = arg;
     p->applying = false;
     if (!ok) {
-        log_warn("event=apply_failed error=\"%s\" cursor=%s", err, p->committed ? p->committed : "-");
+        log_warn("event=apply_failed error=\"%s\" cursor=%s", err,
+                 p->committed ? p->committed : "-");
         rewind_to_committed(p);
         if (p->state == POLLER_STOPPED || !store_ready(p->store)) {
             if (p->state != POLLER_STOPPED)
@@ -303,8 +303,8 @@ static void on_response(void *arg, const http_response_t *resp)
     if (resp->status != 200) {
         snprintf(reason, sizeof(reason), "http %ld%s", resp->status,
                  resp->status == 401 || resp->status == 403 ? " (check the API key)" : "");
-        fetch_failed(p, reason, resp->status == 429 || resp->status == 503 ? resp->retry_after_ms
-                                                                           : -1);
+        fetch_failed(p, reason,
+                     resp->status == 429 || resp->status == 503 ? resp->retry_after_ms : -1);
         return;
     }
     if (!event_page_parse(&page, resp->body, resp->len, reason, sizeof(reason))) {

@@ -40,7 +40,7 @@
 #define POLLER_LOCK_SQL                                                                            \
     "SELECT pg_try_advisory_lock(" POLLER_LOCK_NS ", hashtext('workos-syncd poller ' || $1))"
 #define POLLER_LOCK_HOLDER_SQL                                                                     \
-    "SELECT a.pid, coalesce(host(a.client_addr), 'local'), a.application_name "                   \
+    "SELECT a.pid, coalesce(host(a.client_addr), 'local'), a.application_name "                    \
     "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "                                    \
     "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = " POLLER_LOCK_NS "::oid "         \
     "AND l.objid = hashtext('workos-syncd poller ' || $1)::oid AND l.objsubid = 2"
@@ -84,8 +84,8 @@ struct store {
     char *version_sql;
     int version; /* schema version found by CHECKING */
     job_t *head, *tail;
-    PGresult *result;       /* first result of the query in flight */
-    char error[512];        /* first error of the query in flight */
+    PGresult *result; /* first result of the query in flight */
+    char error[512];  /* first error of the query in flight */
 };
 
 static void store_drive(evutil_socket_t fd, short what, void *arg);
@@ -133,9 +133,10 @@ static void emit_mirror_cte(FILE *f, const char *schema, mirror_table_t t, int p
     fprintf(f, "deleted_at, last_event_id, synced_at)\n  SELECT DISTINCT ON (r.id) ");
     for (size_t i = 0; i < m->n_columns; i++)
         fprintf(f, "r.%s, ", m->columns[i].name);
-    fprintf(f, "r.del, r.event_id, now()\n    FROM (SELECT x.*, max(x.deleted_at) OVER (PARTITION BY "
-               "x.id) AS del\n            FROM jsonb_to_recordset($%d::jsonb) AS x(seq int, "
-               "event_id text, deleted_at timestamptz",
+    fprintf(f,
+            "r.del, r.event_id, now()\n    FROM (SELECT x.*, max(x.deleted_at) OVER (PARTITION BY "
+            "x.id) AS del\n            FROM jsonb_to_recordset($%d::jsonb) AS x(seq int, "
+            "event_id text, deleted_at timestamptz",
             param);
     for (size_t i = 0; i < m->n_columns; i++)
         fprintf(f, ", %s %s", m->columns[i].name, sql_type(m->columns[i].type));
@@ -167,7 +168,8 @@ static char *build_apply_sql(const char *schema)
 
     fprintf(f,
             "WITH ev AS (\n  SELECT DISTINCT ON (e.id) e.id, e.event, e.created_at, "
-            "coalesce(e.data, 'null'::jsonb) AS data, e.context\n    FROM jsonb_to_recordset($1::jsonb) AS e(id text, event text, "
+            "coalesce(e.data, 'null'::jsonb) AS data, e.context\n    FROM "
+            "jsonb_to_recordset($1::jsonb) AS e(id text, event text, "
             "created_at timestamptz, data jsonb, context jsonb)\n   ORDER BY e.id)\n"
             ", ins AS (\n  INSERT INTO %s.events (id, event, created_at, data, context, source)\n"
             "  SELECT id, event, created_at, data, context, $2::text FROM ev\n"
@@ -290,7 +292,8 @@ static PGconn *connect_start(const config_t *cfg, bool blocking)
     vals[n++] = "10";
     keys[n] = NULL;
     vals[n] = NULL;
-    PGconn *conn = blocking ? PQconnectdbParams(keys, vals, 1) : PQconnectStartParams(keys, vals, 1);
+    PGconn *conn =
+        blocking ? PQconnectdbParams(keys, vals, 1) : PQconnectStartParams(keys, vals, 1);
     if (conn != NULL)
         PQsetNoticeProcessor(conn, on_notice, NULL);
     return conn;
@@ -467,7 +470,8 @@ static void send_job(store_t *s, job_t *j)
             params[4] = j->caught_up ? "t" : "f";
             for (int t = 0; t < MIRROR_COUNT; t++)
                 params[5 + t] = jsons[1 + t];
-            sent = PQsendQueryPrepared(s->conn, APPLY_STMT, 5 + MIRROR_COUNT, params, NULL, NULL, 0);
+            sent =
+                PQsendQueryPrepared(s->conn, APPLY_STMT, 5 + MIRROR_COUNT, params, NULL, NULL, 0);
         }
         for (int i = 0; i < 1 + MIRROR_COUNT; i++)
             free(jsons[i]);
@@ -1101,9 +1105,10 @@ int store_status(const config_t *cfg, FILE *out, int64_t fresh_ms)
 
     for (int t = -1; t < MIRROR_COUNT; t++) {
         const char *table = t < 0 ? "events" : event_mirror((mirror_table_t)t)->table;
-        if (asprintf(&sql, t < 0 ? "SELECT count(*), 0 FROM %s.%s"
-                                 : "SELECT count(*) FILTER (WHERE deleted_at IS NULL), "
-                                   "count(*) FILTER (WHERE deleted_at IS NOT NULL) FROM %s.%s",
+        if (asprintf(&sql,
+                     t < 0 ? "SELECT count(*), 0 FROM %s.%s"
+                           : "SELECT count(*) FILTER (WHERE deleted_at IS NULL), "
+                             "count(*) FILTER (WHERE deleted_at IS NOT NULL) FROM %s.%s",
                      schema, table) < 0)
             goto done;
         res = PQexec(conn, sql);

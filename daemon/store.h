@@ -44,9 +44,9 @@ typedef struct store store_t;
 
 /* What one apply statement did. */
 typedef struct store_apply_result {
-    long inserted;              /* events new to the log (the rest were duplicates) */
-    long rows[MIRROR_COUNT];    /* mirror rows inserted or changed, per table */
-    int64_t commit_us;          /* time from send to commit, microseconds */
+    long inserted;           /* events new to the log (the rest were duplicates) */
+    long rows[MIRROR_COUNT]; /* mirror rows inserted or changed, per table */
+    int64_t commit_us;       /* time from send to commit, microseconds */
 } store_apply_result_t;
 
 /*
@@ -82,7 +82,7 @@ store_t *store_new(struct event_base *base, const config_t *cfg, const store_cal
 void store_free(store_t *s);
 
 store_state_t store_state(const store_t *s);
-bool store_ready(const store_t *s);  /* IDLE or BUSY */
+bool store_ready(const store_t *s);     /* IDLE or BUSY */
 size_t store_pending(const store_t *s); /* jobs queued or in flight */
 long store_reconnects(const store_t *s);
 

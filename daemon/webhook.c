@@ -28,9 +28,9 @@
 #include "signature.h"
 
 #define MAX_CONNECTIONS 4096
-#define MAX_GROUP 2000            /* requests waiting in one group, at most */
-#define REQUEST_TIMEOUT_SECS 10   /* slow or idle clients are cut off */
-#define SWEEP_INTERVAL_MS 100     /* how soon a dropped connection's socket is closed */
+#define MAX_GROUP 2000          /* requests waiting in one group, at most */
+#define REQUEST_TIMEOUT_SECS 10 /* slow or idle clients are cut off */
+#define SWEEP_INTERVAL_MS 100   /* how soon a dropped connection's socket is closed */
 
 typedef enum webhook_req_state {
     WREQ_QUEUED,     /* decoded, waiting in the open group */
@@ -63,8 +63,8 @@ struct webhook {
     struct bufferevent **tracked; /* one per open connection, referenced */
     size_t n_tracked, cap_tracked;
     struct event *sweep; /* releases connections evhttp has dropped */
-    group_t *open;      /* collecting requests */
-    group_t *inflight;  /* being committed */
+    group_t *open;       /* collecting requests */
+    group_t *inflight;   /* being committed */
 };
 
 static int64_t wall_ms(void)

@@ -50,31 +50,47 @@ END_TEST
 
 static const struct {
     const char *json;
-    const char *gone[2];    /* fields that must be removed from data */
-    const char *kept;       /* a field that must survive */
+    const char *gone[2]; /* fields that must be removed from data */
+    const char *kept;    /* a field that must survive */
     size_t removed;
 } scrub_cases[] = {
     {"{\"event\":\"invitation.created\",\"data\":{\"object\":\"invitation\",\"email\":\"a@b\","
      "\"token\":\"T\",\"accept_invitation_url\":\"U\"}}",
-     {"token", "accept_invitation_url"}, "email", 2},
+     {"token", "accept_invitation_url"},
+     "email",
+     2},
     {"{\"event\":\"magic_auth.created\",\"data\":{\"id\":\"m\",\"code\":\"123456\"}}",
-     {"code", NULL}, "id", 1},
+     {"code", NULL},
+     "id",
+     1},
     {"{\"event\":\"email_verification.created\",\"data\":{\"id\":\"e\",\"code\":\"9\"}}",
-     {"code", NULL}, "id", 1},
+     {"code", NULL},
+     "id",
+     1},
     {"{\"event\":\"password_reset.created\",\"data\":{\"id\":\"p\",\"token\":\"T\","
      "\"password_reset_url\":\"U\"}}",
-     {"token", "password_reset_url"}, "id", 2},
+     {"token", "password_reset_url"},
+     "id",
+     2},
     {"{\"event\":\"api_key.created\",\"data\":{\"id\":\"k\",\"value\":\"sk_secret\","
      "\"obfuscated_value\":\"sk_...t\"}}",
-     {"value", NULL}, "obfuscated_value", 1},
+     {"value", NULL},
+     "obfuscated_value",
+     1},
     /* matched by data.object when the type is new */
     {"{\"event\":\"invitation.future\",\"data\":{\"object\":\"invitation\",\"token\":\"T\"}}",
-     {"token", NULL}, "object", 1},
+     {"token", NULL},
+     "object",
+     1},
     {"{\"event\":\"some.thing\",\"data\":{\"object\":\"api_key\",\"value\":\"v\",\"id\":\"x\"}}",
-     {"value", NULL}, "id", 1},
+     {"value", NULL},
+     "id",
+     1},
     /* a user's fields named like secrets of other objects are data */
     {"{\"event\":\"user.updated\",\"data\":{\"object\":\"user\",\"code\":\"c\",\"token\":\"t\"}}",
-     {NULL, NULL}, "token", 0},
+     {NULL, NULL},
+     "token",
+     0},
 };
 
 START_TEST(test_scrub)
@@ -274,8 +290,7 @@ START_TEST(test_classify)
     ck_assert_int_eq(event_classify("invitation.revoked", &t, &known), EVENT_ACTION_UPSERT);
     ck_assert_int_eq(t, MIRROR_INVITATIONS);
     ck_assert_int_eq(event_classify("session.revoked", &t, &known), EVENT_ACTION_UPSERT);
-    ck_assert_int_eq(event_classify("organization.deleted", &t, &known),
-                     EVENT_ACTION_TOMBSTONE);
+    ck_assert_int_eq(event_classify("organization.deleted", &t, &known), EVENT_ACTION_TOMBSTONE);
     ck_assert_int_eq(event_classify("authentication.mfa_failed", &t, &known), EVENT_ACTION_LOG);
     ck_assert(known);
     ck_assert_int_eq(event_classify("dsync.user.created", &t, &known), EVENT_ACTION_LOG);

@@ -15,8 +15,8 @@ static char *render(void)
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    metrics_gauges_t g = {.db_connected = true, .poller_leader = true, .webhook_connections = 3,
-                          .now_ms = 10000};
+    metrics_gauges_t g = {
+        .db_connected = true, .poller_leader = true, .webhook_connections = 3, .now_ms = 10000};
     metrics_render(f, &g);
     fclose(f);
     return buf;
@@ -51,9 +51,10 @@ START_TEST(test_counters)
     metrics_cursor_event_time(4000);
 
     char *t = render();
-    assert_line(t, "workos_syncd_events_committed_total{type=\"user.created\",source=\"webhook\"} 2");
     assert_line(t,
-                "workos_syncd_events_committed_total{type=\"user.created\",source=\"events_api\"} 1");
+                "workos_syncd_events_committed_total{type=\"user.created\",source=\"webhook\"} 2");
+    assert_line(
+        t, "workos_syncd_events_committed_total{type=\"user.created\",source=\"events_api\"} 1");
     assert_line(t, "workos_syncd_events_inserted_total{source=\"events_api\"} 7");
     assert_line(t, "workos_syncd_batch_commit_seconds_bucket{le=\"0.0025\"} 0");
     assert_line(t, "workos_syncd_batch_commit_seconds_bucket{le=\"0.005\"} 1");
