@@ -30,7 +30,7 @@ DAEMON_OBJS := $(DAEMON_SRCS:.c=.o)
 SQL_FILES   := $(sort $(wildcard sql/[0-9]*.sql))
 
 .PHONY: all check check-now integration-check run run-now bench bench-now deps clean \
-        format format-check
+        format format-check lint
 
 all: daemon/workos-syncd
 
@@ -47,6 +47,7 @@ daemon/migrations.c: $(SQL_FILES) daemon/embed_sql.sh
 
 -include tests/unit/unit.mk
 -include tests/emulator/emulator.mk
+-include tests/fuzz/fuzz.mk
 include systemd/install.mk
 
 # `check`, `run` and `bench` first install what is missing, then build in a
@@ -81,6 +82,10 @@ format:
 
 format-check:
 	clang-format --dry-run --Werror $(FORMAT_SRCS)
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c11 \
+		-D_GNU_SOURCE --inline-suppr -I daemon daemon/*.c
 
 clean:
 	rm -f daemon/*.o daemon/workos-syncd daemon/migrations.c $(CLEAN_EXTRA)

@@ -118,8 +118,8 @@ static const char *sql_type(column_type_t t)
 
 /*
  * One CTE upserting a mirror table.  Within the batch the newest snapshot
- * of each object wins (ties: the later event), and a deletion anywhere in
- * the batch makes the row a tombstone.  Against the stored row, fields
+ * of each object wins (ties: the later event), and a deletion makes the row
+ * a tombstone, with nothing after it in the batch counting.  Against the stored row, fields
  * change only when the incoming updated_at is not older, and a tombstone
  * is final: nothing touches a row once deleted_at is set.
  */
@@ -133,14 +133,20 @@ static void emit_mirror_cte(FILE *f, const char *schema, mirror_table_t t, int p
     fprintf(f, "deleted_at, last_event_id, synced_at)\n  SELECT DISTINCT ON (r.id) ");
     for (size_t i = 0; i < m->n_columns; i++)
         fprintf(f, "r.%s, ", m->columns[i].name);
+    /* del_seq: the batch's first deletion of the object; rows after it in
+     * stream order are ignored, as they would be in a later batch. */
     fprintf(f,
-            "r.del, r.event_id, now()\n    FROM (SELECT x.*, max(x.deleted_at) OVER (PARTITION BY "
-            "x.id) AS del\n            FROM jsonb_to_recordset($%d::jsonb) AS x(seq int, "
+            "r.del, r.event_id, now()\n    FROM (SELECT y.* FROM (SELECT x.*,\n"
+            "            min(x.seq) FILTER (WHERE x.deleted_at IS NOT NULL) OVER w AS del_seq,\n"
+            "            first_value(x.deleted_at) OVER (w ORDER BY x.deleted_at IS NULL, x.seq) "
+            "AS del\n            FROM json_to_recordset($%d::json) AS x(seq int, "
             "event_id text, deleted_at timestamptz",
             param);
     for (size_t i = 0; i < m->n_columns; i++)
         fprintf(f, ", %s %s", m->columns[i].name, sql_type(m->columns[i].type));
-    fprintf(f, ")\n           WHERE x.event_id IN (SELECT id FROM ins)) r\n"
+    fprintf(f, ")\n           WHERE x.event_id IN (SELECT id FROM ins)\n"
+               "          WINDOW w AS (PARTITION BY x.id)) y\n"
+               "         WHERE y.del_seq IS NULL OR y.seq <= y.del_seq) r\n"
                "   ORDER BY r.id, r.updated_at DESC, r.seq DESC\n"
                "  ON CONFLICT (id) DO UPDATE SET ");
     for (size_t i = 1; i < m->n_columns; i++)
@@ -169,7 +175,7 @@ static char *build_apply_sql(const char *schema)
     fprintf(f,
             "WITH ev AS (\n  SELECT DISTINCT ON (e.id) e.id, e.event, e.created_at, "
             "coalesce(e.data, 'null'::jsonb) AS data, e.context\n    FROM "
-            "jsonb_to_recordset($1::jsonb) AS e(id text, event text, "
+            "json_to_recordset($1::json) AS e(id text, event text, "
             "created_at timestamptz, data jsonb, context jsonb)\n   ORDER BY e.id)\n"
             ", ins AS (\n  INSERT INTO %s.events (id, event, created_at, data, context, source)\n"
             "  SELECT id, event, created_at, data, context, $2::text FROM ev\n"

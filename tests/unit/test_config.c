@@ -566,8 +566,7 @@ START_TEST(skip_secret_files)
     char err[512];
     ck_assert(!config_load(&c, conf, err, sizeof err));
     ck_assert_ptr_nonnull(strstr(err, "api_key_file"));
-    ck_assert_msg(config_load_opts(&c, conf, CONFIG_SKIP_SECRET_FILES, err, sizeof err), "%s",
-                  err);
+    ck_assert_msg(config_load_opts(&c, conf, CONFIG_SKIP_SECRET_FILES, err, sizeof err), "%s", err);
     ck_assert_ptr_null(c.api_key);
     ck_assert_uint_eq(c.n_secrets, 0);
     ck_assert_str_eq(c.schema, "idp");

@@ -6,13 +6,14 @@
 #   make unit-valgrind    the same under valgrind, without fork
 
 UNIT_TESTS += tests/unit/test_config tests/unit/test_log tests/unit/test_backoff \
-              tests/unit/test_event tests/unit/test_metrics
+              tests/unit/test_event tests/unit/test_metrics tests/unit/test_signature
 
 tests/unit/test_config: tests/unit/test_config.o daemon/config.o daemon/log.o
 tests/unit/test_log: tests/unit/test_log.o daemon/log.o
 tests/unit/test_backoff: tests/unit/test_backoff.o daemon/backoff.o
 tests/unit/test_event: tests/unit/test_event.o daemon/event.o
 tests/unit/test_metrics: tests/unit/test_metrics.o daemon/metrics.o
+tests/unit/test_signature: tests/unit/test_signature.o daemon/signature.o
 
 CHECK_CFLAGS := $(shell pkg-config --cflags check)
 CHECK_LIBS   := $(shell pkg-config --libs check)

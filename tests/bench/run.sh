@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Throughput benchmark (`make bench`; not part of CI).
+#
+# On one PostgreSQL with fsync and synchronous_commit on, measures:
+#   (a) the raw COPY rate of the generated events into a bare table shaped
+#       like workos.events (with its primary key): the ceiling for writing
+#       these rows at all;
+#   (b) the daemon's end-to-end backfill from the emulator (rate limit lifted
+#       requests/min, poll_interval 100ms) until sync_state.cursor is the
+#       last event id;
+# and the daemon's peak RSS (VmHWM) for N and for N/4 events, to show that
+# memory does not grow with the backlog. Results are key=value lines on
+# stdout; progress goes to stderr.
+#
+#   BENCH_EVENTS   N (default 200000)
+set -euo pipefail
+source "$(dirname "$0")/../integration/lib.sh"
+require_bins
+
+N=${BENCH_EVENTS:-200000}
+Q=$((N / 4))
+[ "$N" -ge 400 ] || fail "BENCH_EVENTS must be at least 400"
+
+pg_start --fsync
+sql "show fsync" | grep -qx on || fail "fsync is not on"
+sql "show synchronous_commit" | grep -qx on || fail "synchronous_commit is not on"
+
+log "generating $N and $Q events"
+emu_gen "$N" 4242 "$T/events.jsonl" "$T/expected.jsonl"
+emu_gen "$Q" 2424 "$T/events-q.jsonl" "$T/expected-q.jsonl"
+# The daemon asks only for the types it knows; both measurements use that
+# part of the stream.
+events_in_filter "$T/events.jsonl" "$T/events.api.jsonl"
+events_in_filter "$T/events-q.jsonl" "$T/events-q.api.jsonl"
+n_events=$(count_events "$T/events.api.jsonl")
+
+# (a) COPY. The COPY input is prepared first (not timed): the same events as
+# rows of (id, event, created_at, data, context, source, received_at).
+log "preparing the COPY input"
+jsonl_query "$T/events.api.jsonl" "
+\\copy (select j->>'id', j->>'event', (j->>'created_at')::timestamptz, j->'data', j->'context', 'events_api', now() from jl order by n) to '$T/events.copy'
+" >/dev/null
+sql "create table bench_copy (
+        id          text        primary key,
+        event       text        not null,
+        created_at  timestamptz not null,
+        data        jsonb       not null,
+        context     jsonb,
+        source      text        not null,
+        received_at timestamptz not null default now())"
+log "timing COPY of $n_events rows"
+copy_out=$(q <<EOF
+\\timing on
+\\copy bench_copy (id, event, created_at, data, context, source, received_at) from '$T/events.copy'
+EOF
+)
+copy_ms=$(printf '%s\n' "$copy_out" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1)
+[ -n "$copy_ms" ] || fail "could not read the COPY time from: $copy_out"
+got=$(sql "select count(*) from bench_copy")
+assert_eq "$n_events" "$got" "rows copied"
+sql "drop table bench_copy"
+
+# (b) the daemon, once for N/4 events and once for N, each into its own
+# schema from its own emulator.
+# backfill SERVED_FILE API_FILE SCHEMA: sets BF_MS (start to caught up) and
+# BF_HWM_KIB.
+backfill() {
+    local file=$1 api_file=$2 schema=$3 last
+    last=$(last_event_id "$api_file")
+    emu_start "$file"
+    BF_LOG_FROM=$(($(reqlog_lines) + 1))
+    daemon_config database.schema="$schema" workos.rate_limit=1000000 workos.poll_interval=100ms \
+        log.level=info
+    daemon_migrate
+    local t0
+    t0=$(now_ms)
+    daemon_start
+    local deadline=$((t0 + 1800 * 1000)) c=
+    while :; do
+        c=$(cursor)
+        [ "$c" = "$last" ] && break
+        daemon_alive || fail "daemon exited during the backfill"
+        [ "$(now_ms)" -lt "$deadline" ] || fail "backfill of $file not done in 30 min"
+        sleep 0.05
+    done
+    BF_MS=$(($(now_ms) - t0))
+    BF_HWM_KIB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$DAEMON_PID/status")
+    # Requests the backfill made, and the mean time between them.
+    BF_REQ=$(tail -n "+$BF_LOG_FROM" "$EMU_LOG" | awk '
+        { ts = $1; sub(/^ts_ms=/, "", ts); if (n == 0) first = ts; last = ts; n++ }
+        END { printf "%d %.1f", n, (n > 1 ? (last - first) / (n - 1) : 0) }')
+    daemon_stop
+    emu_stop
+    log "backfill of $(basename "$file"): ${BF_MS} ms, peak RSS ${BF_HWM_KIB} KiB"
+}
+
+backfill "$T/events-q.jsonl" "$T/events-q.api.jsonl" bench_quarter
+q_ms=$BF_MS
+q_hwm=$BF_HWM_KIB
+q_events=$(count_events "$T/events-q.api.jsonl")
+backfill "$T/events.jsonl" "$T/events.api.jsonl" bench_full
+d_ms=$BF_MS
+d_hwm=$BF_HWM_KIB
+d_requests=${BF_REQ% *}
+d_req_interval=${BF_REQ#* }
+
+rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", (ms > 0 ? n * 1000 / ms : 0) }'; }
+copy_rate=$(rate "$n_events" "$copy_ms")
+daemon_rate=$(rate "$n_events" "$d_ms")
+q_rate=$(rate "$q_events" "$q_ms")
+
+echo "events=$n_events"
+echo "postgres_fsync=on"
+echo "postgres_synchronous_commit=on"
+printf 'copy_seconds=%.3f\n' "$(awk -v ms="$copy_ms" 'BEGIN { print ms / 1000 }')"
+echo "copy_events_per_s=$copy_rate"
+printf 'daemon_seconds=%.3f\n' "$(awk -v ms="$d_ms" 'BEGIN { print ms / 1000 }')"
+echo "daemon_events_per_s=$daemon_rate"
+echo "daemon_rate_limit_requests_per_min=1000000"
+echo "daemon_requests=$d_requests"
+echo "daemon_mean_ms_between_requests=$d_req_interval"
+awk -v d="$daemon_rate" -v c="$copy_rate" 'BEGIN { printf "ratio_daemon_over_copy=%.3f\n", (c > 0 ? d / c : 0) }'
+echo "daemon_peak_rss_kib_at_n=$d_hwm"
+echo "quarter_events=$q_events"
+echo "daemon_events_per_s_at_quarter=$q_rate"
+echo "daemon_peak_rss_kib_at_quarter=$q_hwm"
+awk -v a="$d_hwm" -v b="$q_hwm" 'BEGIN { printf "rss_growth_n_over_quarter=%.3f\n", (b > 0 ? a / b : 0) }'
