@@ -34,8 +34,10 @@ typedef struct config {
     char *webhook_path; /* URL path webhooks are POSTed to */
     char **secrets;     /* secrets, several for rotation */
     size_t n_secrets;
-    int64_t tolerance_ms; /* accepted signature timestamp skew, either way */
-    size_t max_body;      /* larger webhook bodies get 413 */
+    int64_t tolerance_ms;      /* accepted signature timestamp skew, either way */
+    size_t max_body;           /* larger webhook bodies get 413 */
+    int max_connections;       /* open webhook connections, at most */
+    int64_t client_timeout_ms; /* silent webhook connections are closed after this */
     /* [database] */
     char *database_url; /* "" = libpq defaults; may hold a password */
     char *schema;       /* validated: ^[a-z_][a-z0-9_]{0,62}$, not pg_* */

@@ -141,6 +141,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     d->cfg.log_level = fresh.log_level;
     d->cfg.tolerance_ms = fresh.tolerance_ms;
     d->cfg.max_body = fresh.max_body;
+    d->cfg.client_timeout_ms = fresh.client_timeout_ms;
     char **secrets = d->cfg.secrets;
     size_t n_secrets = d->cfg.n_secrets;
     d->cfg.secrets = fresh.secrets;

@@ -27,7 +27,6 @@
 #include "log.h"
 #include "signature.h"
 
-#define MAX_CONNECTIONS 4096
 #define MAX_GROUP 2000          /* requests waiting in one group, at most */
 #define REQUEST_TIMEOUT_SECS 10 /* slow or idle clients are cut off */
 #define SWEEP_INTERVAL_MS 100   /* how soon a dropped connection's socket is closed */
@@ -348,7 +347,7 @@ static void sweep_connections(webhook_t *w)
     }
     w->n_tracked = kept;
     w->connections = (int)kept;
-    if (w->paused && w->connections < MAX_CONNECTIONS && w->bound != NULL) {
+    if (w->paused && w->connections < w->cfg->max_connections && w->bound != NULL) {
         evconnlistener_enable(evhttp_bound_socket_get_listener(w->bound));
         w->paused = false;
         log_info("event=webhook_accepting connections=%d", w->connections);
@@ -379,13 +378,19 @@ static struct bufferevent *new_connection(struct event_base *base, void *arg)
     bufferevent_incref(bev);
     w->tracked[w->n_tracked++] = bev;
     w->connections = (int)w->n_tracked;
-    if (w->connections >= MAX_CONNECTIONS && !w->paused && w->bound != NULL) {
+    if (w->connections >= w->cfg->max_connections && !w->paused && w->bound != NULL) {
         evconnlistener_disable(evhttp_bound_socket_get_listener(w->bound));
         w->paused = true;
         log_warn("event=webhook_connection_limit connections=%d note=\"accepting paused\"",
                  w->connections);
     }
     return bev;
+}
+
+static void set_timeout(struct evhttp *http, int64_t ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    evhttp_set_timeout_tv(http, &tv);
 }
 
 /* Splits "host:port" or "[v6]:port". */
@@ -441,7 +446,7 @@ webhook_t *webhook_new(struct event_base *base, const config_t *cfg, store_t *st
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_max_headers_size(w->http, 16384);
     evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body);
-    evhttp_set_timeout(w->http, REQUEST_TIMEOUT_SECS);
+    set_timeout(w->http, cfg->client_timeout_ms);
     evhttp_set_bevcb(w->http, new_connection, w);
     evhttp_set_gencb(w->http, on_request, w);
     w->sweep = event_new(base, -1, EV_PERSIST, on_sweep, w);
@@ -483,6 +488,7 @@ void webhook_set_config(webhook_t *w, const config_t *cfg)
 {
     w->cfg = cfg;
     evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body);
+    set_timeout(w->http, cfg->client_timeout_ms);
 }
 
 void webhook_stop_accepting(webhook_t *w)

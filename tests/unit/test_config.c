@@ -274,6 +274,8 @@ static void assert_defaults(const config_t *c)
     ck_assert_uint_eq(c->n_secrets, 0);
     ck_assert_int_eq(c->tolerance_ms, 180000);
     ck_assert_uint_eq(c->max_body, 1048576);
+    ck_assert_int_eq(c->max_connections, 1024);
+    ck_assert_int_eq(c->client_timeout_ms, 10000);
     ck_assert_str_eq(c->database_url, "");
     ck_assert_str_eq(c->schema, "workos");
     ck_assert_int_eq(c->log_level, LOG_LEVEL_INFO);
@@ -326,6 +328,8 @@ START_TEST(every_key_direct)
     ck_assert_str_eq(c.secrets[1], "whsec_two");
     ck_assert_int_eq(c.tolerance_ms, 3600000);
     ck_assert_uint_eq(c.max_body, 65536);
+    ck_assert_int_eq(c.max_connections, 77);
+    ck_assert_int_eq(c.client_timeout_ms, 3000);
     ck_assert_str_eq(c.database_url, "postgresql://syncd@localhost/mirror");
     ck_assert_str_eq(c.schema, "mirror_1");
     ck_assert_int_eq(c.log_level, LOG_LEVEL_DEBUG);
