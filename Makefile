@@ -48,6 +48,7 @@ daemon/migrations.c: $(SQL_FILES) daemon/embed_sql.sh
 -include tests/unit/unit.mk
 -include tests/emulator/emulator.mk
 -include tests/fuzz/fuzz.mk
+-include tests/bench/bench.mk
 include systemd/install.mk
 
 # `check`, `run` and `bench` first install what is missing, then build in a
@@ -72,8 +73,9 @@ run-now: all tests/emulator/workos-emulator
 bench: deps
 	@$(MAKE) --no-print-directory bench-now
 
-bench-now: all tests/emulator/workos-emulator
+bench-now: all tests/emulator/workos-emulator tests/bench/webhook-load
 	bash tests/bench/run.sh
+	bash tests/bench/webhook.sh
 
 FORMAT_SRCS = $(filter-out daemon/migrations.c,$(wildcard daemon/*.[ch] tests/*/*.[ch]))
 

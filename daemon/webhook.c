@@ -130,11 +130,13 @@ static void on_committed(void *arg, bool ok, const store_apply_result_t *res, co
         log_debug("event=webhook_batch_committed requests=%zu new=%ld", g->n, res->inserted);
     /* The store owned and freed the batch. */
     g->batch = NULL;
-    if (w != NULL && w->inflight == g)
+    /* Start the next group's commit before answering this one: the
+     * database works on it while the answers are written. */
+    if (w != NULL && w->inflight == g) {
         w->inflight = NULL;
-    answer_group(g, ok);
-    if (w != NULL) /* NULL: the listener is gone, answering was all that was left */
         flush(w);
+    }
+    answer_group(g, ok);
 }
 
 /* Hands the open group to the store unless one is already committing. */

@@ -1,0 +1,18 @@
+# Build rules for the webhook load benchmark. Included from the top-level
+# Makefile, which supplies CC, CFLAGS, LDFLAGS and LDLIBS (SANITIZE=...
+# adds the sanitizer flags there). The generator signs its requests with the
+# daemon's own signature module.
+
+BENCH_LOAD := tests/bench/webhook-load
+
+.PHONY: bench-webhook
+
+$(BENCH_LOAD): tests/bench/webhook_load.c daemon/signature.o daemon/signature.h
+	$(CC) $(CFLAGS) -Idaemon $(LDFLAGS) -o $@ tests/bench/webhook_load.c daemon/signature.o $(LDLIBS)
+
+# Webhook throughput (closed loop) and latency (open loop) against a daemon
+# on a PostgreSQL with fsync on.
+bench-webhook: daemon/workos-syncd $(BENCH_LOAD)
+	bash tests/bench/webhook.sh
+
+CLEAN_EXTRA += $(BENCH_LOAD)
