@@ -193,12 +193,14 @@ static void fill_gauges(void *arg, metrics_gauges_t *g)
 /* One line for `systemctl status`. */
 static void notify_status(daemon_ctx_t *d)
 {
+    if (!store_ready(d->store)) {
+        sd_notify(0, "STATUS=database unreachable, reconnecting");
+        return;
+    }
     const char *role = d->poller == NULL          ? "webhooks only"
                        : poller_leader(d->poller) ? "polling"
                                                   : "standby";
-    if (!store_ready(d->store))
-        sd_notifyf(0, "STATUS=%s; database unreachable, reconnecting", role);
-    else if (d->poller != NULL && poller_backoff_ms(d->poller) > 0)
+    if (d->poller != NULL && poller_backoff_ms(d->poller) > 0)
         sd_notifyf(0, "STATUS=%s; Events API failing for %llds, backing off", role,
                    (long long)(poller_backoff_ms(d->poller) / 1000));
     else

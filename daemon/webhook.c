@@ -27,9 +27,10 @@
 #include "log.h"
 #include "signature.h"
 
-#define MAX_GROUP 2000          /* requests waiting in one group, at most */
-#define REQUEST_TIMEOUT_SECS 10 /* slow or idle clients are cut off */
-#define SWEEP_INTERVAL_MS 100   /* how soon a dropped connection's socket is closed */
+#define MAX_GROUP 2000             /* requests waiting in one group, at most */
+#define REQUEST_TIMEOUT_SECS 10    /* slow or idle clients are cut off */
+#define SWEEP_INTERVAL_MS 100      /* how soon a dropped connection's socket is closed */
+#define BODY_CAP_SLACK (64 * 1024) /* see body_cap() */
 
 typedef enum webhook_req_state {
     WREQ_QUEUED,     /* decoded, waiting in the open group */
@@ -164,6 +165,7 @@ static void handle_webhook(webhook_t *w, struct evhttp_request *req)
     char why[160];
 
     if (len > w->cfg->max_body) {
+        log_info("event=webhook_rejected status=413 reason=body_too_large bytes=%zu", len);
         reply_error(req, 413, "Payload Too Large", "body too large");
         return;
     }
@@ -177,6 +179,7 @@ static void handle_webhook(webhook_t *w, struct evhttp_request *req)
     }
     cJSON *envelope = cJSON_ParseWithLength(body, len);
     if (envelope == NULL) {
+        log_info("event=webhook_rejected status=400 reason=invalid_json");
         reply_error(req, 400, "Bad Request", "body is not valid JSON");
         return;
     }
@@ -185,6 +188,7 @@ static void handle_webhook(webhook_t *w, struct evhttp_request *req)
         /* The poller keeps such an event in the log; a webhook sender can
          * be told, and nothing is stored. */
         cJSON_Delete(envelope);
+        log_info("event=webhook_rejected status=400 reason=no_data");
         reply_error(req, 400, "Bad Request", "event has no data");
         return;
     }
@@ -222,6 +226,7 @@ static void handle_webhook(webhook_t *w, struct evhttp_request *req)
     switch (event_batch_add(w->open->batch, envelope, why, sizeof(why))) {
     case EVENT_INVALID:
         free(p);
+        log_info("event=webhook_rejected status=400 reason=\"%s\"", why);
         reply_error(req, 400, "Bad Request", why);
         return;
     case EVENT_MALFORMED:
@@ -282,6 +287,9 @@ static void handle_plain(struct evhttp_request *req, int status, const char *rea
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain");
     evhttp_send_reply(req, status, reason, out);
     evbuffer_free(out);
+    /* Refusals are counted with the webhook answers; probes and scrapes are not. */
+    if (status >= 400 && status != 503)
+        metrics_webhook_response(status);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -389,6 +397,17 @@ static struct bufferevent *new_connection(struct event_base *base, void *arg)
     return bev;
 }
 
+/*
+ * libevent answers bodies over its limit itself, with an HTML page we
+ * cannot count or shape.  Its limit sits a little above max_body, so an
+ * oversized webhook normally reaches handle_webhook and gets our 413; only
+ * a body far over the limit is refused by libevent before it is read.
+ */
+static ev_ssize_t body_cap(const config_t *cfg)
+{
+    return (ev_ssize_t)(cfg->max_body + BODY_CAP_SLACK);
+}
+
 static void set_timeout(struct evhttp *http, int64_t ms)
 {
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
@@ -447,7 +466,7 @@ webhook_t *webhook_new(struct event_base *base, const config_t *cfg, store_t *st
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_max_headers_size(w->http, 16384);
-    evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body);
+    evhttp_set_max_body_size(w->http, body_cap(cfg));
     set_timeout(w->http, cfg->client_timeout_ms);
     evhttp_set_bevcb(w->http, new_connection, w);
     evhttp_set_gencb(w->http, on_request, w);
@@ -489,7 +508,7 @@ int webhook_connections(const webhook_t *w)
 void webhook_set_config(webhook_t *w, const config_t *cfg)
 {
     w->cfg = cfg;
-    evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body);
+    evhttp_set_max_body_size(w->http, body_cap(cfg));
     set_timeout(w->http, cfg->client_timeout_ms);
 }
 
