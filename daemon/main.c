@@ -197,15 +197,22 @@ static void notify_status(daemon_ctx_t *d)
         sd_notify(0, "STATUS=database unreachable, reconnecting");
         return;
     }
-    const char *role = d->poller == NULL          ? "webhooks only"
-                       : poller_leader(d->poller) ? "polling"
-                                                  : "standby";
-    if (d->poller != NULL && poller_backoff_ms(d->poller) > 0)
-        sd_notifyf(0, "STATUS=%s; Events API failing for %llds, backing off", role,
-                   (long long)(poller_backoff_ms(d->poller) / 1000));
-    else
-        sd_notifyf(0, "STATUS=%s; database connected%s", role,
+    if (d->poller == NULL) {
+        sd_notify(0, "STATUS=receiving webhooks; database connected");
+        return;
+    }
+    if (!poller_leader(d->poller)) {
+        sd_notifyf(0, "STATUS=standby (another instance polls); database connected%s",
                    d->webhook != NULL ? "; receiving webhooks" : "");
+        return;
+    }
+    char age[48] = "no batch committed yet";
+    int64_t ms = poller_commit_age_ms(d->poller);
+    if (ms >= 0)
+        snprintf(age, sizeof(age), "last commit %llds ago", (long long)(ms / 1000));
+    const char *err = poller_last_error(d->poller);
+    sd_notifyf(0, "STATUS=polling; database connected; %s; last error: %s", age,
+               err[0] != '\0' ? err : "none");
 }
 
 /*

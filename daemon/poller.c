@@ -55,6 +55,8 @@ struct poller {
 
     backoff_t backoff;
     int64_t failing_since_ms; /* monotonic ms of the first failure in a row, or 0 */
+    char last_error[160];     /* the latest failure, "" once a request succeeds */
+    int64_t committed_at_ms;  /* monotonic ms of the last commit, 0 before the first */
     double tokens;            /* rate limiter */
     int64_t tokens_at_ms;
 
@@ -180,6 +182,7 @@ static void fetch_failed(poller_t *p, const char *reason, int64_t retry_after_ms
         delay = retry_after_ms;
     if (p->failing_since_ms == 0)
         p->failing_since_ms = mono_ms();
+    snprintf(p->last_error, sizeof(p->last_error), "%s", reason);
     metrics_backoff(delay);
     log_warn("event=poll_failed reason=\"%s\" after=%s retry_in_ms=%lld", reason,
              p->fetch_after ? p->fetch_after : "-", (long long)delay);
@@ -222,6 +225,7 @@ static void on_applied(void *arg, bool ok, const store_apply_result_t *res, cons
         return;
     }
     set_str(&p->committed, p->inflight);
+    p->committed_at_ms = mono_ms();
     metrics_cursor_event_time(p->inflight_created_ms);
     long events = res->inserted;
     p->applied_since_progress += events;
@@ -341,6 +345,7 @@ static void on_response(void *arg, const http_response_t *resp)
 
     backoff_reset(&p->backoff);
     p->failing_since_ms = 0;
+    p->last_error[0] = '\0';
     if (n > 0 && fallback != NULL)
         set_str(&p->fetch_after, fallback);
     free(fallback);
@@ -574,6 +579,16 @@ bool poller_applying(const poller_t *p)
 poller_state_t poller_state(const poller_t *p)
 {
     return p->state;
+}
+
+const char *poller_last_error(const poller_t *p)
+{
+    return p->last_error;
+}
+
+int64_t poller_commit_age_ms(const poller_t *p)
+{
+    return p->committed_at_ms ? mono_ms() - p->committed_at_ms : -1;
 }
 
 int64_t poller_backoff_ms(const poller_t *p)

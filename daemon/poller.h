@@ -60,6 +60,12 @@ bool poller_applying(const poller_t *p);
 
 poller_state_t poller_state(const poller_t *p);
 
+/* The latest request failure, or "" once a request succeeds again. */
+const char *poller_last_error(const poller_t *p);
+
+/* Milliseconds since this instance last committed a batch, or -1 if never. */
+int64_t poller_commit_age_ms(const poller_t *p);
+
 /* Milliseconds spent in backoff since the last successful request, or 0. */
 int64_t poller_backoff_ms(const poller_t *p);
 

@@ -124,10 +124,41 @@ show_tail() {
     tail -n "$n" "$file" | cut -c 1-600 >&2 || true
 }
 
+# secrets_logged: prints the name of the first log of this test holding a
+# configured secret (API key or webhook secret of at least 8 characters).  Run
+# for every test that passes, so the whole suite's logs are checked.
+secrets_logged() {
+    local conf f s
+    local -a secrets=("$EMU_KEY")
+    for conf in "$T"/*.conf; do
+        [ -f "$conf" ] || continue
+        while IFS= read -r s; do
+            secrets+=("$s")
+        done < <(sed -n -E 's/^[[:space:]]*(api_key|secret)[[:space:]]*=[[:space:]]*//p' "$conf" |
+            tr ',' '\n' | sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//')
+    done
+    for f in "$T"/*.log; do
+        [ -f "$f" ] || continue
+        for s in "${secrets[@]}"; do
+            [ "${#s}" -ge 8 ] || continue
+            if grep -qF -- "$s" "$f"; then
+                basename "$f"
+                return 0
+            fi
+        done
+    done
+    return 1
+}
+
 harness_cleanup() {
     local rc=$?
     set +e
     trap - EXIT INT TERM
+    local leak
+    if [ "$rc" -eq 0 ] && leak=$(secrets_logged); then
+        echo "[$TEST_NAME] FAIL: a configured secret appears in $leak" >&2
+        rc=1
+    fi
     if [ "$rc" -ne 0 ]; then
         show_tail "daemon log" "$DAEMON_LOG" "${SHOW_DAEMON_LINES:-80}"
         show_tail "emulator request log" "$EMU_LOG" 30

@@ -126,6 +126,8 @@ gap=$(awk -v a="$killed_ms" -v b="$take_ms" '{ ts = substr($1, 7) + 0 } ts > a &
 assert_eq 0 "$gap" "emulator requests between the kill and the takeover"
 # 4. Requests before the kill are the leader's pages (plus at most the ones in
 # flight when it died); requests after the takeover are the new leader's.
+# The new leader keeps polling: stop it first so both counts are final.
+daemon_stop
 before=$(awk -v a="$killed_ms" '{ ts = substr($1, 7) + 0 } ts <= a { n++ } END { print n + 0 }' "$EMU_LOG")
 after=$(awk -v b="$take_ms" '{ ts = substr($1, 7) + 0 } ts >= b { n++ } END { print n + 0 }' "$EMU_LOG")
 pages_l=$(grep -c ' event=page ' "${LOGF[$L]}" || true)
@@ -138,7 +140,6 @@ first=$(awk -v b="$take_ms" '{ ts = substr($1, 7) + 0 } ts >= b { print; exit }'
 assert_eq "$resume_cursor" "$(reqlog_field "$first" after)" "after= of the new leader's first request"
 log "new leader resumed with after=$resume_cursor"
 
-daemon_stop
 [ "$after" -ge "$pages_s" ] && [ "$after" -le $((pages_s + 2)) ] ||
     fail "$after requests after the takeover, but daemon $S logged $pages_s pages"
 log "no overlap: one poller at a time"

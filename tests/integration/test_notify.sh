@@ -43,8 +43,12 @@ read -r ready_ms _ <<<"$(notify_first "$NOTES" READY=1)"
 [ "$ready_ms" -ge "$up_ms" ] || fail "READY=1 at $ready_ms, before postgresql was started at $up_ms"
 log "READY=1 $((ready_ms - up_ms)) ms after postgresql was started"
 wait_caught_up 30
-status_connected() { grep ' STATUS=' "$NOTES" | tail -n 1 | grep -q 'database connected'; }
-wait_for 5 "STATUS= saying the database is connected" status_connected
+# The polling leader's line carries the age of its last commit and its last error.
+status_connected() {
+    grep ' STATUS=' "$NOTES" | tail -n 1 |
+        grep -q 'STATUS=polling; database connected; last commit [0-9]*s ago; last error: none'
+}
+wait_for 10 "STATUS= saying the database is connected, with the commit age" status_connected
 log "status when up: $(grep ' STATUS=' "$NOTES" | tail -n 1 | cut -d' ' -f3-)"
 
 # The watchdog keeps going while up: >= 3 pings in a 1.5 s window.
