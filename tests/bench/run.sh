@@ -60,6 +60,28 @@ got=$(sql "select count(*) from bench_copy")
 assert_eq "$n_events" "$got" "rows copied"
 sql "drop table bench_copy"
 
+# (a') the same COPY into a table that also has workos.events' two
+# secondary indexes: the cost of the event log alone, without the mirror.
+sql "create table bench_copy_idx (
+        id          text        primary key,
+        event       text        not null,
+        created_at  timestamptz not null,
+        data        jsonb       not null,
+        context     jsonb,
+        source      text        not null,
+        received_at timestamptz not null default now());
+     create index on bench_copy_idx (event, created_at);
+     create index on bench_copy_idx (created_at)"
+log "timing COPY of $n_events rows into a table with the event log's indexes"
+copy_out=$(q <<EOF
+\\timing on
+\\copy bench_copy_idx (id, event, created_at, data, context, source, received_at) from '$T/events.copy'
+EOF
+)
+copy_idx_ms=$(printf '%s\n' "$copy_out" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1)
+[ -n "$copy_idx_ms" ] || fail "could not read the COPY time from: $copy_out"
+sql "drop table bench_copy_idx"
+
 # (b) the daemon, once for N/4 events and once for N, each into its own
 # schema from its own emulator.
 # backfill SERVED_FILE API_FILE SCHEMA: sets BF_MS (start to caught up) and
@@ -106,6 +128,7 @@ d_req_interval=${BF_REQ#* }
 
 rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", (ms > 0 ? n * 1000 / ms : 0) }'; }
 copy_rate=$(rate "$n_events" "$copy_ms")
+copy_idx_rate=$(rate "$n_events" "$copy_idx_ms")
 daemon_rate=$(rate "$n_events" "$d_ms")
 q_rate=$(rate "$q_events" "$q_ms")
 
@@ -114,12 +137,14 @@ echo "postgres_fsync=on"
 echo "postgres_synchronous_commit=on"
 printf 'copy_seconds=%.3f\n' "$(awk -v ms="$copy_ms" 'BEGIN { print ms / 1000 }')"
 echo "copy_events_per_s=$copy_rate"
+echo "copy_with_log_indexes_events_per_s=$copy_idx_rate"
 printf 'daemon_seconds=%.3f\n' "$(awk -v ms="$d_ms" 'BEGIN { print ms / 1000 }')"
 echo "daemon_events_per_s=$daemon_rate"
 echo "daemon_rate_limit_requests_per_min=1000000"
 echo "daemon_requests=$d_requests"
 echo "daemon_mean_ms_between_requests=$d_req_interval"
 awk -v d="$daemon_rate" -v c="$copy_rate" 'BEGIN { printf "ratio_daemon_over_copy=%.3f\n", (c > 0 ? d / c : 0) }'
+awk -v d="$daemon_rate" -v c="$copy_idx_rate" 'BEGIN { printf "ratio_daemon_over_copy_with_log_indexes=%.3f\n", (c > 0 ? d / c : 0) }'
 echo "daemon_peak_rss_kib_at_n=$d_hwm"
 echo "quarter_events=$q_events"
 echo "daemon_events_per_s_at_quarter=$q_rate"
