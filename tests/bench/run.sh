@@ -40,47 +40,40 @@ log "preparing the COPY input"
 jsonl_query "$T/events.api.jsonl" "
 \\copy (select j->>'id', j->>'event', (j->>'created_at')::timestamptz, j->'data', j->'context', 'events_api', now() from jl order by n) to '$T/events.copy'
 " >/dev/null
-sql "create table bench_copy (
-        id          text        primary key,
-        event       text        not null,
-        created_at  timestamptz not null,
-        data        jsonb       not null,
-        context     jsonb,
-        source      text        not null,
-        received_at timestamptz not null default now())"
-log "timing COPY of $n_events rows"
-copy_out=$(q <<EOF
+# time_copy INDEXES: creates a table shaped like workos.events (primary key,
+# plus the secondary indexes when INDEXES is "indexed"), COPYs the prepared
+# rows into it, checks the row count, drops it and prints the COPY's ms.
+time_copy() {
+    sql "create table bench_copy (
+            id          text        primary key,
+            event       text        not null,
+            created_at  timestamptz not null,
+            data        jsonb       not null,
+            context     jsonb,
+            source      text        not null,
+            received_at timestamptz not null default now())"
+    if [ "$1" = indexed ]; then
+        sql "create index on bench_copy (event, created_at); create index on bench_copy (created_at)"
+    fi
+    local out ms
+    out=$(q <<EOF
 \\timing on
 \\copy bench_copy (id, event, created_at, data, context, source, received_at) from '$T/events.copy'
 EOF
 )
-copy_ms=$(printf '%s\n' "$copy_out" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1)
-[ -n "$copy_ms" ] || fail "could not read the COPY time from: $copy_out"
-got=$(sql "select count(*) from bench_copy")
-assert_eq "$n_events" "$got" "rows copied"
-sql "drop table bench_copy"
+    ms=$(printf '%s\n' "$out" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1)
+    [ -n "$ms" ] || fail "could not read the COPY time from: $out"
+    assert_eq "$n_events" "$(sql "select count(*) from bench_copy")" "rows copied"
+    sql "drop table bench_copy"
+    echo "$ms"
+}
 
-# (a') the same COPY into a table that also has workos.events' two
-# secondary indexes: the cost of the event log alone, without the mirror.
-sql "create table bench_copy_idx (
-        id          text        primary key,
-        event       text        not null,
-        created_at  timestamptz not null,
-        data        jsonb       not null,
-        context     jsonb,
-        source      text        not null,
-        received_at timestamptz not null default now());
-     create index on bench_copy_idx (event, created_at);
-     create index on bench_copy_idx (created_at)"
+log "timing COPY of $n_events rows"
+copy_ms=$(time_copy bare)
+# (a') the same into a table that also has workos.events' two secondary
+# indexes: the cost of the event log alone, without the mirror.
 log "timing COPY of $n_events rows into a table with the event log's indexes"
-copy_out=$(q <<EOF
-\\timing on
-\\copy bench_copy_idx (id, event, created_at, data, context, source, received_at) from '$T/events.copy'
-EOF
-)
-copy_idx_ms=$(printf '%s\n' "$copy_out" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1)
-[ -n "$copy_idx_ms" ] || fail "could not read the COPY time from: $copy_out"
-sql "drop table bench_copy_idx"
+copy_idx_ms=$(time_copy indexed)
 
 # (b) the daemon, once for N/4 events and once for N, each into its own
 # schema from its own emulator.
