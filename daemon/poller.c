@@ -134,6 +134,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     switch (p->state) {
     case POLLER_STANDBY:
+    case POLLER_SETUP_WAIT:
         try_lock(p);
         return;
     case POLLER_IDLE:
@@ -427,6 +428,22 @@ static void try_fetch(poller_t *p)
     p->state = POLLER_FETCHING;
 }
 
+/*
+ * The lock or cursor query failed.  On a lost connection the store's
+ * `ready` restarts us; on a live one (a statement error) we retry on a
+ * timer rather than at once, so a persistent error does not spin.
+ */
+static void setup_failed(poller_t *p)
+{
+    if (!store_ready(p->store)) {
+        p->state = POLLER_WAITING_DB;
+        return;
+    }
+    p->state = POLLER_SETUP_WAIT;
+    struct timeval tv = {STANDBY_RETRY_MS / 1000, (STANDBY_RETRY_MS % 1000) * 1000};
+    evtimer_add(p->timer, &tv);
+}
+
 static void on_cursor(void *arg, bool ok, const char *cursor, const char *range_start,
                       const char *err)
 {
@@ -435,11 +452,7 @@ static void on_cursor(void *arg, bool ok, const char *cursor, const char *range_
         return;
     if (!ok) {
         log_warn("event=cursor_load_failed error=\"%s\"", err);
-        p->state = store_ready(p->store) ? POLLER_IDLE : POLLER_WAITING_DB;
-        if (p->state == POLLER_IDLE) {
-            p->state = POLLER_LOADING;
-            store_load_cursor(p->store, p->cfg->start_from, on_cursor, p);
-        }
+        setup_failed(p);
         return;
     }
     set_str(&p->committed, cursor);
@@ -500,7 +513,7 @@ static void on_lock(void *arg, bool ok, bool held, const char *err)
         return;
     if (!ok) {
         log_warn("event=poller_lock_failed error=\"%s\"", err);
-        p->state = POLLER_WAITING_DB; /* the store reconnects and tells us */
+        setup_failed(p);
         return;
     }
     if (!held) {

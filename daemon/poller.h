@@ -24,6 +24,7 @@ typedef enum poller_state {
     POLLER_WAITING_DB, /* the store is not ready; nothing to do until it is */
     POLLER_LOCKING,    /* asking for the advisory lock that makes this instance the poller */
     POLLER_STANDBY,    /* another instance holds the lock; retrying on a timer */
+    POLLER_SETUP_WAIT, /* taking the lock or reading the cursor failed; retrying on a timer */
     POLLER_LOADING,    /* reading the cursor from the database */
     POLLER_IDLE,       /* a timer is armed: poll interval, backoff or rate limit */
     POLLER_FETCHING,   /* GET /events in flight */
