@@ -229,7 +229,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     notify_status(d);
 }
 
-static int cmd_run(daemon_ctx_t *d)
+static int cmd_run(daemon_ctx_t *d, const sigset_t *old_mask)
 {
     char err[512];
     int rc = 1;
@@ -271,6 +271,9 @@ static int cmd_run(daemon_ctx_t *d)
     event_add(d->ev_term, NULL);
     event_add(d->ev_int, NULL);
     event_add(d->ev_hup, NULL);
+    /* The loop handles them now; one that arrived during start-up is
+     * delivered here instead of killing us half-initialised. */
+    sigprocmask(SIG_SETMASK, old_mask, NULL);
 
     /* Ping at half the watchdog interval (and refresh STATUS=), or every
      * few seconds for STATUS= alone when there is no watchdog. */
@@ -318,9 +321,12 @@ static int cmd_run(daemon_ctx_t *d)
     log_info("event=stopped");
     rc = 0;
 out:
+    /* The store goes first: freeing it fails the jobs still queued, and
+     * their callbacks land in the poller and the listener, which must
+     * still exist (a SIGTERM can arrive while the cursor is being read). */
+    store_free(d->store);
     poller_free(d->poller);
     webhook_free(d->webhook);
-    store_free(d->store);
     http_client_free(d->http);
     if (d->ev_term)
         event_free(d->ev_term);
@@ -367,6 +373,14 @@ int main(int argc, char **argv)
     char err[512];
     int opt, rc;
 
+    /* Until the event loop handles them, termination signals wait. */
+    sigset_t stop_signals, old_mask;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGHUP);
+    sigprocmask(SIG_BLOCK, &stop_signals, &old_mask);
+
     log_init(stderr);
     if (argc >= 2 && argv[1][0] != '-') {
         command = argv[1];
@@ -410,9 +424,12 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     log_set_level(d.cfg.log_level);
+    /* The one-shot commands keep the default dispositions. */
+    if (strcmp(command, "run") != 0)
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
 
     if (strcmp(command, "run") == 0)
-        rc = cmd_run(&d);
+        rc = cmd_run(&d, &old_mask);
     else if (strcmp(command, "migrate") == 0)
         rc = cmd_migrate(&d.cfg);
     else
