@@ -118,11 +118,17 @@ static char *build_url_prefix(const config_t *cfg)
     return buf;
 }
 
-static void arm(poller_t *p, int64_t ms)
+/* Wakes the poller in `ms`; on_timer decides what to do by state. */
+static void wake_in(poller_t *p, int64_t ms)
 {
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    p->state = POLLER_IDLE;
     evtimer_add(p->timer, &tv);
+}
+
+static void arm(poller_t *p, int64_t ms)
+{
+    p->state = POLLER_IDLE;
+    wake_in(p, ms);
 }
 
 static void try_lock(poller_t *p);
@@ -440,8 +446,7 @@ static void setup_failed(poller_t *p)
         return;
     }
     p->state = POLLER_SETUP_WAIT;
-    struct timeval tv = {STANDBY_RETRY_MS / 1000, (STANDBY_RETRY_MS % 1000) * 1000};
-    evtimer_add(p->timer, &tv);
+    wake_in(p, STANDBY_RETRY_MS);
 }
 
 static void on_cursor(void *arg, bool ok, const char *cursor, const char *range_start,
@@ -522,8 +527,7 @@ static void on_lock(void *arg, bool ok, bool held, const char *err)
                      "webhooks are still served\"");
         p->standby_logged = true;
         p->state = POLLER_STANDBY;
-        struct timeval tv = {STANDBY_RETRY_MS / 1000, (STANDBY_RETRY_MS % 1000) * 1000};
-        evtimer_add(p->timer, &tv);
+        wake_in(p, STANDBY_RETRY_MS);
         return;
     }
     p->leader = true;

@@ -74,15 +74,22 @@ static int64_t wall_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static void reply(struct evhttp_request *req, int status, const char *reason, const char *body)
+/* Sends `text` and a newline as the whole answer. */
+static void respond(struct evhttp_request *req, int status, const char *reason,
+                    const char *content_type, const char *text)
 {
     struct evbuffer *out = evbuffer_new();
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Content-Type", "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", content_type);
     if (out != NULL)
-        evbuffer_add_printf(out, "%s\n", body);
+        evbuffer_add_printf(out, "%s\n", text);
     evhttp_send_reply(req, status, reason, out);
     evbuffer_free(out);
+}
+
+/* A webhook answer: JSON, and counted. */
+static void reply(struct evhttp_request *req, int status, const char *reason, const char *body)
+{
+    respond(req, status, reason, "application/json", body);
     metrics_webhook_response(status);
 }
 
@@ -281,12 +288,7 @@ static void handle_metrics(webhook_t *w, struct evhttp_request *req)
 static void handle_plain(struct evhttp_request *req, int status, const char *reason,
                          const char *text)
 {
-    struct evbuffer *out = evbuffer_new();
-    if (out != NULL)
-        evbuffer_add_printf(out, "%s\n", text);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain");
-    evhttp_send_reply(req, status, reason, out);
-    evbuffer_free(out);
+    respond(req, status, reason, "text/plain", text);
     /* Refusals are counted with the webhook answers; probes and scrapes are not. */
     if (status >= 400 && status != 503)
         metrics_webhook_response(status);
