@@ -645,10 +645,12 @@ EOF
     log "mirror matches $(basename "$expected") ($(wc -l <"$expected" | tr -d ' ') rows)"
 }
 
-# assert_events_exact EVENTS_FILE: the event log holds exactly one row per
-# distinct event id of the file, no other row, all from the Events API.
+# assert_events_exact EVENTS_FILE [SOURCES]: the event log holds exactly one
+# row per distinct event id of the file, no other row, each from one of the
+# comma-separated SOURCES (default: events_api only).
 assert_events_exact() {
-    local file=$1 out=$T/events-diff.txt
+    local file=$1 sources=${2:-events_api} out=$T/events-diff.txt in
+    in="'${sources//,/\',\'}'"
     jsonl_query "$file" "
 create temporary table want as select distinct j->>'id' as id from jl;
 select 'missing event ' || w.id from want w
@@ -660,7 +662,7 @@ union all
 select 'duplicate event ' || id from $SYNCD_SCHEMA.events group by id having count(*) > 1
 union all
 select 'event ' || id || ' has source ' || coalesce(source, 'NULL') from $SYNCD_SCHEMA.events
- where source is distinct from 'events_api';" >"$out" 2>&1 ||
+ where source is null or source not in ($in);" >"$out" 2>&1 ||
         fail "event log comparison failed: $(cat "$out")"
     local n
     n=$(wc -l <"$out" | tr -d ' ')
@@ -669,7 +671,7 @@ select 'event ' || id || ' has source ' || coalesce(source, 'NULL') from $SYNCD_
         head -n 20 "$out" >&2
         fail "event log does not match $(basename "$file")"
     fi
-    log "event log matches $(basename "$file") ($(count_events "$file") events)"
+    log "event log matches $(basename "$file") ($(count_events "$file") events, sources $sources)"
 }
 
 # SECRET_STRIP_SQL: the event payload with the fields the daemon must never

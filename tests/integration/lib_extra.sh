@@ -128,35 +128,6 @@ mirror_rows() {
     q -c "select $union"
 }
 
-# assert_events_exact_sources EVENTS_FILE SOURCES: like assert_events_exact,
-# but any source in the comma-separated SOURCES (e.g. events_api,webhook) is
-# allowed: one row per distinct id of the file, no other row, no duplicate.
-assert_events_exact_sources() {
-    local file=$1 sources=$2 out=$T/events-diff.txt in
-    in="'${sources//,/\',\'}'"
-    jsonl_query "$file" "
-create temporary table want as select distinct j->>'id' as id from jl;
-select 'missing event ' || w.id from want w
- where not exists (select 1 from $SYNCD_SCHEMA.events e where e.id = w.id)
-union all
-select 'extra event ' || e.id || ' (' || e.event || ')' from $SYNCD_SCHEMA.events e
- where not exists (select 1 from want w where w.id = e.id)
-union all
-select 'duplicate event ' || id from $SYNCD_SCHEMA.events group by id having count(*) > 1
-union all
-select 'event ' || id || ' has source ' || coalesce(source, 'NULL') from $SYNCD_SCHEMA.events
- where source is null or source not in ($in);" >"$out" 2>&1 ||
-        fail "event log comparison failed: $(cat "$out")"
-    local n
-    n=$(wc -l <"$out" | tr -d ' ')
-    if [ "$n" -ne 0 ]; then
-        echo "event log differs from $(basename "$file") in $n rows (first 20):" >&2
-        head -n 20 "$out" >&2
-        fail "event log does not match $(basename "$file")"
-    fi
-    log "event log matches $(basename "$file") exactly ($(count_events "$file") events, sources $sources)"
-}
-
 # assert_ids_stored IDS_FILE WHAT: every event id listed in IDS_FILE (one a
 # line) is in the event log.
 assert_ids_stored() {

@@ -113,7 +113,7 @@ done
 resent=$(cat "$T"/resend-*.log | grep -c ' status=200 ')
 log "re-sent the whole stream: $resent deliveries answered 200"
 
-assert_events_exact_sources "$EVENTS_SERVED" webhook
+assert_events_exact "$EVENTS_SERVED" webhook
 assert_mirror_matches "$EXPECTED"
 
 w='workos_syncd_webhook_responses_total'

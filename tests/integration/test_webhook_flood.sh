@@ -55,7 +55,7 @@ emu_clear_faults
 wait_caught_up 60
 daemon_alive || fail "daemon exited"
 
-assert_events_exact_sources "$EVENTS_SERVED" events_api,webhook
+assert_events_exact "$EVENTS_SERVED" events_api,webhook
 assert_mirror_matches "$EXPECTED"
 assert_events_content "$EVENTS_SERVED"
 
