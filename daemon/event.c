@@ -105,6 +105,11 @@ static const mirror_column_t organization_columns[] = {
     {"updated_at", "updated_at", NULL, COLUMN_TIME},
 };
 
+#define FITS(a) (sizeof(a) / sizeof((a)[0]) <= MIRROR_MAX_COLUMNS)
+_Static_assert(FITS(user_columns) && FITS(membership_columns) && FITS(invitation_columns) &&
+                   FITS(session_columns) && FITS(api_key_columns) && FITS(organization_columns),
+               "a mirror table has more than MIRROR_MAX_COLUMNS columns");
+
 static const mirror_def_t mirrors[MIRROR_COUNT] = {
     [MIRROR_USERS] = {"users", COLS(user_columns)},
     [MIRROR_MEMBERSHIPS] = {"organization_memberships", COLS(membership_columns)},
@@ -540,14 +545,79 @@ invalid:
     return EVENT_INVALID;
 }
 
-char *event_batch_events_json(const event_batch_t *b)
+/* Finishes `n` arrays; false when any of them failed. */
+static bool finish_all(pg_array_t *out, size_t n)
 {
-    return cJSON_PrintUnformatted(b->events);
+    bool ok = true;
+    for (size_t i = 0; i < n; i++)
+        ok = pg_array_finish(&out[i]) && ok;
+    return ok;
 }
 
-char *event_batch_rows_json(const event_batch_t *b, mirror_table_t t)
+bool event_batch_log_arrays(const event_batch_t *b, pg_array_t *out)
 {
-    return cJSON_PrintUnformatted(b->rows[t]);
+    for (size_t i = 0; i < EVENT_LOG_ARRAYS; i++)
+        pg_array_init(&out[i]);
+    cJSON *e;
+    cJSON_ArrayForEach(e, b->events)
+    {
+        /* event_batch_add let in only envelopes with these three strings. */
+        pg_array_add_str(&out[0], cJSON_GetObjectItemCaseSensitive(e, "id")->valuestring);
+        pg_array_add_str(&out[1], cJSON_GetObjectItemCaseSensitive(e, "event")->valuestring);
+        pg_array_add_str(&out[2], cJSON_GetObjectItemCaseSensitive(e, "created_at")->valuestring);
+        cJSON *data = cJSON_GetObjectItemCaseSensitive(e, "data");
+        if (data != NULL)
+            pg_array_add_json(&out[3], data);
+        else
+            pg_array_add_str(&out[3], "null");
+        pg_array_add_json(&out[4], cJSON_GetObjectItemCaseSensitive(e, "context"));
+    }
+    return finish_all(out, EVENT_LOG_ARRAYS);
+}
+
+/* Appends one mirror value as the text its SQL type's input function reads. */
+static void add_value(pg_array_t *a, cJSON *v, column_type_t type)
+{
+    if (v == NULL || cJSON_IsNull(v)) {
+        pg_array_add(a, NULL, 0);
+        return;
+    }
+    switch (type) {
+    case COLUMN_TEXT:
+    case COLUMN_TIME:
+        pg_array_add_str(a, v->valuestring);
+        return;
+    case COLUMN_BOOL:
+        pg_array_add_str(a, cJSON_IsTrue(v) ? "t" : "f");
+        return;
+    case COLUMN_JSON:
+        pg_array_add_json(a, v);
+        return;
+    }
+    abort(); /* unreachable: every column_type_t is handled above */
+}
+
+bool event_batch_mirror_arrays(const event_batch_t *b, mirror_table_t t, pg_array_t *out)
+{
+    const mirror_def_t *m = &mirrors[t];
+    size_t n = EVENT_MIRROR_EXTRA_ARRAYS + m->n_columns;
+    for (size_t i = 0; i < n; i++)
+        pg_array_init(&out[i]);
+    cJSON *row;
+    cJSON_ArrayForEach(row, b->rows[t])
+    {
+        char seq[24];
+        snprintf(seq, sizeof(seq), "%.0f",
+                 cJSON_GetObjectItemCaseSensitive(row, "seq")->valuedouble);
+        pg_array_add_str(&out[0], seq);
+        add_value(&out[1], cJSON_GetObjectItemCaseSensitive(row, "event_id"), COLUMN_TEXT);
+        add_value(&out[2], cJSON_GetObjectItemCaseSensitive(row, "deleted_at"), COLUMN_TIME);
+        for (size_t i = 0; i < m->n_columns; i++)
+            add_value(&out[EVENT_MIRROR_EXTRA_ARRAYS + i],
+                      cJSON_GetObjectItemCaseSensitive(row, m->columns[i].name),
+                      m->columns[i].type);
+    }
+    return finish_all(out, n);
 }
 
 bool event_page_parse(event_page_t *page, const char *body, size_t len, char *err, size_t errlen)

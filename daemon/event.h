@@ -16,6 +16,8 @@
 
 #include <cJSON.h>
 
+#include "pgarray.h"
+
 #define EVENT_WUR __attribute__((warn_unused_result))
 
 /* The mirror tables, in the order the apply statement lists them. */
@@ -43,6 +45,9 @@ typedef struct mirror_column {
     const char *sub;   /* field inside `field` when nested (role.slug), else NULL */
     column_type_t type;
 } mirror_column_t;
+
+/* No mirror table has more columns than this (checked at build time). */
+#define MIRROR_MAX_COLUMNS 16
 
 typedef struct mirror_def {
     const char *table;              /* unqualified table name */
@@ -115,13 +120,24 @@ event_batch_t *event_batch_new(void);
  */
 event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, size_t whylen);
 
+/* The event log's columns as the apply statement takes them. */
+#define EVENT_LOG_ARRAYS 5 /* id, event, created_at, data, context */
+
+/* The arrays before a mirror table's own columns: seq, event_id, deleted_at. */
+#define EVENT_MIRROR_EXTRA_ARRAYS 3
+
 /*
- * The batch as the apply statement's parameters: the event log rows, then
- * the rows of each mirror table.  Returns a malloc'd JSON text owned by the
- * caller, or NULL when out of memory.
+ * The batch as the apply statement's parameters, one text[] per column.
+ * event_batch_log_arrays fills out[EVENT_LOG_ARRAYS] with the event log
+ * rows: id, event, created_at, data (JSON text; "null" when absent) and
+ * context (JSON text or NULL).  event_batch_mirror_arrays fills
+ * out[EVENT_MIRROR_EXTRA_ARRAYS + n_columns] with mirror table `t`'s rows:
+ * seq, event_id and deleted_at, then the table's columns in order.  Every
+ * array is initialised and finished here; the caller frees them with
+ * pg_array_free, also when false (out of memory) is returned.
  */
-char *event_batch_events_json(const event_batch_t *b) EVENT_WUR;
-char *event_batch_rows_json(const event_batch_t *b, mirror_table_t t) EVENT_WUR;
+bool event_batch_log_arrays(const event_batch_t *b, pg_array_t *out) EVENT_WUR;
+bool event_batch_mirror_arrays(const event_batch_t *b, mirror_table_t t, pg_array_t *out) EVENT_WUR;
 
 /* Frees a batch; accepts NULL. */
 void event_batch_free(event_batch_t *b);

@@ -30,6 +30,10 @@
 #define RECONNECT_BASE_MS 200
 #define RECONNECT_CAP_MS 5000
 #define APPLY_STMT "workos_syncd_apply"
+#define APPLY_LOG_PARAM 5 /* the first array parameter */
+/* At most this many array parameters: the event log's, then every mirror table's. */
+#define APPLY_ARRAYS                                                                               \
+    (EVENT_LOG_ARRAYS + MIRROR_COUNT * (EVENT_MIRROR_EXTRA_ARRAYS + MIRROR_MAX_COLUMNS))
 
 /*
  * The poller's lock: one per schema, so instances mirroring different
@@ -123,6 +127,30 @@ static const char *sql_type(column_type_t t)
  * change only when the incoming updated_at is not older, and a tombstone
  * is final: nothing touches a row once deleted_at is set.
  */
+/* ", $first::text[], ..." for `n` consecutive array parameters. */
+static void emit_array_params(FILE *f, int first, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s$%d::text[]", i ? ", " : "", first + (int)i);
+}
+
+/* "x.name" cast from text to the column's type, named after the column. */
+static void emit_cast(FILE *f, const char *name, column_type_t type)
+{
+    if (type == COLUMN_TEXT)
+        fprintf(f, ", x.%s", name);
+    else
+        fprintf(f, ", x.%s::%s AS %s", name, sql_type(type), name);
+}
+
+/*
+ * One CTE upserting a mirror table from its arrays, the first of which is
+ * parameter `param`.  Within the batch the newest snapshot of each object
+ * wins (ties: the later event), and a deletion makes the row a tombstone,
+ * with nothing after it in the batch counting.  Against the stored row,
+ * fields change only when the incoming updated_at is not older, and a
+ * tombstone is final: nothing touches a row once deleted_at is set.
+ */
 static void emit_mirror_cte(FILE *f, const char *schema, mirror_table_t t, int param)
 {
     const mirror_def_t *m = event_mirror(t);
@@ -139,12 +167,16 @@ static void emit_mirror_cte(FILE *f, const char *schema, mirror_table_t t, int p
             "r.del, r.event_id, now()\n    FROM (SELECT y.* FROM (SELECT x.*,\n"
             "            min(x.seq) FILTER (WHERE x.deleted_at IS NOT NULL) OVER w AS del_seq,\n"
             "            first_value(x.deleted_at) OVER (w ORDER BY x.deleted_at IS NULL, x.seq) "
-            "AS del\n            FROM json_to_recordset($%d::json) AS x(seq int, "
-            "event_id text, deleted_at timestamptz",
-            param);
+            "AS del\n            FROM (SELECT x.seq::int AS seq, x.event_id, "
+            "x.deleted_at::timestamptz AS deleted_at");
     for (size_t i = 0; i < m->n_columns; i++)
-        fprintf(f, ", %s %s", m->columns[i].name, sql_type(m->columns[i].type));
-    fprintf(f, ")\n           WHERE x.event_id IN (SELECT id FROM ins)\n"
+        emit_cast(f, m->columns[i].name, m->columns[i].type);
+    fprintf(f, "\n                    FROM unnest(");
+    emit_array_params(f, param, EVENT_MIRROR_EXTRA_ARRAYS + m->n_columns);
+    fprintf(f, ") AS x(seq, event_id, deleted_at");
+    for (size_t i = 0; i < m->n_columns; i++)
+        fprintf(f, ", %s", m->columns[i].name);
+    fprintf(f, ")) AS x\n           WHERE x.event_id IN (SELECT id FROM ins)\n"
                "          WINDOW w AS (PARTITION BY x.id)) y\n"
                "         WHERE y.del_seq IS NULL OR y.seq <= y.del_seq) r\n"
                "   ORDER BY r.id, r.updated_at DESC, r.seq DESC\n"
@@ -161,8 +193,9 @@ static void emit_mirror_cte(FILE *f, const char *schema, mirror_table_t t, int p
 }
 
 /*
- * Parameters: $1 events, $2 source, $3 stream (NULL: no cursor), $4 cursor,
- * $5 caught_up, $6.. mirror rows in mirror_table_t order.
+ * Parameters: $1 source, $2 stream (NULL: no cursor), $3 cursor, $4
+ * caught_up, then the batch's arrays: APPLY_LOG_PARAM on the event log's,
+ * followed by each mirror table's in mirror_table_t order.
  */
 static char *build_apply_sql(const char *schema)
 {
@@ -172,21 +205,25 @@ static char *build_apply_sql(const char *schema)
     if (f == NULL)
         return NULL;
 
+    fprintf(f, "WITH ev AS (\n  SELECT DISTINCT ON (e.id) e.id, e.event, "
+               "e.created_at::timestamptz AS created_at, e.data::jsonb AS data, "
+               "e.context::jsonb AS context\n    FROM unnest(");
+    emit_array_params(f, APPLY_LOG_PARAM, EVENT_LOG_ARRAYS);
     fprintf(f,
-            "WITH ev AS (\n  SELECT DISTINCT ON (e.id) e.id, e.event, e.created_at, "
-            "coalesce(e.data, 'null'::jsonb) AS data, e.context\n    FROM "
-            "json_to_recordset($1::json) AS e(id text, event text, "
-            "created_at timestamptz, data jsonb, context jsonb)\n   ORDER BY e.id)\n"
+            ") AS e(id, event, created_at, data, context)\n   ORDER BY e.id)\n"
             ", ins AS (\n  INSERT INTO %s.events (id, event, created_at, data, context, source)\n"
-            "  SELECT id, event, created_at, data, context, $2::text FROM ev\n"
+            "  SELECT id, event, created_at, data, context, $1::text FROM ev\n"
             "  ON CONFLICT (id) DO NOTHING\n  RETURNING id)\n",
             schema);
-    for (int t = 0; t < MIRROR_COUNT; t++)
-        emit_mirror_cte(f, schema, (mirror_table_t)t, 6 + t);
+    int param = APPLY_LOG_PARAM + EVENT_LOG_ARRAYS;
+    for (int t = 0; t < MIRROR_COUNT; t++) {
+        emit_mirror_cte(f, schema, (mirror_table_t)t, param);
+        param += EVENT_MIRROR_EXTRA_ARRAYS + (int)event_mirror((mirror_table_t)t)->n_columns;
+    }
     fprintf(f,
             ", st AS (\n  INSERT INTO %s.sync_state AS t (stream, cursor, updated_at, "
-            "caught_up_at)\n  SELECT $3::text, $4::text, now(), CASE WHEN $5::boolean THEN now() "
-            "END WHERE $3::text IS NOT NULL\n"
+            "caught_up_at)\n  SELECT $2::text, $3::text, now(), CASE WHEN $4::boolean THEN now() "
+            "END WHERE $2::text IS NOT NULL\n"
             "  ON CONFLICT (stream) DO UPDATE SET cursor = excluded.cursor, updated_at = now(), "
             "caught_up_at = coalesce(excluded.caught_up_at, t.caught_up_at), last_error = NULL, "
             "last_error_at = NULL\n  RETURNING 1)\n",
@@ -198,7 +235,7 @@ static char *build_apply_sql(const char *schema)
     for (int t = 0; t < MIRROR_COUNT; t++)
         fprintf(f, ", m%d", t);
     fprintf(f, ",\n  CASE WHEN ins > 0 THEN pg_notify('workos_changes', json_build_object("
-               "'source', $2::text, 'events', ins, 'cursor', $4::text");
+               "'source', $1::text, 'events', ins, 'cursor', $3::text");
     for (int t = 0; t < MIRROR_COUNT; t++)
         fprintf(f, ", '%s', m%d", event_mirror((mirror_table_t)t)->table, t);
     fprintf(f, ")::text) END\n  FROM n");
@@ -463,24 +500,31 @@ static void send_job(store_t *s, job_t *j)
 
     switch (j->kind) {
     case JOB_APPLY: {
-        char *jsons[1 + MIRROR_COUNT] = {0};
-        const char *params[5 + MIRROR_COUNT];
-        bool ok = (jsons[0] = event_batch_events_json(j->batch)) != NULL;
-        for (int t = 0; ok && t < MIRROR_COUNT; t++)
-            ok = (jsons[1 + t] = event_batch_rows_json(j->batch, (mirror_table_t)t)) != NULL;
-        if (ok) {
-            params[0] = jsons[0];
-            params[1] = j->source;
-            params[2] = j->cursor != NULL ? STORE_STREAM_EVENTS_API : NULL;
-            params[3] = j->cursor;
-            params[4] = j->caught_up ? "t" : "f";
-            for (int t = 0; t < MIRROR_COUNT; t++)
-                params[5 + t] = jsons[1 + t];
-            sent =
-                PQsendQueryPrepared(s->conn, APPLY_STMT, 5 + MIRROR_COUNT, params, NULL, NULL, 0);
+        pg_array_t arrays[APPLY_ARRAYS];
+        const char *values[APPLY_LOG_PARAM - 1 + APPLY_ARRAYS];
+        int lengths[APPLY_LOG_PARAM - 1 + APPLY_ARRAYS] = {0};
+        int formats[APPLY_LOG_PARAM - 1 + APPLY_ARRAYS] = {0};
+        bool ok = event_batch_log_arrays(j->batch, arrays);
+        size_t n = EVENT_LOG_ARRAYS;
+        for (int t = 0; t < MIRROR_COUNT; t++) {
+            ok = event_batch_mirror_arrays(j->batch, (mirror_table_t)t, &arrays[n]) && ok;
+            n += EVENT_MIRROR_EXTRA_ARRAYS + event_mirror((mirror_table_t)t)->n_columns;
         }
-        for (int i = 0; i < 1 + MIRROR_COUNT; i++)
-            free(jsons[i]);
+        if (ok) {
+            values[0] = j->source;
+            values[1] = j->cursor != NULL ? STORE_STREAM_EVENTS_API : NULL;
+            values[2] = j->cursor;
+            values[3] = j->caught_up ? "t" : "f";
+            for (size_t i = 0; i < n; i++) {
+                values[APPLY_LOG_PARAM - 1 + i] = arrays[i].buf;
+                lengths[APPLY_LOG_PARAM - 1 + i] = (int)arrays[i].len;
+                formats[APPLY_LOG_PARAM - 1 + i] = 1;
+            }
+            sent = PQsendQueryPrepared(s->conn, APPLY_STMT, (int)(APPLY_LOG_PARAM - 1 + n), values,
+                                       lengths, formats, 0);
+        }
+        for (size_t i = 0; i < n; i++)
+            pg_array_free(&arrays[i]);
         if (!ok) {
             /* Not the connection's fault: fail the job alone. */
             pop_job(s);

@@ -3,8 +3,9 @@
  * treated twice: as an Events API list response (every envelope of the
  * page goes through event_batch_add) and as a single webhook body.  Each
  * resulting batch is rendered as the apply statement's parameters.  Beyond
- * memory safety, it checks that what goes to PostgreSQL is valid JSON with
- * one log row per accepted event and at most one mirror row per event, and
+ * memory safety, it checks that what goes to PostgreSQL is well-formed
+ * binary arrays, with one log row per accepted event, at most one mirror
+ * row per event, and valid JSON wherever a jsonb column is fed, and
  * that a rejected page leaves nothing behind.  event_parse_time also gets
  * the input as a string.
  */
@@ -12,35 +13,55 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../unit/array_reader.h"
 #include "event.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Renders the batch and checks the rendered JSON against its counters. */
+/* Reads back a finished array: it must be well formed, with `want` elements. */
+static void check_array(const pg_array_t *a, uint32_t want, bool json)
+{
+    char **elems;
+    uint32_t n;
+    if (!array_read(a, &elems, &n) || n != want)
+        abort();
+    for (uint32_t i = 0; json && i < n; i++) {
+        cJSON *back = elems[i] != NULL ? cJSON_Parse(elems[i]) : NULL;
+        if (elems[i] != NULL && back == NULL)
+            abort();
+        cJSON_Delete(back);
+    }
+    array_elems_free(elems, n);
+}
+
+/* Renders the batch and checks the arrays against its counters. */
 static void render(const event_batch_t *b)
 {
-    char *events = event_batch_events_json(b);
-    if (events == NULL)
-        return;
-    cJSON *back = cJSON_Parse(events);
-    if (back == NULL || !cJSON_IsArray(back) || (size_t)cJSON_GetArraySize(back) != b->n_events)
-        abort();
-    cJSON_Delete(back);
-    free(events);
+    pg_array_t log[EVENT_LOG_ARRAYS];
+    if (event_batch_log_arrays(b, log)) {
+        for (int i = 0; i < EVENT_LOG_ARRAYS; i++)
+            check_array(&log[i], (uint32_t)b->n_events, i >= 3);
+    }
+    for (int i = 0; i < EVENT_LOG_ARRAYS; i++)
+        pg_array_free(&log[i]);
     if (b->n_malformed + b->n_unknown > b->n_events)
         abort();
 
     size_t n_rows = 0;
     for (int t = 0; t < MIRROR_COUNT; t++) {
-        char *rows = event_batch_rows_json(b, (mirror_table_t)t);
-        if (rows == NULL)
-            continue;
-        back = cJSON_Parse(rows);
-        if (back == NULL || !cJSON_IsArray(back))
-            abort();
-        n_rows += (size_t)cJSON_GetArraySize(back);
-        cJSON_Delete(back);
-        free(rows);
+        const mirror_def_t *m = event_mirror((mirror_table_t)t);
+        pg_array_t cols[EVENT_MIRROR_EXTRA_ARRAYS + MIRROR_MAX_COLUMNS];
+        size_t n = EVENT_MIRROR_EXTRA_ARRAYS + m->n_columns;
+        uint32_t rows = (uint32_t)cJSON_GetArraySize(b->rows[t]);
+        if (event_batch_mirror_arrays(b, (mirror_table_t)t, cols)) {
+            for (size_t c = 0; c < n; c++)
+                check_array(&cols[c], rows,
+                            c >= EVENT_MIRROR_EXTRA_ARRAYS &&
+                                m->columns[c - EVENT_MIRROR_EXTRA_ARRAYS].type == COLUMN_JSON);
+        }
+        for (size_t c = 0; c < n; c++)
+            pg_array_free(&cols[c]);
+        n_rows += rows;
     }
     if (n_rows > b->n_events)
         abort();

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array_reader.h"
 #include "event.h"
 
 static const struct {
@@ -150,12 +151,24 @@ START_TEST(test_recorded_events)
     ck_assert_uint_eq(b->n_events, lines);
     ck_assert_str_eq(b->last_id, "evt_01M8ASV6E29FAMGFV6C4JW9FZS");
 
-    char *events = event_batch_events_json(b);
-    ck_assert_ptr_null(strstr(events, "\"token\""));
-    ck_assert_ptr_null(strstr(events, "accept_invitation_url"));
-    ck_assert_ptr_null(strstr(events, "9b3a20ed4f2afc628bd480b8fc603896"));
-    ck_assert_ptr_nonnull(strstr(events, "O'Brien \\\"quoted\\\""));
-    free(events);
+    pg_array_t log[EVENT_LOG_ARRAYS];
+    ck_assert(event_batch_log_arrays(b, log));
+    char **data;
+    uint32_t n;
+    ck_assert(array_read(&log[3], &data, &n));
+    ck_assert_uint_eq(n, lines);
+    bool quoted = false;
+    for (uint32_t i = 0; i < n; i++) {
+        ck_assert_ptr_nonnull(data[i]);
+        ck_assert_ptr_null(strstr(data[i], "\"token\""));
+        ck_assert_ptr_null(strstr(data[i], "accept_invitation_url"));
+        ck_assert_ptr_null(strstr(data[i], "9b3a20ed4f2afc628bd480b8fc603896"));
+        quoted = quoted || strstr(data[i], "O'Brien \\\"quoted\\\"") != NULL;
+    }
+    ck_assert_msg(quoted, "data is JSON text, with its escapes");
+    array_elems_free(data, n);
+    for (int i = 0; i < EVENT_LOG_ARRAYS; i++)
+        pg_array_free(&log[i]);
 
     /* role.slug is flattened; absent organization_name stays absent (NULL). */
     cJSON *m = find_row(b->rows[MIRROR_MEMBERSHIPS], "om_01M8ASV32PQBNRESNMQAMZ13WN");
@@ -178,10 +191,26 @@ START_TEST(test_recorded_events)
         mirrored += (size_t)cJSON_GetArraySize(b->rows[t]);
     ck_assert_uint_eq(mirrored, lines - 2);
 
-    char *inv = event_batch_rows_json(b, MIRROR_INVITATIONS);
-    ck_assert_ptr_null(strstr(inv, "token"));
-    ck_assert_ptr_nonnull(strstr(inv, "\"state\":\"revoked\""));
-    free(inv);
+    /* Invitation rows as arrays: seq, event_id, deleted_at, then the columns. */
+    const mirror_def_t *def = event_mirror(MIRROR_INVITATIONS);
+    pg_array_t inv[EVENT_MIRROR_EXTRA_ARRAYS + MIRROR_MAX_COLUMNS];
+    ck_assert(event_batch_mirror_arrays(b, MIRROR_INVITATIONS, inv));
+    bool revoked = false;
+    for (size_t c = 0; c < EVENT_MIRROR_EXTRA_ARRAYS + def->n_columns; c++) {
+        char **col;
+        uint32_t rows;
+        ck_assert(array_read(&inv[c], &col, &rows));
+        ck_assert_uint_eq(rows, (uint32_t)cJSON_GetArraySize(b->rows[MIRROR_INVITATIONS]));
+        for (uint32_t r = 0; r < rows; r++) {
+            ck_assert(col[r] == NULL || strstr(col[r], "token") == NULL);
+            if (c >= EVENT_MIRROR_EXTRA_ARRAYS &&
+                strcmp(def->columns[c - EVENT_MIRROR_EXTRA_ARRAYS].name, "state") == 0)
+                revoked = revoked || (col[r] != NULL && strcmp(col[r], "revoked") == 0);
+        }
+        array_elems_free(col, rows);
+        pg_array_free(&inv[c]);
+    }
+    ck_assert(revoked);
     event_batch_free(b);
     free(text);
 }
@@ -338,6 +367,57 @@ START_TEST(test_page_parse)
 }
 END_TEST
 
+/* The exact bytes array_recv reads: header, lengths, -1 for NULL. */
+START_TEST(test_array_layout)
+{
+    static const unsigned char want[] = {
+        0,    0,    0,    1,    0,   0,   0, 1, 0, 0, 0, 25, 0, 0, 0, 3, 0, 0, 0, 1, /* header */
+        0,    0,    0,    2,    'a', 'b',                                            /* "ab" */
+        0xff, 0xff, 0xff, 0xff,                                                      /* NULL */
+        0,    0,    0,    0,                                                         /* "" */
+    };
+    pg_array_t a;
+    pg_array_init(&a);
+    pg_array_add_str(&a, "ab");
+    pg_array_add_str(&a, NULL);
+    pg_array_add(&a, "", 0);
+    ck_assert(pg_array_finish(&a));
+    ck_assert_uint_eq(a.len, sizeof(want));
+    ck_assert_int_eq(memcmp(a.buf, want, sizeof(want)), 0);
+    pg_array_free(&a);
+
+    static const unsigned char empty[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 25};
+    pg_array_init(&a);
+    ck_assert(pg_array_finish(&a));
+    ck_assert_uint_eq(a.len, sizeof(empty));
+    ck_assert_int_eq(memcmp(a.buf, empty, sizeof(empty)), 0);
+    pg_array_free(&a);
+
+    /* JSON is printed in place, growing the buffer past its first size. */
+    cJSON *big = cJSON_CreateObject();
+    char key[16];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        cJSON_AddStringToObject(big, key, "v\"w");
+    }
+    pg_array_init(&a);
+    pg_array_add_json(&a, big);
+    pg_array_add_json(&a, NULL);
+    ck_assert(pg_array_finish(&a));
+    char **elems;
+    uint32_t n;
+    ck_assert(array_read(&a, &elems, &n));
+    ck_assert_uint_eq(n, 2);
+    ck_assert_ptr_null(elems[1]);
+    char *expect = cJSON_PrintUnformatted(big);
+    ck_assert_str_eq(elems[0], expect);
+    free(expect);
+    array_elems_free(elems, n);
+    pg_array_free(&a);
+    cJSON_Delete(big);
+}
+END_TEST
+
 /* Every mirror declares id first and has updated_at: the SQL relies on it. */
 START_TEST(test_mirror_defs)
 {
@@ -365,6 +445,7 @@ int main(void)
     tcase_add_test(tc, test_classify);
     tcase_add_loop_test(tc, test_page_parse, 0, sizeof(page_cases) / sizeof(page_cases[0]));
     tcase_add_test(tc, test_mirror_defs);
+    tcase_add_test(tc, test_array_layout);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
