@@ -308,16 +308,11 @@ event_batch_t *event_batch_new(void)
     event_batch_t *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return NULL;
-    b->events = cJSON_CreateArray();
-    bool ok = b->events != NULL;
-    for (int t = 0; t < MIRROR_COUNT; t++) {
-        b->rows[t] = cJSON_CreateArray();
-        ok = ok && b->rows[t] != NULL;
-    }
-    if (!ok) {
-        event_batch_free(b);
-        return NULL;
-    }
+    for (size_t i = 0; i < EVENT_LOG_ARRAYS; i++)
+        pg_array_init(&b->log[i]);
+    for (int t = 0; t < MIRROR_COUNT; t++)
+        for (size_t i = 0; i < EVENT_MIRROR_EXTRA_ARRAYS + MIRROR_MAX_COLUMNS; i++)
+            pg_array_init(&b->mirror[t][i]);
     return b;
 }
 
@@ -325,9 +320,14 @@ void event_batch_free(event_batch_t *b)
 {
     if (b == NULL)
         return;
-    cJSON_Delete(b->events);
+    for (size_t i = 0; i < EVENT_LOG_ARRAYS; i++)
+        pg_array_free(&b->log[i]);
     for (int t = 0; t < MIRROR_COUNT; t++)
-        cJSON_Delete(b->rows[t]);
+        for (size_t i = 0; i < EVENT_MIRROR_EXTRA_ARRAYS + MIRROR_MAX_COLUMNS; i++)
+            pg_array_free(&b->mirror[t][i]);
+    for (size_t i = 0; i < b->n_types; i++)
+        free(b->types[i].type);
+    free(b->types);
     free(b->last_id);
     free(b);
 }
@@ -404,12 +404,13 @@ static bool value_fits(const cJSON *v, column_type_t type)
 }
 
 /*
- * Builds the flattened row of a mirrored object.  Values are referenced,
- * not copied: the row lives in the same batch as the envelope it points
- * into, and both are freed together.
+ * Looks up and checks the column values of a mirrored object: vals[i] is
+ * column i's value, or NULL when absent or JSON null.  The values point
+ * into `data`.  Returns false, with `why` filled, when the object cannot
+ * be mirrored.
  */
-static cJSON *mirror_row(const mirror_def_t *def, cJSON *data, const char *event_id,
-                         const char *deleted_at, size_t seq, char *why, size_t whylen)
+static bool mirror_values(const mirror_def_t *def, cJSON *data, cJSON **vals, char *why,
+                          size_t whylen)
 {
     cJSON *id = cJSON_GetObjectItemCaseSensitive(data, "id");
     cJSON *updated = cJSON_GetObjectItemCaseSensitive(data, "updated_at");
@@ -417,17 +418,11 @@ static cJSON *mirror_row(const mirror_def_t *def, cJSON *data, const char *event
 
     if (!cJSON_IsString(id) || id->valuestring[0] == '\0' || strlen(id->valuestring) > MAX_ID_LEN) {
         snprintf(why, whylen, "data.id missing, not a string or too long");
-        return NULL;
+        return false;
     }
     if (!cJSON_IsString(updated) || !event_parse_time(updated->valuestring, &ms)) {
         snprintf(why, whylen, "data.updated_at missing or not a timestamp");
-        return NULL;
-    }
-
-    cJSON *row = cJSON_CreateObject();
-    if (row == NULL) {
-        snprintf(why, whylen, "out of memory");
-        return NULL;
+        return false;
     }
     for (size_t i = 0; i < def->n_columns; i++) {
         const mirror_column_t *c = &def->columns[i];
@@ -435,29 +430,57 @@ static cJSON *mirror_row(const mirror_def_t *def, cJSON *data, const char *event
         if (c->sub != NULL && v != NULL && !cJSON_IsNull(v)) {
             if (!cJSON_IsObject(v)) {
                 snprintf(why, whylen, "data.%s is not an object", c->field);
-                goto fail;
+                return false;
             }
             v = cJSON_GetObjectItemCaseSensitive(v, c->sub);
         }
         if (!value_fits(v, c->type)) {
             snprintf(why, whylen, "data.%s%s%s has the wrong type", c->field, c->sub ? "." : "",
                      c->sub ? c->sub : "");
-            goto fail;
+            return false;
         }
-        if (v != NULL && !cJSON_IsNull(v) && !cJSON_AddItemReferenceToObject(row, c->name, v))
-            goto oom;
+        vals[i] = v != NULL && !cJSON_IsNull(v) ? v : NULL;
     }
-    if (!cJSON_AddNumberToObject(row, "seq", (double)seq) ||
-        !cJSON_AddStringToObject(row, "event_id", event_id) ||
-        (deleted_at != NULL && !cJSON_AddStringToObject(row, "deleted_at", deleted_at)))
-        goto oom;
-    return row;
+    return true;
+}
 
-oom:
-    snprintf(why, whylen, "out of memory");
-fail:
-    cJSON_Delete(row);
-    return NULL;
+/* Appends one mirror value as the text its SQL type's input function reads. */
+static void add_value(pg_array_t *a, cJSON *v, column_type_t type)
+{
+    if (v == NULL) {
+        pg_array_add(a, NULL, 0);
+        return;
+    }
+    switch (type) {
+    case COLUMN_TEXT:
+    case COLUMN_TIME:
+        pg_array_add_str(a, v->valuestring);
+        return;
+    case COLUMN_BOOL:
+        pg_array_add_str(a, cJSON_IsTrue(v) ? "t" : "f");
+        return;
+    case COLUMN_JSON:
+        pg_array_add_json(a, v);
+        return;
+    }
+    abort(); /* unreachable: every column_type_t is handled above */
+}
+
+/* The batch's counter for `type`, created at zero; NULL when out of memory. */
+static event_type_count_t *type_count(event_batch_t *b, const char *type)
+{
+    for (size_t i = 0; i < b->n_types; i++)
+        if (strcmp(b->types[i].type, type) == 0)
+            return &b->types[i];
+    event_type_count_t *types = realloc(b->types, (b->n_types + 1) * sizeof(*types));
+    if (types == NULL)
+        return NULL;
+    b->types = types;
+    char *copy = strdup(type);
+    if (copy == NULL)
+        return NULL;
+    types[b->n_types] = (event_type_count_t){copy, 0};
+    return &types[b->n_types++];
 }
 
 event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, size_t whylen)
@@ -500,7 +523,8 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
     event_scrub(envelope);
 
     mirror_table_t table = MIRROR_USERS;
-    bool known;
+    bool known, mirrored = false;
+    cJSON *vals[MIRROR_MAX_COLUMNS];
     event_action_t action = event_classify(type->valuestring, &table, &known);
     if (data == NULL || cJSON_IsNull(data)) {
         /* Kept in the log (data stored as JSON null), mirrored nowhere. */
@@ -513,31 +537,53 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
         if (!cJSON_IsObject(data)) {
             snprintf(why, whylen, "data is not an object");
             status = EVENT_MALFORMED;
+        } else if (!mirror_values(&mirrors[table], data, vals, why, whylen)) {
+            status = EVENT_MALFORMED;
         } else {
-            const char *deleted_at = action == EVENT_ACTION_TOMBSTONE ? created->valuestring : NULL;
-            cJSON *row = mirror_row(&mirrors[table], data, id->valuestring, deleted_at, b->n_events,
-                                    why, whylen);
-            if (row == NULL)
-                status = EVENT_MALFORMED;
-            else
-                cJSON_AddItemToArray(b->rows[table], row);
+            mirrored = true;
         }
     }
 
+    /* What can fail for want of memory comes before the first append, so
+     * a refused event leaves no partial row behind. */
     char *last = strdup(id->valuestring);
-    if (last == NULL) {
+    event_type_count_t *count = last != NULL ? type_count(b, type->valuestring) : NULL;
+    if (count == NULL) {
+        free(last);
         snprintf(why, whylen, "out of memory");
         goto invalid;
     }
+    if (mirrored) {
+        const mirror_def_t *m = &mirrors[table];
+        pg_array_t *cols = b->mirror[table];
+        char seq[24];
+        snprintf(seq, sizeof(seq), "%zu", b->n_events);
+        pg_array_add_str(&cols[0], seq);
+        pg_array_add_str(&cols[1], id->valuestring);
+        pg_array_add_str(&cols[2], action == EVENT_ACTION_TOMBSTONE ? created->valuestring : NULL);
+        for (size_t i = 0; i < m->n_columns; i++)
+            add_value(&cols[EVENT_MIRROR_EXTRA_ARRAYS + i], vals[i], m->columns[i].type);
+        b->n_rows[table]++;
+    }
+    pg_array_add_str(&b->log[0], id->valuestring);
+    pg_array_add_str(&b->log[1], type->valuestring);
+    pg_array_add_str(&b->log[2], created->valuestring);
+    if (data != NULL)
+        pg_array_add_json(&b->log[3], data);
+    else
+        pg_array_add_str(&b->log[3], "null");
+    pg_array_add_json(&b->log[4], cJSON_GetObjectItemCaseSensitive(envelope, "context"));
+
+    count->n++;
     free(b->last_id);
     b->last_id = last;
     b->last_created_ms = created_ms;
-    cJSON_AddItemToArray(b->events, envelope);
     b->n_events++;
     if (status == EVENT_MALFORMED)
         b->n_malformed++;
     else if (status == EVENT_UNKNOWN)
         b->n_unknown++;
+    cJSON_Delete(envelope);
     return status;
 
 invalid:
@@ -545,79 +591,15 @@ invalid:
     return EVENT_INVALID;
 }
 
-/* Finishes `n` arrays; false when any of them failed. */
-static bool finish_all(pg_array_t *out, size_t n)
+bool event_batch_finish(event_batch_t *b)
 {
     bool ok = true;
-    for (size_t i = 0; i < n; i++)
-        ok = pg_array_finish(&out[i]) && ok;
-    return ok;
-}
-
-bool event_batch_log_arrays(const event_batch_t *b, pg_array_t *out)
-{
     for (size_t i = 0; i < EVENT_LOG_ARRAYS; i++)
-        pg_array_init(&out[i]);
-    cJSON *e;
-    cJSON_ArrayForEach(e, b->events)
-    {
-        /* event_batch_add let in only envelopes with these three strings. */
-        pg_array_add_str(&out[0], cJSON_GetObjectItemCaseSensitive(e, "id")->valuestring);
-        pg_array_add_str(&out[1], cJSON_GetObjectItemCaseSensitive(e, "event")->valuestring);
-        pg_array_add_str(&out[2], cJSON_GetObjectItemCaseSensitive(e, "created_at")->valuestring);
-        cJSON *data = cJSON_GetObjectItemCaseSensitive(e, "data");
-        if (data != NULL)
-            pg_array_add_json(&out[3], data);
-        else
-            pg_array_add_str(&out[3], "null");
-        pg_array_add_json(&out[4], cJSON_GetObjectItemCaseSensitive(e, "context"));
-    }
-    return finish_all(out, EVENT_LOG_ARRAYS);
-}
-
-/* Appends one mirror value as the text its SQL type's input function reads. */
-static void add_value(pg_array_t *a, cJSON *v, column_type_t type)
-{
-    if (v == NULL || cJSON_IsNull(v)) {
-        pg_array_add(a, NULL, 0);
-        return;
-    }
-    switch (type) {
-    case COLUMN_TEXT:
-    case COLUMN_TIME:
-        pg_array_add_str(a, v->valuestring);
-        return;
-    case COLUMN_BOOL:
-        pg_array_add_str(a, cJSON_IsTrue(v) ? "t" : "f");
-        return;
-    case COLUMN_JSON:
-        pg_array_add_json(a, v);
-        return;
-    }
-    abort(); /* unreachable: every column_type_t is handled above */
-}
-
-bool event_batch_mirror_arrays(const event_batch_t *b, mirror_table_t t, pg_array_t *out)
-{
-    const mirror_def_t *m = &mirrors[t];
-    size_t n = EVENT_MIRROR_EXTRA_ARRAYS + m->n_columns;
-    for (size_t i = 0; i < n; i++)
-        pg_array_init(&out[i]);
-    cJSON *row;
-    cJSON_ArrayForEach(row, b->rows[t])
-    {
-        char seq[24];
-        snprintf(seq, sizeof(seq), "%.0f",
-                 cJSON_GetObjectItemCaseSensitive(row, "seq")->valuedouble);
-        pg_array_add_str(&out[0], seq);
-        add_value(&out[1], cJSON_GetObjectItemCaseSensitive(row, "event_id"), COLUMN_TEXT);
-        add_value(&out[2], cJSON_GetObjectItemCaseSensitive(row, "deleted_at"), COLUMN_TIME);
-        for (size_t i = 0; i < m->n_columns; i++)
-            add_value(&out[EVENT_MIRROR_EXTRA_ARRAYS + i],
-                      cJSON_GetObjectItemCaseSensitive(row, m->columns[i].name),
-                      m->columns[i].type);
-    }
-    return finish_all(out, n);
+        ok = pg_array_finish(&b->log[i]) != NULL && ok;
+    for (int t = 0; t < MIRROR_COUNT; t++)
+        for (size_t i = 0; i < EVENT_MIRROR_EXTRA_ARRAYS + mirrors[t].n_columns; i++)
+            ok = pg_array_finish(&b->mirror[t][i]) != NULL && ok;
+    return ok;
 }
 
 bool event_page_parse(event_page_t *page, const char *body, size_t len, char *err, size_t errlen)

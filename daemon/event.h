@@ -70,18 +70,39 @@ typedef enum event_status {
     EVENT_INVALID    /* envelope unusable (no id, type or time): not stored */
 } event_status_t;
 
+/* The event log's columns as the apply statement takes them. */
+#define EVENT_LOG_ARRAYS 5 /* id, event, created_at, data, context */
+
+/* The arrays before a mirror table's own columns: seq, event_id, deleted_at. */
+#define EVENT_MIRROR_EXTRA_ARRAYS 3
+
+/* How many events of one type a batch holds, for the metrics. */
+typedef struct event_type_count {
+    char *type;
+    long n;
+} event_type_count_t;
+
 /*
- * A batch of events being prepared for one apply transaction.  Events keep
- * their arrival order (`seq`), which breaks ties between equal updated_at.
+ * A batch of events being prepared for one apply transaction, kept in the
+ * form the apply statement takes: one text[] per column.  `log` holds the
+ * event log rows: id, event, created_at, data (JSON text, "null" when
+ * absent) and context (JSON text or NULL).  `mirror[t]` holds mirror table
+ * t's rows: seq, event_id and deleted_at, then the table's columns in
+ * order.  Events are rendered as they are added, so a batch filling up
+ * while the previous one commits costs the commit nothing.  `seq` is the
+ * arrival order, which breaks ties between equal updated_at.
  */
 typedef struct event_batch {
-    cJSON *events;             /* array of log rows: id, event, created_at, data, context */
-    cJSON *rows[MIRROR_COUNT]; /* arrays of flattened mirror rows */
-    size_t n_events;           /* envelopes accepted (events array length) */
-    size_t n_malformed;        /* of which malformed for their type */
-    size_t n_unknown;          /* of which of an unknown type */
-    char *last_id;             /* id of the last event accepted, or NULL */
-    int64_t last_created_ms;   /* its created_at, ms since the epoch */
+    pg_array_t log[EVENT_LOG_ARRAYS];
+    pg_array_t mirror[MIRROR_COUNT][EVENT_MIRROR_EXTRA_ARRAYS + MIRROR_MAX_COLUMNS];
+    size_t n_rows[MIRROR_COUNT]; /* rows per mirror table */
+    event_type_count_t *types;   /* events per type */
+    size_t n_types;
+    size_t n_events;         /* envelopes accepted */
+    size_t n_malformed;      /* of which malformed for their type */
+    size_t n_unknown;        /* of which of an unknown type */
+    char *last_id;           /* id of the last event accepted, or NULL */
+    int64_t last_created_ms; /* its created_at, ms since the epoch */
 } event_batch_t;
 
 /* The definition of mirror table `t`. */
@@ -115,29 +136,18 @@ event_batch_t *event_batch_new(void);
 
 /*
  * Adds one envelope to the batch: scrubs it, validates it for its type, and
- * derives its mirror row.  Takes ownership of `envelope` in every case.
+ * appends its log row and its mirror row.  Takes ownership of `envelope` in
+ * every case and frees it: the batch keeps only the rendered rows.
  * On anything but EVENT_OK, `why` receives a short reason (no payload data).
  */
 event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, size_t whylen);
 
-/* The event log's columns as the apply statement takes them. */
-#define EVENT_LOG_ARRAYS 5 /* id, event, created_at, data, context */
-
-/* The arrays before a mirror table's own columns: seq, event_id, deleted_at. */
-#define EVENT_MIRROR_EXTRA_ARRAYS 3
-
 /*
- * The batch as the apply statement's parameters, one text[] per column.
- * event_batch_log_arrays fills out[EVENT_LOG_ARRAYS] with the event log
- * rows: id, event, created_at, data (JSON text; "null" when absent) and
- * context (JSON text or NULL).  event_batch_mirror_arrays fills
- * out[EVENT_MIRROR_EXTRA_ARRAYS + n_columns] with mirror table `t`'s rows:
- * seq, event_id and deleted_at, then the table's columns in order.  Every
- * array is initialised and finished here; the caller frees them with
- * pg_array_free, also when false (out of memory) is returned.
+ * Finishes the batch's arrays for sending (see event_batch_t).  Returns
+ * false when an append ran out of memory: the batch cannot be applied.
+ * Nothing may be added afterwards.
  */
-bool event_batch_log_arrays(const event_batch_t *b, pg_array_t *out) EVENT_WUR;
-bool event_batch_mirror_arrays(const event_batch_t *b, mirror_table_t t, pg_array_t *out) EVENT_WUR;
+bool event_batch_finish(event_batch_t *b) EVENT_WUR;
 
 /* Frees a batch; accepts NULL. */
 void event_batch_free(event_batch_t *b);

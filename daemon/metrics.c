@@ -48,21 +48,21 @@ static int source_index(const char *source)
     return strcmp(source, "webhook") == 0 ? 1 : 0;
 }
 
-void metrics_event_committed(const char *source, const char *type)
+void metrics_events_committed(const char *source, const char *type, long n)
 {
     int s = source_index(source);
     for (size_t i = 0; i < m.n_types; i++) {
         if (strcmp(m.types[i].name, type) == 0) {
-            m.types[i].count[s]++;
+            m.types[i].count[s] += (uint64_t)n;
             return;
         }
     }
     if (m.n_types < MAX_TYPES && strlen(type) < TYPE_LEN) {
         snprintf(m.types[m.n_types].name, TYPE_LEN, "%s", type);
-        m.types[m.n_types++].count[s] = 1;
+        m.types[m.n_types++].count[s] = (uint64_t)n;
         return;
     }
-    m.other[s]++;
+    m.other[s] += (uint64_t)n;
 }
 
 void metrics_events_inserted(const char *source, long n)

@@ -14,8 +14,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* An event committed to the log (or found there already) from `source`. */
-void metrics_event_committed(const char *source, const char *type);
+/* `n` events of `type` committed to the log (or found there already) from `source`. */
+void metrics_events_committed(const char *source, const char *type, long n);
 
 /* Events new to the log, after deduplication, per source. */
 void metrics_events_inserted(const char *source, long n);

@@ -101,20 +101,22 @@ void pg_array_add_json(pg_array_t *a, cJSON *item)
     }
 }
 
-bool pg_array_finish(pg_array_t *a)
+const char *pg_array_finish(pg_array_t *a)
 {
-    if (!reserve(a, 0) || a->len > INT32_MAX) /* reserve: the header even when empty */
-        return false;
-    put_u32(a->buf, a->n > 0 ? 1 : 0);
-    put_u32(a->buf + 4, a->has_null ? 1 : 0);
-    put_u32(a->buf + 8, TEXT_OID);
+    static const char empty[EMPTY_HEADER_LEN] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, TEXT_OID};
+
+    if (a->failed || a->len > INT32_MAX)
+        return NULL;
     if (a->n == 0) {
         a->len = EMPTY_HEADER_LEN;
-        return true;
+        return empty;
     }
+    put_u32(a->buf, 1);
+    put_u32(a->buf + 4, a->has_null ? 1 : 0);
+    put_u32(a->buf + 8, TEXT_OID);
     put_u32(a->buf + 12, a->n);
     put_u32(a->buf + 16, 1);
-    return true;
+    return a->buf;
 }
 
 void pg_array_free(pg_array_t *a)

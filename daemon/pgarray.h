@@ -39,11 +39,12 @@ void pg_array_add_str(pg_array_t *a, const char *s);
 void pg_array_add_json(pg_array_t *a, cJSON *item);
 
 /*
- * Writes the header.  Returns false when an earlier append failed.  The
- * value to send is then a->buf, a->len bytes long; appending after this is
- * a bug.
+ * Writes the header and returns the value to send, a->len bytes long, or
+ * NULL when an earlier append failed.  The value is a->buf, or for an empty
+ * array a shared constant, so nothing is allocated for it.  Calling it
+ * again is harmless; appending after it is a bug.
  */
-bool pg_array_finish(pg_array_t *a) __attribute__((warn_unused_result));
+const char *pg_array_finish(pg_array_t *a) __attribute__((warn_unused_result));
 
 /* Frees the buffer and leaves `a` empty; accepts NULL. */
 void pg_array_free(pg_array_t *a);

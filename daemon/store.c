@@ -31,9 +31,10 @@
 #define RECONNECT_CAP_MS 5000
 #define APPLY_STMT "workos_syncd_apply"
 #define APPLY_LOG_PARAM 5 /* the first array parameter */
-/* At most this many array parameters: the event log's, then every mirror table's. */
-#define APPLY_ARRAYS                                                                               \
-    (EVENT_LOG_ARRAYS + MIRROR_COUNT * (EVENT_MIRROR_EXTRA_ARRAYS + MIRROR_MAX_COLUMNS))
+/* At most this many parameters: four scalars, the event log's arrays, every mirror table's. */
+#define APPLY_PARAMS                                                                               \
+    (APPLY_LOG_PARAM - 1 + EVENT_LOG_ARRAYS +                                                      \
+     MIRROR_COUNT * (EVENT_MIRROR_EXTRA_ARRAYS + MIRROR_MAX_COLUMNS))
 
 /*
  * The poller's lock: one per schema, so instances mirroring different
@@ -500,38 +501,36 @@ static void send_job(store_t *s, job_t *j)
 
     switch (j->kind) {
     case JOB_APPLY: {
-        pg_array_t arrays[APPLY_ARRAYS];
-        const char *values[APPLY_LOG_PARAM - 1 + APPLY_ARRAYS];
-        int lengths[APPLY_LOG_PARAM - 1 + APPLY_ARRAYS] = {0};
-        int formats[APPLY_LOG_PARAM - 1 + APPLY_ARRAYS] = {0};
-        bool ok = event_batch_log_arrays(j->batch, arrays);
-        size_t n = EVENT_LOG_ARRAYS;
-        for (int t = 0; t < MIRROR_COUNT; t++) {
-            ok = event_batch_mirror_arrays(j->batch, (mirror_table_t)t, &arrays[n]) && ok;
-            n += EVENT_MIRROR_EXTRA_ARRAYS + event_mirror((mirror_table_t)t)->n_columns;
-        }
-        if (ok) {
-            values[0] = j->source;
-            values[1] = j->cursor != NULL ? STORE_STREAM_EVENTS_API : NULL;
-            values[2] = j->cursor;
-            values[3] = j->caught_up ? "t" : "f";
-            for (size_t i = 0; i < n; i++) {
-                values[APPLY_LOG_PARAM - 1 + i] = arrays[i].buf;
-                lengths[APPLY_LOG_PARAM - 1 + i] = (int)arrays[i].len;
-                formats[APPLY_LOG_PARAM - 1 + i] = 1;
-            }
-            sent = PQsendQueryPrepared(s->conn, APPLY_STMT, (int)(APPLY_LOG_PARAM - 1 + n), values,
-                                       lengths, formats, 0);
-        }
-        for (size_t i = 0; i < n; i++)
-            pg_array_free(&arrays[i]);
-        if (!ok) {
+        event_batch_t *b = j->batch;
+        const char *values[APPLY_PARAMS];
+        int lengths[APPLY_PARAMS] = {0};
+        int formats[APPLY_PARAMS] = {0};
+        if (!event_batch_finish(b)) {
             /* Not the connection's fault: fail the job alone. */
             pop_job(s);
             job_fail(j, "out of memory building the batch");
             run_next(s);
             return;
         }
+        values[0] = j->source;
+        values[1] = j->cursor != NULL ? STORE_STREAM_EVENTS_API : NULL;
+        values[2] = j->cursor;
+        values[3] = j->caught_up ? "t" : "f";
+        int n = APPLY_LOG_PARAM - 1;
+        for (size_t i = 0; i < EVENT_LOG_ARRAYS; i++, n++) {
+            values[n] = pg_array_finish(&b->log[i]);
+            lengths[n] = (int)b->log[i].len;
+            formats[n] = 1;
+        }
+        for (int t = 0; t < MIRROR_COUNT; t++) {
+            size_t cols = EVENT_MIRROR_EXTRA_ARRAYS + event_mirror((mirror_table_t)t)->n_columns;
+            for (size_t i = 0; i < cols; i++, n++) {
+                values[n] = pg_array_finish(&b->mirror[t][i]);
+                lengths[n] = (int)b->mirror[t][i].len;
+                formats[n] = 1;
+            }
+        }
+        sent = PQsendQueryPrepared(s->conn, APPLY_STMT, n, values, lengths, formats, 0);
         break;
     }
     case JOB_CURSOR: {
@@ -589,16 +588,13 @@ static void run_next(store_t *s)
 
 static void count_committed(const job_t *j, const store_apply_result_t *r)
 {
-    const cJSON *e;
+    const event_batch_t *b = j->batch;
     metrics_batch(true, (double)r->commit_us / 1e6);
     metrics_events_inserted(j->source, r->inserted);
-    metrics_events_malformed((long)j->batch->n_malformed);
-    metrics_events_unknown((long)j->batch->n_unknown);
-    cJSON_ArrayForEach(e, j->batch->events)
-    {
-        const cJSON *type = cJSON_GetObjectItemCaseSensitive(e, "event");
-        metrics_event_committed(j->source, cJSON_IsString(type) ? type->valuestring : "?");
-    }
+    metrics_events_malformed((long)b->n_malformed);
+    metrics_events_unknown((long)b->n_unknown);
+    for (size_t i = 0; i < b->n_types; i++)
+        metrics_events_committed(j->source, b->types[i].type, b->types[i].n);
 }
 
 static void finish_job(store_t *s)

@@ -19,11 +19,12 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Reads back a finished array: it must be well formed, with `want` elements. */
-static void check_array(const pg_array_t *a, uint32_t want, bool json)
+static void check_array(pg_array_t *a, size_t want, bool json)
 {
     char **elems;
     uint32_t n;
-    if (!array_read(a, &elems, &n) || n != want)
+    const char *v = pg_array_finish(a);
+    if (v == NULL || !array_read(v, a->len, &elems, &n) || n != want)
         abort();
     for (uint32_t i = 0; json && i < n; i++) {
         cJSON *back = elems[i] != NULL ? cJSON_Parse(elems[i]) : NULL;
@@ -34,34 +35,24 @@ static void check_array(const pg_array_t *a, uint32_t want, bool json)
     array_elems_free(elems, n);
 }
 
-/* Renders the batch and checks the arrays against its counters. */
-static void render(const event_batch_t *b)
+/* Finishes the batch and checks its arrays against its counters. */
+static void render(event_batch_t *b)
 {
-    pg_array_t log[EVENT_LOG_ARRAYS];
-    if (event_batch_log_arrays(b, log)) {
-        for (int i = 0; i < EVENT_LOG_ARRAYS; i++)
-            check_array(&log[i], (uint32_t)b->n_events, i >= 3);
-    }
+    if (!event_batch_finish(b))
+        return;
     for (int i = 0; i < EVENT_LOG_ARRAYS; i++)
-        pg_array_free(&log[i]);
+        check_array(&b->log[i], b->n_events, i >= 3);
     if (b->n_malformed + b->n_unknown > b->n_events)
         abort();
 
     size_t n_rows = 0;
     for (int t = 0; t < MIRROR_COUNT; t++) {
         const mirror_def_t *m = event_mirror((mirror_table_t)t);
-        pg_array_t cols[EVENT_MIRROR_EXTRA_ARRAYS + MIRROR_MAX_COLUMNS];
-        size_t n = EVENT_MIRROR_EXTRA_ARRAYS + m->n_columns;
-        uint32_t rows = (uint32_t)cJSON_GetArraySize(b->rows[t]);
-        if (event_batch_mirror_arrays(b, (mirror_table_t)t, cols)) {
-            for (size_t c = 0; c < n; c++)
-                check_array(&cols[c], rows,
-                            c >= EVENT_MIRROR_EXTRA_ARRAYS &&
-                                m->columns[c - EVENT_MIRROR_EXTRA_ARRAYS].type == COLUMN_JSON);
-        }
-        for (size_t c = 0; c < n; c++)
-            pg_array_free(&cols[c]);
-        n_rows += rows;
+        for (size_t c = 0; c < EVENT_MIRROR_EXTRA_ARRAYS + m->n_columns; c++)
+            check_array(&b->mirror[t][c], b->n_rows[t],
+                        c >= EVENT_MIRROR_EXTRA_ARRAYS &&
+                            m->columns[c - EVENT_MIRROR_EXTRA_ARRAYS].type == COLUMN_JSON);
+        n_rows += b->n_rows[t];
     }
     if (n_rows > b->n_events)
         abort();

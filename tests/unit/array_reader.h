@@ -20,42 +20,42 @@ static inline uint32_t array_u32(const char *p)
 }
 
 /*
- * Splits a finished array into its elements: on success *elems holds
+ * Splits a finished array (`len` bytes at `buf`) into its elements: on success *elems holds
  * *n malloc'd NUL-terminated strings (NULL for SQL NULL), freed with
  * array_elems_free.  Returns false when the bytes are not a well-formed
  * one-dimensional text[] with lower bound 1 and an accurate null flag.
  */
-static inline bool array_read(const pg_array_t *a, char ***elems, uint32_t *n)
+static inline bool array_read(const char *buf, size_t len, char ***elems, uint32_t *n)
 {
     *elems = NULL;
     *n = 0;
-    if (a->len < 12 || array_u32(a->buf + 8) != 25)
+    if (len < 12 || array_u32(buf + 8) != 25)
         return false;
-    uint32_t ndim = array_u32(a->buf), flags = array_u32(a->buf + 4);
+    uint32_t ndim = array_u32(buf), flags = array_u32(buf + 4);
     if (ndim == 0)
-        return a->len == 12 && flags == 0;
-    if (ndim != 1 || a->len < 20 || array_u32(a->buf + 16) != 1 || flags > 1)
+        return len == 12 && flags == 0;
+    if (ndim != 1 || len < 20 || array_u32(buf + 16) != 1 || flags > 1)
         return false;
-    uint32_t count = array_u32(a->buf + 12);
+    uint32_t count = array_u32(buf + 12);
     char **out = calloc(count ? count : 1, sizeof(*out));
     size_t off = 20;
     bool saw_null = false;
     for (uint32_t i = 0; i < count; i++) {
-        if (out == NULL || a->len - off < 4)
+        if (out == NULL || len - off < 4)
             goto fail;
-        uint32_t len = array_u32(a->buf + off);
+        uint32_t elen = array_u32(buf + off);
         off += 4;
-        if (len == UINT32_MAX) {
+        if (elen == UINT32_MAX) {
             saw_null = true;
             continue;
         }
-        if (a->len - off < len || (out[i] = malloc(len + 1)) == NULL)
+        if (len - off < elen || (out[i] = malloc(elen + 1)) == NULL)
             goto fail;
-        memcpy(out[i], a->buf + off, len);
-        out[i][len] = '\0';
-        off += len;
+        memcpy(out[i], buf + off, elen);
+        out[i][elen] = '\0';
+        off += elen;
     }
-    if (off != a->len || saw_null != (flags == 1))
+    if (off != len || saw_null != (flags == 1))
         goto fail;
     *elems = out;
     *n = count;

@@ -122,15 +122,30 @@ static char *read_file(const char *path)
     return buf;
 }
 
-static cJSON *find_row(cJSON *rows, const char *id)
+/* Reads back column `i` of mirror table `t` from a batch (finishing it). */
+static char **mirror_column_at(event_batch_t *b, mirror_table_t t, size_t i, uint32_t *n)
 {
-    cJSON *r;
-    cJSON_ArrayForEach(r, rows)
-    {
-        cJSON *rid = cJSON_GetObjectItemCaseSensitive(r, "id");
-        if (cJSON_IsString(rid) && strcmp(rid->valuestring, id) == 0)
-            return r;
+    char **elems;
+    const char *v = pg_array_finish(&b->mirror[t][i]);
+    ck_assert_ptr_nonnull(v);
+    ck_assert(array_read(v, b->mirror[t][i].len, &elems, n));
+    ck_assert_uint_eq(*n, b->n_rows[t]);
+    return elems;
+}
+
+/* Column `name` of mirror table `t`: one of its columns, or seq, event_id, deleted_at. */
+static char **mirror_column(event_batch_t *b, mirror_table_t t, const char *name, uint32_t *n)
+{
+    static const char *const extra[EVENT_MIRROR_EXTRA_ARRAYS] = {"seq", "event_id", "deleted_at"};
+    const mirror_def_t *m = event_mirror(t);
+    for (size_t i = 0; i < EVENT_MIRROR_EXTRA_ARRAYS + m->n_columns; i++) {
+        const char *col = i < EVENT_MIRROR_EXTRA_ARRAYS
+                              ? extra[i]
+                              : m->columns[i - EVENT_MIRROR_EXTRA_ARRAYS].name;
+        if (strcmp(col, name) == 0)
+            return mirror_column_at(b, t, i, n);
     }
+    ck_abort_msg("%s has no column %s", m->table, name);
     return NULL;
 }
 
@@ -151,11 +166,10 @@ START_TEST(test_recorded_events)
     ck_assert_uint_eq(b->n_events, lines);
     ck_assert_str_eq(b->last_id, "evt_01M8ASV6E29FAMGFV6C4JW9FZS");
 
-    pg_array_t log[EVENT_LOG_ARRAYS];
-    ck_assert(event_batch_log_arrays(b, log));
+    ck_assert(event_batch_finish(b));
     char **data;
     uint32_t n;
-    ck_assert(array_read(&log[3], &data, &n));
+    ck_assert(array_read(pg_array_finish(&b->log[3]), b->log[3].len, &data, &n));
     ck_assert_uint_eq(n, lines);
     bool quoted = false;
     for (uint32_t i = 0; i < n; i++) {
@@ -167,40 +181,36 @@ START_TEST(test_recorded_events)
     }
     ck_assert_msg(quoted, "data is JSON text, with its escapes");
     array_elems_free(data, n);
-    for (int i = 0; i < EVENT_LOG_ARRAYS; i++)
-        pg_array_free(&log[i]);
 
-    /* role.slug is flattened; absent organization_name stays absent (NULL). */
-    cJSON *m = find_row(b->rows[MIRROR_MEMBERSHIPS], "om_01M8ASV32PQBNRESNMQAMZ13WN");
-    ck_assert_ptr_nonnull(m);
-    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(m, "role_slug")->valuestring, "member");
-    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(m, "organization_name"));
-    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(m, "role"));
-
-    /* Three membership events, the last one a tombstone. */
-    ck_assert_int_eq(cJSON_GetArraySize(b->rows[MIRROR_MEMBERSHIPS]), 3);
-    cJSON *del = cJSON_GetArrayItem(b->rows[MIRROR_MEMBERSHIPS], 2);
-    ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(del, "deleted_at")->valuestring,
-                     "2026-11-26T02:09:39.762Z");
-    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetArrayItem(b->rows[MIRROR_MEMBERSHIPS], 0), "deleted_at"));
+    /* Three membership events, the last one a tombstone.  role.slug is
+     * flattened; an absent organization_name is NULL. */
+    uint32_t rows, k;
+    char **ids = mirror_column(b, MIRROR_MEMBERSHIPS, "id", &rows);
+    char **slugs = mirror_column(b, MIRROR_MEMBERSHIPS, "role_slug", &k);
+    char **org_names = mirror_column(b, MIRROR_MEMBERSHIPS, "organization_name", &k);
+    char **deleted = mirror_column(b, MIRROR_MEMBERSHIPS, "deleted_at", &k);
+    ck_assert_uint_eq(rows, 3);
+    ck_assert_str_eq(ids[0], "om_01M8ASV32PQBNRESNMQAMZ13WN");
+    ck_assert_str_eq(slugs[0], "member");
+    ck_assert_ptr_null(org_names[0]);
+    ck_assert_ptr_null(deleted[0]);
+    ck_assert_str_eq(deleted[2], "2026-11-26T02:09:39.762Z");
+    array_elems_free(ids, rows);
+    array_elems_free(slugs, rows);
+    array_elems_free(org_names, rows);
+    array_elems_free(deleted, rows);
 
     /* Authentication events are logged but mirror nothing. */
     size_t mirrored = 0;
     for (int t = 0; t < MIRROR_COUNT; t++)
-        mirrored += (size_t)cJSON_GetArraySize(b->rows[t]);
+        mirrored += b->n_rows[t];
     ck_assert_uint_eq(mirrored, lines - 2);
 
-    /* Invitation rows as arrays: seq, event_id, deleted_at, then the columns. */
+    /* No invitation column carries the token; the revocation is a state. */
     const mirror_def_t *def = event_mirror(MIRROR_INVITATIONS);
-    pg_array_t inv[EVENT_MIRROR_EXTRA_ARRAYS + MIRROR_MAX_COLUMNS];
-    ck_assert(event_batch_mirror_arrays(b, MIRROR_INVITATIONS, inv));
     bool revoked = false;
     for (size_t c = 0; c < EVENT_MIRROR_EXTRA_ARRAYS + def->n_columns; c++) {
-        char **col;
-        uint32_t rows;
-        ck_assert(array_read(&inv[c], &col, &rows));
-        ck_assert_uint_eq(rows, (uint32_t)cJSON_GetArraySize(b->rows[MIRROR_INVITATIONS]));
+        char **col = mirror_column_at(b, MIRROR_INVITATIONS, c, &rows);
         for (uint32_t r = 0; r < rows; r++) {
             ck_assert(col[r] == NULL || strstr(col[r], "token") == NULL);
             if (c >= EVENT_MIRROR_EXTRA_ARRAYS &&
@@ -208,7 +218,6 @@ START_TEST(test_recorded_events)
                 revoked = revoked || (col[r] != NULL && strcmp(col[r], "revoked") == 0);
         }
         array_elems_free(col, rows);
-        pg_array_free(&inv[c]);
     }
     ck_assert(revoked);
     event_batch_free(b);
@@ -303,7 +312,24 @@ START_TEST(test_batch_add)
     ck_assert_uint_eq(b->n_malformed, st == EVENT_MALFORMED ? 1 : 0);
     size_t rows = 0;
     for (int t = 0; t < MIRROR_COUNT; t++)
-        rows += (size_t)cJSON_GetArraySize(b->rows[t]);
+        rows += b->n_rows[t];
+    /* Every array of the batch has exactly one element per row. */
+    ck_assert(event_batch_finish(b));
+    for (int i = 0; i < EVENT_LOG_ARRAYS; i++) {
+        char **elems;
+        uint32_t n;
+        const char *v = pg_array_finish(&b->log[i]);
+        ck_assert(v != NULL && array_read(v, b->log[i].len, &elems, &n));
+        ck_assert_uint_eq(n, b->n_events);
+        array_elems_free(elems, n);
+    }
+    for (int t = 0; t < MIRROR_COUNT; t++)
+        for (size_t c = 0;
+             c < EVENT_MIRROR_EXTRA_ARRAYS + event_mirror((mirror_table_t)t)->n_columns; c++) {
+            uint32_t n = 0;
+            char **col = mirror_column_at(b, (mirror_table_t)t, c, &n);
+            array_elems_free(col, n);
+        }
     ck_assert_uint_eq(rows, st == EVENT_OK && strstr(add_cases[_i].json, "user.") ? 1 : 0);
     event_batch_free(b);
 }
@@ -381,16 +407,18 @@ START_TEST(test_array_layout)
     pg_array_add_str(&a, "ab");
     pg_array_add_str(&a, NULL);
     pg_array_add(&a, "", 0);
-    ck_assert(pg_array_finish(&a));
+    const char *v = pg_array_finish(&a);
+    ck_assert_ptr_nonnull(v);
     ck_assert_uint_eq(a.len, sizeof(want));
-    ck_assert_int_eq(memcmp(a.buf, want, sizeof(want)), 0);
+    ck_assert_int_eq(memcmp(v, want, sizeof(want)), 0);
     pg_array_free(&a);
 
     static const unsigned char empty[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 25};
     pg_array_init(&a);
-    ck_assert(pg_array_finish(&a));
+    v = pg_array_finish(&a);
+    ck_assert_ptr_nonnull(v);
     ck_assert_uint_eq(a.len, sizeof(empty));
-    ck_assert_int_eq(memcmp(a.buf, empty, sizeof(empty)), 0);
+    ck_assert_int_eq(memcmp(v, empty, sizeof(empty)), 0);
     pg_array_free(&a);
 
     /* JSON is printed in place, growing the buffer past its first size. */
@@ -403,10 +431,11 @@ START_TEST(test_array_layout)
     pg_array_init(&a);
     pg_array_add_json(&a, big);
     pg_array_add_json(&a, NULL);
-    ck_assert(pg_array_finish(&a));
+    v = pg_array_finish(&a);
+    ck_assert_ptr_nonnull(v);
     char **elems;
     uint32_t n;
-    ck_assert(array_read(&a, &elems, &n));
+    ck_assert(array_read(v, a.len, &elems, &n));
     ck_assert_uint_eq(n, 2);
     ck_assert_ptr_null(elems[1]);
     char *expect = cJSON_PrintUnformatted(big);

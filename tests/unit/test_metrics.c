@@ -33,9 +33,10 @@ static void assert_line(const char *text, const char *line)
 START_TEST(test_counters)
 {
     metrics_reset();
-    metrics_event_committed("webhook", "user.created");
-    metrics_event_committed("webhook", "user.created");
-    metrics_event_committed("events_api", "user.created");
+    metrics_events_committed("webhook", "user.created", 1);
+    metrics_events_committed("webhook", "user.created", 1);
+    metrics_events_committed("webhook", "user.created", 0);
+    metrics_events_committed("events_api", "user.created", 1);
     metrics_events_inserted("events_api", 7);
     metrics_batch(true, 0.003);
     metrics_batch(true, 0.2);
@@ -80,10 +81,10 @@ START_TEST(test_hostile_types)
 {
     char name[32];
     metrics_reset();
-    metrics_event_committed("webhook", "evil\"}\nfake_metric 1");
+    metrics_events_committed("webhook", "evil\"}\nfake_metric 1", 1);
     for (int i = 0; i < 500; i++) {
         snprintf(name, sizeof(name), "made.up_%d", i);
-        metrics_event_committed("webhook", name);
+        metrics_events_committed("webhook", name, 1);
     }
     char *t = render();
     ck_assert_ptr_null(strstr(t, "\nfake_metric"));
