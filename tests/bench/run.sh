@@ -12,6 +12,10 @@
 # memory does not grow with the backlog. Results are key=value lines on
 # stdout; progress goes to stderr.
 #
+# The server keeps PostgreSQL's stock shared_buffers, and every timed run
+# starts right after a CHECKPOINT, so no run inherits another's dirty
+# buffers or pays for a checkpoint that another run's WAL brought on.
+#
 #   BENCH_EVENTS   N (default 200000)
 set -euo pipefail
 source "$(dirname "$0")/../integration/lib.sh"
@@ -56,6 +60,7 @@ time_copy() {
         sql "create index on bench_copy (event, created_at); create index on bench_copy (created_at)"
     fi
     local out ms
+    sql "checkpoint"
     out=$(q <<EOF
 \\timing on
 \\copy bench_copy (id, event, created_at, data, context, source, received_at) from '$T/events.copy'
@@ -87,6 +92,7 @@ backfill() {
     daemon_config database.schema="$schema" workos.rate_limit=1000000 workos.poll_interval=100ms \
         log.level=info
     daemon_migrate
+    sql "checkpoint"
     local t0
     t0=$(now_ms)
     daemon_start

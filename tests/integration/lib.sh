@@ -210,10 +210,12 @@ port_busy() {
 }
 
 # pg_start [--fsync]: initdb + start a private cluster and export PG* and
-# DATABASE_URL. --fsync keeps fsync on (the benchmark); tests run with it off.
+# DATABASE_URL. --fsync is the benchmark's server: durable (fsync and
+# full_page_writes on) and with PostgreSQL's stock shared_buffers; tests run
+# with fsync off and a smaller cache.
 pg_start() {
-    local fsync=off
-    [ "${1:-}" = --fsync ] && fsync=on
+    local fsync=off shared_buffers=64MB
+    [ "${1:-}" = --fsync ] && fsync=on shared_buffers=128MB
     [ -x "$PG_BIN/initdb" ] || fail "PostgreSQL server binaries not found under /usr/lib/postgresql"
     ensure_pg_user
     PG_DIR=$T/pg
@@ -232,7 +234,7 @@ fsync = $fsync
 full_page_writes = $fpw
 synchronous_commit = on
 max_connections = 30
-shared_buffers = 64MB
+shared_buffers = $shared_buffers
 log_line_prefix = '%m [%p] '
 log_min_messages = warning
 EOF
