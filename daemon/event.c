@@ -591,15 +591,24 @@ invalid:
     return EVENT_INVALID;
 }
 
-bool event_batch_finish(event_batch_t *b)
+/* Lists one finished array; false when it cannot be sent. */
+static bool list_array(pg_array_t *a, const char **value, int *length)
 {
+    *value = pg_array_finish(a);
+    *length = (int)a->len;
+    return *value != NULL;
+}
+
+size_t event_batch_arrays(event_batch_t *b, const char **values, int *lengths)
+{
+    size_t n = 0;
     bool ok = true;
-    for (size_t i = 0; i < EVENT_LOG_ARRAYS; i++)
-        ok = pg_array_finish(&b->log[i]) != NULL && ok;
+    for (size_t i = 0; i < EVENT_LOG_ARRAYS; i++, n++)
+        ok = list_array(&b->log[i], &values[n], &lengths[n]) && ok;
     for (int t = 0; t < MIRROR_COUNT; t++)
-        for (size_t i = 0; i < EVENT_MIRROR_EXTRA_ARRAYS + mirrors[t].n_columns; i++)
-            ok = pg_array_finish(&b->mirror[t][i]) != NULL && ok;
-    return ok;
+        for (size_t i = 0; i < EVENT_MIRROR_EXTRA_ARRAYS + mirrors[t].n_columns; i++, n++)
+            ok = list_array(&b->mirror[t][i], &values[n], &lengths[n]) && ok;
+    return ok ? n : 0;
 }
 
 bool event_page_parse(event_page_t *page, const char *body, size_t len, char *err, size_t errlen)

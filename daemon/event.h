@@ -142,12 +142,20 @@ event_batch_t *event_batch_new(void);
  */
 event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, size_t whylen);
 
+/* The most arrays a batch has: the event log's, then every mirror table's. */
+#define EVENT_MAX_ARRAYS                                                                           \
+    (EVENT_LOG_ARRAYS + MIRROR_COUNT * (EVENT_MIRROR_EXTRA_ARRAYS + MIRROR_MAX_COLUMNS))
+
 /*
- * Finishes the batch's arrays for sending (see event_batch_t).  Returns
- * false when an append ran out of memory: the batch cannot be applied.
- * Nothing may be added afterwards.
+ * Finishes the batch's arrays and lists them in the order the apply
+ * statement takes them: the event log's, then each mirror table's in
+ * mirror_table_t order.  values[i] points into the batch (valid until it
+ * is freed) and is lengths[i] bytes long; both have room for
+ * EVENT_MAX_ARRAYS.  Returns how many were listed, or 0 when an append ran
+ * out of memory: the batch cannot be applied.  Nothing may be added
+ * afterwards.
  */
-bool event_batch_finish(event_batch_t *b) EVENT_WUR;
+size_t event_batch_arrays(event_batch_t *b, const char **values, int *lengths) EVENT_WUR;
 
 /* Frees a batch; accepts NULL. */
 void event_batch_free(event_batch_t *b);

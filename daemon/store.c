@@ -30,11 +30,8 @@
 #define RECONNECT_BASE_MS 200
 #define RECONNECT_CAP_MS 5000
 #define APPLY_STMT "workos_syncd_apply"
-#define APPLY_LOG_PARAM 5 /* the first array parameter */
-/* At most this many parameters: four scalars, the event log's arrays, every mirror table's. */
-#define APPLY_PARAMS                                                                               \
-    (APPLY_LOG_PARAM - 1 + EVENT_LOG_ARRAYS +                                                      \
-     MIRROR_COUNT * (EVENT_MIRROR_EXTRA_ARRAYS + MIRROR_MAX_COLUMNS))
+#define APPLY_LOG_PARAM 5                                     /* the first array parameter */
+#define APPLY_PARAMS (APPLY_LOG_PARAM - 1 + EVENT_MAX_ARRAYS) /* at most */
 
 /*
  * The poller's lock: one per schema, so instances mirroring different
@@ -85,8 +82,11 @@ struct store {
     backoff_t backoff;
     long reconnects;
     bool connected_before; /* reached IDLE at least once: later readiness is a reconnect */
-    char *apply_sql;
+    char *apply_sql;       /* statements with the schema's name, built once */
     char *version_sql;
+    char *cursor_sql;
+    char *caught_up_sql;
+    char *error_sql;
     int version; /* schema version found by CHECKING */
     job_t *head, *tail;
     PGresult *result; /* first result of the query in flight */
@@ -303,12 +303,31 @@ static char *build_migration_sql(const char *schema, int from_version, int *coun
     return buf;
 }
 
+/*
+ * The statements other than the apply, with the schema's name in them; each
+ * template has exactly one %s.  The cursor query records where to start when
+ * there is no cursor: an explicit start_from replaces a remembered one
+ * until the first event is applied, and "now" is resolved once and then
+ * remembered.
+ */
+#define VERSION_SQL "SELECT coalesce(max(version), 0) FROM %s.schema_migrations"
+#define CURSOR_SQL                                                                                 \
+    "INSERT INTO %s.sync_state AS t (stream, range_start) VALUES ($1, CASE WHEN $2 = 'now' THEN "  \
+    "now() ELSE $2::timestamptz END) ON CONFLICT (stream) DO UPDATE SET range_start = CASE WHEN "  \
+    "t.cursor IS NULL AND $2 <> 'now' THEN excluded.range_start ELSE coalesce(t.range_start, "     \
+    "excluded.range_start) END RETURNING cursor, to_char(range_start AT TIME ZONE 'UTC', "         \
+    "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+#define CAUGHT_UP_SQL                                                                              \
+    "UPDATE %s.sync_state SET caught_up_at = now(), last_error = NULL, last_error_at = NULL "      \
+    "WHERE stream = $1"
+#define ERROR_SQL                                                                                  \
+    "INSERT INTO %s.sync_state AS t (stream, last_error, last_error_at) VALUES ($1, $2, now()) "   \
+    "ON CONFLICT (stream) DO UPDATE SET last_error = excluded.last_error, last_error_at = now()"
+
 static char *build_version_sql(const char *schema)
 {
     char *buf = NULL;
-    if (asprintf(&buf, "SELECT coalesce(max(version), 0) FROM %s.schema_migrations", schema) < 0)
-        return NULL;
-    return buf;
+    return asprintf(&buf, VERSION_SQL, schema) < 0 ? NULL : buf;
 }
 
 /* The version query fails with these when nothing was ever migrated. */
@@ -501,11 +520,12 @@ static void send_job(store_t *s, job_t *j)
 
     switch (j->kind) {
     case JOB_APPLY: {
-        event_batch_t *b = j->batch;
         const char *values[APPLY_PARAMS];
         int lengths[APPLY_PARAMS] = {0};
         int formats[APPLY_PARAMS] = {0};
-        if (!event_batch_finish(b)) {
+        size_t n = event_batch_arrays(j->batch, &values[APPLY_LOG_PARAM - 1],
+                                      &lengths[APPLY_LOG_PARAM - 1]);
+        if (n == 0) {
             /* Not the connection's fault: fail the job alone. */
             pop_job(s);
             job_fail(j, "out of memory building the batch");
@@ -516,39 +536,15 @@ static void send_job(store_t *s, job_t *j)
         values[1] = j->cursor != NULL ? STORE_STREAM_EVENTS_API : NULL;
         values[2] = j->cursor;
         values[3] = j->caught_up ? "t" : "f";
-        int n = APPLY_LOG_PARAM - 1;
-        for (size_t i = 0; i < EVENT_LOG_ARRAYS; i++, n++) {
-            values[n] = pg_array_finish(&b->log[i]);
-            lengths[n] = (int)b->log[i].len;
-            formats[n] = 1;
-        }
-        for (int t = 0; t < MIRROR_COUNT; t++) {
-            size_t cols = EVENT_MIRROR_EXTRA_ARRAYS + event_mirror((mirror_table_t)t)->n_columns;
-            for (size_t i = 0; i < cols; i++, n++) {
-                values[n] = pg_array_finish(&b->mirror[t][i]);
-                lengths[n] = (int)b->mirror[t][i].len;
-                formats[n] = 1;
-            }
-        }
-        sent = PQsendQueryPrepared(s->conn, APPLY_STMT, n, values, lengths, formats, 0);
+        n += APPLY_LOG_PARAM - 1;
+        for (size_t i = APPLY_LOG_PARAM - 1; i < n; i++)
+            formats[i] = 1; /* the arrays are binary */
+        sent = PQsendQueryPrepared(s->conn, APPLY_STMT, (int)n, values, lengths, formats, 0);
         break;
     }
     case JOB_CURSOR: {
-        char *sql = NULL;
         const char *params[2] = {STORE_STREAM_EVENTS_API, j->text};
-        /* An explicit start_from replaces a remembered one until the first
-         * event is applied; "now" is resolved once and then remembered. */
-        if (asprintf(&sql,
-                     "INSERT INTO %s.sync_state AS t (stream, range_start) VALUES ($1, CASE WHEN "
-                     "$2 = 'now' THEN now() ELSE $2::timestamptz END) ON CONFLICT (stream) DO "
-                     "UPDATE SET range_start = CASE WHEN t.cursor IS NULL AND $2 <> 'now' THEN "
-                     "excluded.range_start ELSE coalesce(t.range_start, excluded.range_start) END "
-                     "RETURNING cursor, to_char(range_start AT TIME ZONE 'UTC', "
-                     "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
-                     schema) >= 0) {
-            sent = PQsendQueryParams(s->conn, sql, 2, NULL, params, NULL, NULL, 0);
-            free(sql);
-        }
+        sent = PQsendQueryParams(s->conn, s->cursor_sql, 2, NULL, params, NULL, NULL, 0);
         break;
     }
     case JOB_LOCK: {
@@ -557,23 +553,11 @@ static void send_job(store_t *s, job_t *j)
         break;
     }
     case JOB_NOTE: {
-        char *sql = NULL;
         const char *params[2] = {STORE_STREAM_EVENTS_API, j->text};
-        int r = j->text == NULL
-                    ? asprintf(&sql,
-                               "UPDATE %s.sync_state SET caught_up_at = now(), last_error = NULL, "
-                               "last_error_at = NULL WHERE stream = $1",
-                               schema)
-                    : asprintf(&sql,
-                               "INSERT INTO %s.sync_state AS t (stream, last_error, last_error_at) "
-                               "VALUES ($1, $2, now()) ON CONFLICT (stream) DO UPDATE SET "
-                               "last_error = excluded.last_error, last_error_at = now()",
-                               schema);
-        if (r >= 0) {
-            sent = PQsendQueryParams(s->conn, sql, j->text == NULL ? 1 : 2, NULL, params, NULL,
-                                     NULL, 0);
-            free(sql);
-        }
+        if (j->text == NULL)
+            sent = PQsendQueryParams(s->conn, s->caught_up_sql, 1, NULL, params, NULL, NULL, 0);
+        else
+            sent = PQsendQueryParams(s->conn, s->error_sql, 2, NULL, params, NULL, NULL, 0);
         break;
     }
     }
@@ -869,8 +853,15 @@ store_t *store_new(struct event_base *base, const config_t *cfg, const store_cal
     backoff_init(&s->backoff, RECONNECT_BASE_MS, RECONNECT_CAP_MS);
     s->apply_sql = build_apply_sql(cfg->schema);
     s->version_sql = build_version_sql(cfg->schema);
+    if (asprintf(&s->cursor_sql, CURSOR_SQL, cfg->schema) < 0)
+        s->cursor_sql = NULL;
+    if (asprintf(&s->caught_up_sql, CAUGHT_UP_SQL, cfg->schema) < 0)
+        s->caught_up_sql = NULL;
+    if (asprintf(&s->error_sql, ERROR_SQL, cfg->schema) < 0)
+        s->error_sql = NULL;
     s->ev_timer = evtimer_new(base, on_timer, s);
-    if (s->apply_sql == NULL || s->version_sql == NULL || s->ev_timer == NULL) {
+    if (s->apply_sql == NULL || s->version_sql == NULL || s->cursor_sql == NULL ||
+        s->caught_up_sql == NULL || s->error_sql == NULL || s->ev_timer == NULL) {
         snprintf(err, errlen, "out of memory");
         store_free(s);
         return NULL;
@@ -894,6 +885,9 @@ void store_free(store_t *s)
     PQfinish(s->conn);
     free(s->apply_sql);
     free(s->version_sql);
+    free(s->cursor_sql);
+    free(s->caught_up_sql);
+    free(s->error_sql);
     free(s);
 }
 
