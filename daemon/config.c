@@ -1650,6 +1650,53 @@ static bool option_equal(const config_option_t *o, const config_t *a, const conf
     return false;
 }
 
+/* The bytes of the field an option's value lands in. */
+static size_t field_size(const config_option_t *o)
+{
+    switch (o->type) {
+    case CONFIG_TYPE_STRING:
+    case CONFIG_TYPE_SECRET:
+        return sizeof(char *);
+    case CONFIG_TYPE_LIST:
+    case CONFIG_TYPE_SECRET_LIST:
+    case CONFIG_TYPE_SECRET_FILE:
+        return sizeof(char **);
+    case CONFIG_TYPE_DURATION:
+        return sizeof(int64_t);
+    case CONFIG_TYPE_SIZE:
+        return sizeof(size_t);
+    case CONFIG_TYPE_INT:
+        return sizeof(int);
+    case CONFIG_TYPE_ENUM:
+        return sizeof(bool);
+    case CONFIG_TYPE_LEVEL:
+        return sizeof(enum log_level);
+    }
+    abort(); /* unreachable: every config_type_t is handled above */
+}
+
+static void swap_bytes(void *a, void *b, size_t n)
+{
+    unsigned char *x = a, *y = b;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char t = x[i];
+        x[i] = y[i];
+        y[i] = t;
+    }
+}
+
+void config_reload_apply(config_t *running, config_t *fresh)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const config_option_t *opt = &options[i];
+        if (!opt->reloadable || !owns_field(opt))
+            continue;
+        swap_bytes((char *)running + opt->offset, (char *)fresh + opt->offset, field_size(opt));
+        if (is_list(opt))
+            swap_bytes(field_count(running, opt), field_count(fresh, opt), sizeof(size_t));
+    }
+}
+
 const char *config_reload_diff(const config_t *old_cfg, const config_t *new_cfg, char *buf,
                                size_t len)
 {

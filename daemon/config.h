@@ -142,4 +142,12 @@ bool config_parse_size(const char *s, size_t *out) __attribute__((warn_unused_re
 const char *config_reload_diff(const config_t *old_cfg, const config_t *new_cfg, char *buf,
                                size_t len);
 
+/*
+ * Applies a reload: every reloadable option of *fresh takes effect in
+ * *running, and the values it replaces move to *fresh, which the caller
+ * then frees with config_free.  Restart-only options keep their running
+ * values (config_reload_diff names the ones that differ).
+ */
+void config_reload_apply(config_t *running, config_t *fresh);
+
 #endif

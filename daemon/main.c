@@ -134,20 +134,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     if (diff[0] != '\0')
         log_warn("event=reload_needs_restart keys=\"%s\" note=\"these keep their running values\"",
                  diff);
-    /* Restart-only keys keep their running values; the rest take effect. */
-    d->cfg.poll_interval_ms = fresh.poll_interval_ms;
-    d->cfg.request_timeout_ms = fresh.request_timeout_ms;
-    d->cfg.rate_limit = fresh.rate_limit;
-    d->cfg.log_level = fresh.log_level;
-    d->cfg.tolerance_ms = fresh.tolerance_ms;
-    d->cfg.max_body = fresh.max_body;
-    d->cfg.client_timeout_ms = fresh.client_timeout_ms;
-    char **secrets = d->cfg.secrets;
-    size_t n_secrets = d->cfg.n_secrets;
-    d->cfg.secrets = fresh.secrets;
-    d->cfg.n_secrets = fresh.n_secrets;
-    fresh.secrets = secrets;
-    fresh.n_secrets = n_secrets;
+    config_reload_apply(&d->cfg, &fresh);
     config_free(&fresh);
     log_set_level(d->cfg.log_level);
     if (d->poller != NULL)

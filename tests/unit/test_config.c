@@ -951,6 +951,49 @@ static const struct {
      "[webhook] path, [database] url"},
 };
 
+/* A reload applies every reloadable key and keeps the restart-only ones. */
+START_TEST(reload_apply)
+{
+    config_t running, fresh;
+    char err[512];
+    ck_assert_msg(config_load(&running, write_file("old.conf", RELOAD_BASE), err, sizeof err), "%s",
+                  err);
+    ck_assert_msg(config_load(&fresh,
+                              write_conf("[workos]\napi_key = sk_b\nevents = user.*, session.*\n"
+                                         "poll_interval = 1s\nrequest_timeout = 5s\n"
+                                         "rate_limit = 10\n[webhook]\nlisten = 127.0.0.1:2\n"
+                                         "secret = whsec_b, whsec_a\ntolerance = 10s\n"
+                                         "max_body = 2MiB\nclient_timeout = 3s\n[database]\n"
+                                         "schema = other\n[log]\nlevel = debug\n"),
+                              err, sizeof err),
+                  "%s", err);
+    config_reload_apply(&running, &fresh);
+
+    ck_assert_int_eq(running.poll_interval_ms, 1000);
+    ck_assert_int_eq(running.request_timeout_ms, 5000);
+    ck_assert_int_eq(running.rate_limit, 10);
+    ck_assert_int_eq(running.tolerance_ms, 10000);
+    ck_assert_uint_eq(running.max_body, 2u << 20);
+    ck_assert_int_eq(running.client_timeout_ms, 3000);
+    ck_assert_int_eq(running.log_level, LOG_LEVEL_DEBUG);
+    ck_assert_uint_eq(running.n_secrets, 2);
+    ck_assert_str_eq(running.secrets[0], "whsec_b");
+    ck_assert_str_eq(running.secrets[1], "whsec_a");
+    /* Restart-only keys keep their running values... */
+    ck_assert_str_eq(running.api_key, "sk_a");
+    ck_assert_str_eq(running.schema, "workos");
+    ck_assert_str_eq(running.listen, "127.0.0.1:1");
+    ck_assert_uint_eq(running.n_events, 3); /* user.*, not user.* and session.* */
+    ck_assert_str_eq(running.events[0], "user.created");
+    /* ...and what was replaced moved to `fresh`, for config_free. */
+    ck_assert_uint_eq(fresh.n_secrets, 1);
+    ck_assert_str_eq(fresh.secrets[0], "whsec_a");
+    ck_assert_int_eq(fresh.log_level, LOG_LEVEL_INFO);
+    config_free(&fresh);
+    config_free(&running);
+}
+END_TEST
+
 START_TEST(reload_diff)
 {
     config_t old_cfg, new_cfg;
@@ -1136,6 +1179,7 @@ static Suite *config_suite(void)
     tcase_add_loop_test(tc, event_wildcards, 0, N(wildcard_cases));
     tcase_add_loop_test(tc, schema_names, 0, N(schema_cases));
     tcase_add_loop_test(tc, reload_diff, 0, N(reload_cases));
+    tcase_add_test(tc, reload_apply);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");
