@@ -23,54 +23,12 @@
 #include <strings.h>
 #include <sys/types.h>
 
+#include "event.h"
+
 #define FIELD(f) offsetof(config_t, f)
 
 /* Secret files are tiny; anything bigger is a wrong path. */
 #define SECRET_FILE_MAX 65536
-
-/*
- * Event types the daemon knows of, in the order the default filter lists
- * them. A wildcard in `events` expands against this list; names not in it
- * are still accepted so a new WorkOS type needs no release.
- */
-static const char *const known_events[] = {
-    "user.created",
-    "user.updated",
-    "user.deleted",
-    "organization_membership.created",
-    "organization_membership.updated",
-    "organization_membership.deleted",
-    "invitation.created",
-    "invitation.accepted",
-    "invitation.revoked",
-    "invitation.resent",
-    "session.created",
-    "session.revoked",
-    "api_key.created",
-    "api_key.revoked",
-    "organization.created",
-    "organization.updated",
-    "organization.deleted",
-    "authentication.email_verification_failed",
-    "authentication.email_verification_succeeded",
-    "authentication.magic_auth_failed",
-    "authentication.magic_auth_succeeded",
-    "authentication.mfa_failed",
-    "authentication.mfa_succeeded",
-    "authentication.oauth_failed",
-    "authentication.oauth_succeeded",
-    "authentication.passkey_failed",
-    "authentication.passkey_succeeded",
-    "authentication.password_failed",
-    "authentication.password_succeeded",
-    "authentication.radar_risk_detected",
-    "authentication.sso_failed",
-    "authentication.sso_succeeded",
-    "email_verification.created",
-    "magic_auth.created",
-    "password_reset.created",
-    "password_reset.succeeded",
-};
 
 static bool check_api_key(config_t *c, const config_option_t *opt, char *why, size_t whylen);
 static bool check_base_url(config_t *c, const config_option_t *opt, char *why, size_t whylen);
@@ -1032,12 +990,14 @@ static bool check_events(config_t *c, const config_option_t *opt, char *why, siz
             size_t plen =
                 len - 1; /* keeps the dot, so organization.* skips organization_membership.* */
             size_t matched = 0;
-            for (size_t k = 0; k < sizeof known_events / sizeof known_events[0]; k++) {
-                if (strncmp(known_events[k], item, plen) != 0)
+            /* Expands against the types event.c knows; names it does not
+             * know are still accepted, so a new WorkOS type needs no release. */
+            const char *known;
+            for (size_t k = 0; (known = event_known_type(k)) != NULL; k++) {
+                if (strncmp(known, item, plen) != 0)
                     continue;
                 matched++;
-                if (!list_contains(out, n, known_events[k]) &&
-                    !list_push(&out, &n, known_events[k], strlen(known_events[k])))
+                if (!list_contains(out, n, known) && !list_push(&out, &n, known, strlen(known)))
                     goto oom;
             }
             if (matched == 0) {

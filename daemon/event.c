@@ -119,7 +119,12 @@ static const mirror_def_t mirrors[MIRROR_COUNT] = {
     [MIRROR_ORGANIZATIONS] = {"organizations", COLS(organization_columns)},
 };
 
-/* Every event type this version knows, and what it does to the mirror. */
+/*
+ * Every event type this version knows, and what it does to the mirror, in
+ * the order the default filter lists them.  The log-only types (table
+ * unused) are here by name for the config's wildcards; their families are
+ * also known by prefix, below, so a new type in one is not "unknown".
+ */
 static const struct {
     const char *type;
     event_action_t action;
@@ -143,9 +148,28 @@ static const struct {
     {"organization.created", EVENT_ACTION_UPSERT, MIRROR_ORGANIZATIONS},
     {"organization.updated", EVENT_ACTION_UPSERT, MIRROR_ORGANIZATIONS},
     {"organization.deleted", EVENT_ACTION_TOMBSTONE, MIRROR_ORGANIZATIONS},
+    {"authentication.email_verification_failed", EVENT_ACTION_LOG, MIRROR_COUNT},
+    {"authentication.email_verification_succeeded", EVENT_ACTION_LOG, MIRROR_COUNT},
+    {"authentication.magic_auth_failed", EVENT_ACTION_LOG, MIRROR_COUNT},
+    {"authentication.magic_auth_succeeded", EVENT_ACTION_LOG, MIRROR_COUNT},
+    {"authentication.mfa_failed", EVENT_ACTION_LOG, MIRROR_COUNT},
+    {"authentication.mfa_succeeded", EVENT_ACTION_LOG, MIRROR_COUNT},
+    {"authentication.oauth_failed", EVENT_ACTION_LOG, MIRROR_COUNT},
+    {"authentication.oauth_succeeded", EVENT_ACTION_LOG, MIRROR_COUNT},
+    {"authentication.passkey_failed", EVENT_ACTION_LOG, MIRROR_COUNT},
+    {"authentication.passkey_succeeded", EVENT_ACTION_LOG, MIRROR_COUNT},
+    {"authentication.password_failed", EVENT_ACTION_LOG, MIRROR_COUNT},
+    {"authentication.password_succeeded", EVENT_ACTION_LOG, MIRROR_COUNT},
+    {"authentication.radar_risk_detected", EVENT_ACTION_LOG, MIRROR_COUNT},
+    {"authentication.sso_failed", EVENT_ACTION_LOG, MIRROR_COUNT},
+    {"authentication.sso_succeeded", EVENT_ACTION_LOG, MIRROR_COUNT},
+    {"email_verification.created", EVENT_ACTION_LOG, MIRROR_COUNT},
+    {"magic_auth.created", EVENT_ACTION_LOG, MIRROR_COUNT},
+    {"password_reset.created", EVENT_ACTION_LOG, MIRROR_COUNT},
+    {"password_reset.succeeded", EVENT_ACTION_LOG, MIRROR_COUNT},
 };
 
-/* Types kept in the log only; a name ending in '.' is a prefix. */
+/* Families kept in the log only, known by prefix (the name ends in '.'). */
 static const char *const log_types[] = {
     "authentication.",
     "email_verification.",
@@ -175,6 +199,11 @@ const mirror_def_t *event_mirror(mirror_table_t t)
     return (unsigned)t < MIRROR_COUNT ? &mirrors[t] : NULL;
 }
 
+const char *event_known_type(size_t i)
+{
+    return i < sizeof(event_types) / sizeof(event_types[0]) ? event_types[i].type : NULL;
+}
+
 static bool has_prefix(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;
@@ -186,7 +215,8 @@ event_action_t event_classify(const char *type, mirror_table_t *table, bool *kno
     for (size_t i = 0; i < sizeof(event_types) / sizeof(event_types[0]); i++) {
         if (strcmp(type, event_types[i].type) == 0) {
             *known = true;
-            *table = event_types[i].table;
+            if (event_types[i].action != EVENT_ACTION_LOG)
+                *table = event_types[i].table;
             return event_types[i].action;
         }
     }

@@ -116,6 +116,12 @@ const mirror_def_t *event_mirror(mirror_table_t t);
 event_action_t event_classify(const char *type, mirror_table_t *table, bool *known);
 
 /*
+ * The i-th event type this version knows by name, mirrored or logged only,
+ * or NULL past the last.  Wildcards in the config expand against these.
+ */
+const char *event_known_type(size_t i);
+
+/*
  * Parses an ISO 8601 / RFC 3339 timestamp with a date, a time, optional
  * fraction and a zone (Z or +hh:mm).  Accepts exactly what PostgreSQL's
  * timestamptz input accepts of that form, so a value that passes here

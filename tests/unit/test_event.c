@@ -371,6 +371,17 @@ START_TEST(test_classify)
     ck_assert(known);
     ck_assert_int_eq(event_classify("dsync.user.created", &t, &known), EVENT_ACTION_LOG);
     ck_assert(!known);
+    /* A type new to a logged family is known; every listed type is known. */
+    ck_assert_int_eq(event_classify("authentication.brand_new", &t, &known), EVENT_ACTION_LOG);
+    ck_assert(known);
+    size_t n = 0;
+    for (const char *type; (type = event_known_type(n)) != NULL; n++) {
+        t = MIRROR_COUNT;
+        event_action_t a = event_classify(type, &t, &known);
+        ck_assert_msg(known, "%s", type);
+        ck_assert_msg(a == EVENT_ACTION_LOG || t < MIRROR_COUNT, "%s has no table", type);
+    }
+    ck_assert_uint_ge(n, 17);
 }
 END_TEST
 
