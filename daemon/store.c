@@ -8,8 +8,9 @@
  *
  * The apply statement is generated once from the mirror tables in event.c:
  * a single INSERT ... ON CONFLICT per table inside one data-modifying WITH,
- * fed by jsonb_to_recordset over the batch.  One statement is one implicit
- * transaction, so a batch is one round trip and commits as a unit.
+ * fed by unnest() over the batch's columns, each a text[] sent in binary
+ * (pgarray.c).  One statement is one implicit transaction, so a batch is
+ * one round trip and commits as a unit.
  */
 #include "store.h"
 
@@ -343,7 +344,7 @@ static void on_notice(void *arg, const char *message);
 
 static PGconn *connect_start(const config_t *cfg, bool blocking)
 {
-    const char *keys[4], *vals[4];
+    const char *keys[5], *vals[5];
     int n = 0;
     if (cfg->database_url != NULL && cfg->database_url[0] != '\0') {
         keys[n] = "dbname";
@@ -351,6 +352,9 @@ static PGconn *connect_start(const config_t *cfg, bool blocking)
     }
     keys[n] = "fallback_application_name";
     vals[n++] = "workos-syncd";
+    /* What the daemon sends is UTF-8, whatever the environment says. */
+    keys[n] = "client_encoding";
+    vals[n++] = "UTF8";
     keys[n] = "connect_timeout";
     vals[n++] = "10";
     keys[n] = NULL;
@@ -379,6 +383,24 @@ static void copy_error(char *dst, size_t len, const char *msg)
     for (char *p = dst; *p != '\0'; p++)
         if (*p == '\n' || *p == '\r')
             *p = (p[1] == '\0') ? '\0' : ' ';
+}
+
+/*
+ * The database must store what WorkOS sends: in UTF8, or in SQL_ASCII,
+ * which keeps bytes as they are.  Any other encoding would make the
+ * server convert every batch and fail it on the first character it cannot
+ * represent, so such a database is refused up front, with the reason.
+ */
+static bool encoding_ok(PGconn *conn, char *err, size_t errlen)
+{
+    const char *enc = PQparameterStatus(conn, "server_encoding");
+    if (enc == NULL || strcmp(enc, "UTF8") == 0 || strcmp(enc, "SQL_ASCII") == 0)
+        return true;
+    snprintf(err, errlen,
+             "the database's encoding is %s; workos-syncd needs a UTF8 database "
+             "(CREATE DATABASE ... ENCODING 'UTF8')",
+             enc);
+    return false;
 }
 
 static void arm_timer(store_t *s, int64_t ms)
@@ -740,6 +762,8 @@ static bool read_results(store_t *s)
 
 static void continue_connect(store_t *s)
 {
+    char err[512];
+
     switch (PQconnectPoll(s->conn)) {
     case PGRES_POLLING_READING:
         watch_socket(s, EV_READ);
@@ -752,12 +776,16 @@ static void continue_connect(store_t *s)
             disconnect(s, "cannot make the connection non-blocking");
             return;
         }
+        if (!encoding_ok(s->conn, err, sizeof(err))) {
+            log_error("event=db_unusable error=\"%s\"", err);
+            disconnect(s, err);
+            return;
+        }
         log_debug("event=db_connected");
         send_or_disconnect(s, PQsendQuery(s->conn, s->version_sql), STORE_CHECKING);
         return;
     case PGRES_POLLING_FAILED:
     default: {
-        char err[512];
         copy_error(err, sizeof(err), PQerrorMessage(s->conn));
         disconnect(s, err);
         return;
@@ -996,6 +1024,12 @@ static PGconn *connect_blocking(const config_t *cfg, char *err, size_t errlen)
         char msg[512];
         copy_error(msg, sizeof(msg), conn ? PQerrorMessage(conn) : "out of memory");
         snprintf(err, errlen, "database: %s", msg);
+        PQfinish(conn);
+        return NULL;
+    }
+    char why[256];
+    if (!encoding_ok(conn, why, sizeof(why))) {
+        snprintf(err, errlen, "database: %s", why);
         PQfinish(conn);
         return NULL;
     }

@@ -22,7 +22,8 @@ TEST_NAME=$(basename "${0%.sh}")
 # The daemon reads these from the environment; a developer's shell must not
 # leak into a test.
 unset WORKOS_API_KEY WORKOS_BASE_URL WORKOS_SYNCD_LISTEN WORKOS_WEBHOOK_SECRET \
-    WORKOS_SYNCD_LOG_LEVEL DATABASE_URL PGSERVICE PGPASSWORD PGOPTIONS 2>/dev/null || true
+    WORKOS_SYNCD_LOG_LEVEL DATABASE_URL PGSERVICE PGPASSWORD PGOPTIONS PGCLIENTENCODING \
+    2>/dev/null || true
 
 # --- workspace -------------------------------------------------------------
 
