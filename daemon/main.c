@@ -47,20 +47,19 @@ typedef struct daemon_ctx {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: workos-syncd COMMAND [-c FILE]\n"
-            "\n"
-            "commands:\n"
-            "  run       keep the PostgreSQL mirror in sync (the daemon)\n"
-            "  migrate   apply pending schema migrations, then exit\n"
-            "  status    print cursor, lag, last error and row counts;\n"
-            "            exit 0 when caught up, 1 when behind, 2 when the database is\n"
-            "            unreachable or unusable\n"
-            "\n"
-            "options:\n"
-            "  -c FILE   configuration file (default " DEFAULT_CONFIG ")\n"
-            "  -h        this help\n"
-            "  -V        version\n");
+    fprintf(out, "usage: workos-syncd COMMAND [-c FILE]\n"
+                 "\n"
+                 "commands:\n"
+                 "  run       keep the PostgreSQL mirror in sync (the daemon)\n"
+                 "  migrate   apply pending schema migrations, then exit\n"
+                 "  status    print cursor, lag, last error and row counts;\n"
+                 "            exit 0 when caught up, 1 when behind, 2 when the database is\n"
+                 "            unreachable or unusable\n"
+                 "\n"
+                 "options:\n"
+                 "  -c FILE   configuration file (default " DEFAULT_CONFIG ")\n"
+                 "  -h        this help\n"
+                 "  -V        version\n");
 }
 
 static void on_store_ready(void *arg)
