@@ -1017,9 +1017,16 @@ void store_note(store_t *s, const char *error)
 
 /* ---- blocking helpers for the one-shot commands ---------------------- */
 
-static PGconn *connect_blocking(const config_t *cfg, char *err, size_t errlen)
+/*
+ * A blocking connection for the one-shot commands, or NULL with `err`
+ * filled; *unusable (when not NULL) tells a server that answered but
+ * cannot be used apart from one that could not be reached.
+ */
+static PGconn *connect_blocking(const config_t *cfg, char *err, size_t errlen, bool *unusable)
 {
     PGconn *conn = connect_start(cfg, true);
+    if (unusable != NULL)
+        *unusable = false;
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
         char msg[512];
         copy_error(msg, sizeof(msg), conn ? PQerrorMessage(conn) : "out of memory");
@@ -1030,6 +1037,8 @@ static PGconn *connect_blocking(const config_t *cfg, char *err, size_t errlen)
     char why[256];
     if (!encoding_ok(conn, why, sizeof(why))) {
         snprintf(err, errlen, "database: %s", why);
+        if (unusable != NULL)
+            *unusable = true;
         PQfinish(conn);
         return NULL;
     }
@@ -1064,7 +1073,7 @@ bool store_migrate(const config_t *cfg, int *applied, char *err, size_t errlen)
     bool ok = false;
     char *sql = NULL;
     PGresult *res = NULL;
-    PGconn *conn = connect_blocking(cfg, err, errlen);
+    PGconn *conn = connect_blocking(cfg, err, errlen, NULL);
 
     *applied = 0;
     if (conn == NULL)
@@ -1102,11 +1111,13 @@ int store_status(const config_t *cfg, FILE *out, int64_t fresh_ms)
     char *sql = NULL;
     int rc = 2;
     PGresult *res = NULL;
-    PGconn *conn = connect_blocking(cfg, err, sizeof(err));
+    bool unusable;
+    PGconn *conn = connect_blocking(cfg, err, sizeof(err), &unusable);
 
     fprintf(out, "schema=%s\n", schema);
     if (conn == NULL) {
-        fprintf(out, "state=database_unreachable\nerror=\"%s\"\n", err);
+        fprintf(out, "state=%s\nerror=\"%s\"\n",
+                unusable ? "database_unusable" : "database_unreachable", err);
         return 2;
     }
     rc = 1; /* reachable: from here on the answer is caught up (0) or not (1) */

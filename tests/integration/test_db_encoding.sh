@@ -21,6 +21,7 @@ log "migrate refused: $out"
 rc=0
 out=$(DATABASE_URL=$latin1_url timeout 20 "$SYNCD" status -c "$SYNCD_CONF" 2>&1) || rc=$?
 assert_eq 2 "$rc" "status exit code on a LATIN1 database"
+grep -qx "state=database_unusable" <<<"$out" || fail "status does not say the database is unusable: $out"
 grep -q "encoding is LATIN1" <<<"$out" || fail "status does not say why: $out"
 
 DAEMON_MIGRATED=1 DATABASE_URL=$latin1_url daemon_start
