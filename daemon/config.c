@@ -203,7 +203,7 @@ static const config_option_t options[] = {
         .doc = "largest webhook body accepted; a larger one is answered 413",
         .offset = FIELD(max_body),
         .min = 1024,
-        .max = INT64_C(1) << 30,
+        .max = INT64_C(64) << 20, /* a batch parameter must stay well under 1 GiB */
     },
     {
         .section = "webhook",

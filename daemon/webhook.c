@@ -27,7 +27,9 @@
 #include "log.h"
 #include "signature.h"
 
-#define MAX_GROUP 2000             /* requests waiting in one group, at most */
+#define MAX_GROUP 2000 /* requests waiting in one group, at most */
+#define MAX_GROUP_BYTES                                                                            \
+    ((size_t)64 << 20)             /* their bodies' bytes, at most (a lone request may pass) */
 #define REQUEST_TIMEOUT_SECS 10    /* slow or idle clients are cut off */
 #define SWEEP_INTERVAL_MS 100      /* how soon a dropped connection's socket is closed */
 #define BODY_CAP_SLACK (64 * 1024) /* see body_cap() */
@@ -47,6 +49,7 @@ typedef struct group {
     event_batch_t *batch;
     pending_t *head, *tail;
     size_t n;
+    size_t bytes; /* body bytes of its requests */
     webhook_t *owner;
 } group_t;
 
@@ -185,6 +188,9 @@ static void handle_webhook(webhook_t *w, struct evhttp_request *req)
         return;
     }
     cJSON *envelope = cJSON_ParseWithLength(body, len);
+    /* From here on the parsed envelope is all that is needed: the raw
+     * body goes now rather than when the request is answered. */
+    evbuffer_drain(in, len);
     if (envelope == NULL) {
         log_info("event=webhook_rejected status=400 reason=invalid_json");
         reply_error(req, 400, "Bad Request", "body is not valid JSON");
@@ -204,7 +210,10 @@ static void handle_webhook(webhook_t *w, struct evhttp_request *req)
         reply_error(req, 503, "Service Unavailable", "database unavailable, retry later");
         return;
     }
-    if (w->open != NULL && w->open->n >= MAX_GROUP) {
+    /* While a group commits the next one fills; past these bounds the
+     * sender is asked to come back (WorkOS retries), so a stalled database
+     * cannot make the daemon hold unbounded memory. */
+    if (w->open != NULL && (w->open->n >= MAX_GROUP || w->open->bytes + len > MAX_GROUP_BYTES)) {
         cJSON_Delete(envelope);
         reply_error(req, 503, "Service Unavailable", "overloaded, retry later");
         return;
@@ -255,6 +264,7 @@ static void handle_webhook(webhook_t *w, struct evhttp_request *req)
         w->open->head = p;
     w->open->tail = p;
     w->open->n++;
+    w->open->bytes += len;
     flush(w);
 }
 
