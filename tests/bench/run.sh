@@ -12,6 +12,10 @@
 # memory does not grow with the backlog. Results are key=value lines on
 # stdout; progress goes to stderr.
 #
+# It also prints the CPU the daemon, PostgreSQL and the emulator used during
+# the backfill, per event, and the rate that CPU would allow with every core
+# busy: the ceiling of any design doing the same work on this machine.
+#
 # The server keeps PostgreSQL's stock shared_buffers, and every timed run
 # starts right after a CHECKPOINT, so no run inherits another's dirty
 # buffers or pays for a checkpoint that another run's WAL brought on.
@@ -82,8 +86,10 @@ copy_idx_ms=$(time_copy indexed)
 
 # (b) the daemon, once for N/4 events and once for N, each into its own
 # schema from its own emulator.
-# backfill SERVED_FILE API_FILE SCHEMA: sets BF_MS (start to caught up) and
-# BF_HWM_KIB.
+# backfill SERVED_FILE API_FILE SCHEMA: sets BF_MS (start to caught up),
+# BF_HWM_KIB, and the CPU clock ticks the daemon, PostgreSQL (every process
+# of the cluster) and the emulator used meanwhile: BF_CPU_DAEMON, BF_CPU_PG,
+# BF_CPU_EMU.
 backfill() {
     local file=$1 api_file=$2 schema=$3 last
     last=$(last_event_id "$api_file")
@@ -93,7 +99,9 @@ backfill() {
         log.level=info
     daemon_migrate
     sql "checkpoint"
-    local t0
+    local t0 pg0 emu0
+    pg0=$(cpu_ticks $(pg_pids))
+    emu0=$(cpu_ticks "$EMU_PID")
     t0=$(now_ms)
     daemon_start
     local deadline=$((t0 + 1800 * 1000)) c=
@@ -105,6 +113,9 @@ backfill() {
         sleep 0.05
     done
     BF_MS=$(($(now_ms) - t0))
+    BF_CPU_DAEMON=$(cpu_ticks "$DAEMON_PID")
+    BF_CPU_PG=$(($(cpu_ticks $(pg_pids)) - pg0))
+    BF_CPU_EMU=$(($(cpu_ticks "$EMU_PID") - emu0))
     BF_HWM_KIB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$DAEMON_PID/status")
     # Requests the backfill made, and the mean time between them.
     BF_REQ=$(tail -n "+$BF_LOG_FROM" "$EMU_LOG" | awk '
@@ -123,6 +134,7 @@ backfill "$T/events.jsonl" "$T/events.api.jsonl" bench_full
 d_ms=$BF_MS
 d_hwm=$BF_HWM_KIB
 d_requests=${BF_REQ% *}
+d_cpu="$BF_CPU_DAEMON $BF_CPU_PG $BF_CPU_EMU"
 d_req_interval=${BF_REQ#* }
 
 rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", (ms > 0 ? n * 1000 / ms : 0) }'; }
@@ -144,6 +156,18 @@ echo "daemon_requests=$d_requests"
 echo "daemon_mean_ms_between_requests=$d_req_interval"
 awk -v d="$daemon_rate" -v c="$copy_rate" 'BEGIN { printf "ratio_daemon_over_copy=%.3f\n", (c > 0 ? d / c : 0) }'
 awk -v d="$daemon_rate" -v c="$copy_idx_rate" 'BEGIN { printf "ratio_daemon_over_copy_with_log_indexes=%.3f\n", (c > 0 ? d / c : 0) }'
+# Where the CPU went during the backfill, per event, and the rate that much
+# CPU allows on this machine's cores if every one were kept busy: a ceiling
+# for any design doing the same work, whatever its parallelism.
+awk -v cpu="$d_cpu" -v hz="$(getconf CLK_TCK)" -v n="$n_events" -v cores="$(nproc)" \
+    -v c="$copy_rate" 'BEGIN {
+        split(cpu, t, " ")
+        printf "daemon_cpu_s=%.2f\npostgres_cpu_s=%.2f\nemulator_cpu_s=%.2f\n", t[1] / hz, t[2] / hz, t[3] / hz
+        us = (t[1] + t[2] + t[3]) * 1e6 / hz / n
+        printf "cpu_us_per_event=%.1f\ncpus=%d\n", us, cores
+        ceiling = (us > 0 ? cores * 1e6 / us : 0)
+        printf "cpu_ceiling_events_per_s=%.0f\n", ceiling
+        printf "cpu_ceiling_ratio_over_copy=%.3f\n", (c > 0 ? ceiling / c : 0) }'
 echo "daemon_peak_rss_kib_at_n=$d_hwm"
 echo "quarter_events=$q_events"
 echo "daemon_events_per_s_at_quarter=$q_rate"

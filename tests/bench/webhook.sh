@@ -73,24 +73,6 @@ wait_for 30 "the daemon to be ready" ready
 log "daemon (pid $DAEMON_PID) receiving webhooks at $base"
 
 HZ=$(getconf CLK_TCK)
-PG_MASTER=$(head -n 1 "$PG_DIR/data/postmaster.pid")
-
-# cpu_ticks PID...: user+system clock ticks used so far by the given
-# processes (those that have exited count nothing).
-cpu_ticks() {
-    local pid total=0 t
-    for pid in "$@"; do
-        t=$(sed -e 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }') || t=0
-        total=$((total + ${t:-0}))
-    done
-    echo "$total"
-}
-
-# pg_pids: the postmaster and its children.
-pg_pids() {
-    echo "$PG_MASTER"
-    ps -o pid= --ppid "$PG_MASTER" 2>/dev/null | tr -d " " || true
-}
 
 # value FILE KEY: the value of KEY in a key=value file.
 value() { sed -n "s/^$2=//p" "$1" | head -n 1; }

@@ -259,6 +259,26 @@ EOF
     fail "could not start postgresql"
 }
 
+# cpu_ticks PID...: user+system clock ticks (getconf CLK_TCK a second) used
+# so far by the given processes; one that has exited counts nothing.
+cpu_ticks() {
+    local pid total=0 t
+    for pid in "$@"; do
+        t=$(sed -e 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }') || t=0
+        total=$((total + ${t:-0}))
+    done
+    echo "$total"
+}
+
+# pg_pids: the running cluster's postmaster and its children (backends and
+# background processes).
+pg_pids() {
+    local master
+    master=$(head -n 1 "$PG_DIR/data/postmaster.pid")
+    echo "$master"
+    ps -o pid= --ppid "$master" 2>/dev/null | tr -d " " || true
+}
+
 # pg_up: start the existing cluster again (after pg_stop or pg_kill).
 pg_up() {
     as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgresql.log" -w -t 30 start \
