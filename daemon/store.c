@@ -122,14 +122,7 @@ static const char *sql_type(column_type_t t)
     abort(); /* unreachable: every column_type_t is handled above */
 }
 
-/*
- * One CTE upserting a mirror table.  Within the batch the newest snapshot
- * of each object wins (ties: the later event), and a deletion makes the row
- * a tombstone, with nothing after it in the batch counting.  Against the stored row, fields
- * change only when the incoming updated_at is not older, and a tombstone
- * is final: nothing touches a row once deleted_at is set.
- */
-/* ", $first::text[], ..." for `n` consecutive array parameters. */
+/* "$first::text[], ..." for `n` consecutive array parameters. */
 static void emit_array_params(FILE *f, int first, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -196,7 +189,7 @@ static void emit_mirror_cte(FILE *f, const char *schema, mirror_table_t t, int p
 
 /*
  * Parameters: $1 source, $2 stream (NULL: no cursor), $3 cursor, $4
- * caught_up, then the batch's arrays: APPLY_LOG_PARAM on the event log's,
+ * caught_up, then the batch's arrays: from $APPLY_LOG_PARAM the event log's,
  * followed by each mirror table's in mirror_table_t order.
  */
 static char *build_apply_sql(const char *schema)
