@@ -21,7 +21,6 @@ struct http_client {
     struct event_base *base;
     CURLM *multi;
     struct event *timer;
-    int active;
     http_request_t *requests; /* in flight, for cancellation at free */
 };
 
@@ -67,7 +66,6 @@ static void request_free(http_request_t *r)
     curl_slist_free_all(r->headers);
     free(r->body);
     free(r);
-    c->active--;
 }
 
 /* Hands finished transfers to their owners. */
@@ -321,7 +319,6 @@ http_request_t *http_get(http_client_t *c, const char *url, const char *bearer, 
     if (c->requests != NULL)
         c->requests->prev = r;
     c->requests = r;
-    c->active++;
     return r;
 
 fail:
@@ -335,9 +332,4 @@ void http_cancel(http_request_t *r)
 {
     if (r != NULL)
         request_free(r);
-}
-
-int http_client_active(const http_client_t *c)
-{
-    return c->active;
 }

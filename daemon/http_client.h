@@ -49,7 +49,4 @@ http_request_t *http_get(http_client_t *c, const char *url, const char *bearer, 
 /* Cancels a request in flight; its callback will not run.  Accepts NULL. */
 void http_cancel(http_request_t *r);
 
-/* Number of requests in flight. */
-int http_client_active(const http_client_t *c);
-
 #endif

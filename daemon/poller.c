@@ -29,6 +29,17 @@
 #define MAX_UNKNOWN_TYPES 64
 #define STANDBY_RETRY_MS 1000 /* how often a standby asks for the lock */
 
+typedef enum poller_state {
+    POLLER_WAITING_DB, /* the store is not ready; nothing to do until it is */
+    POLLER_LOCKING,    /* asking for the advisory lock that makes this instance the poller */
+    POLLER_STANDBY,    /* another instance holds the lock; retrying on a timer */
+    POLLER_SETUP_WAIT, /* taking the lock or reading the cursor failed; retrying on a timer */
+    POLLER_LOADING,    /* reading the cursor from the database */
+    POLLER_IDLE,       /* a timer is armed: poll interval, backoff or rate limit */
+    POLLER_FETCHING,   /* GET /events in flight */
+    POLLER_STOPPED     /* shutting down: no new requests */
+} poller_state_t;
+
 struct poller {
     struct event_base *base;
     const config_t *cfg;
@@ -591,11 +602,6 @@ bool poller_leader(const poller_t *p)
 bool poller_applying(const poller_t *p)
 {
     return p->applying;
-}
-
-poller_state_t poller_state(const poller_t *p)
-{
-    return p->state;
 }
 
 const char *poller_last_error(const poller_t *p)

@@ -20,17 +20,6 @@
 #include "http_client.h"
 #include "store.h"
 
-typedef enum poller_state {
-    POLLER_WAITING_DB, /* the store is not ready; nothing to do until it is */
-    POLLER_LOCKING,    /* asking for the advisory lock that makes this instance the poller */
-    POLLER_STANDBY,    /* another instance holds the lock; retrying on a timer */
-    POLLER_SETUP_WAIT, /* taking the lock or reading the cursor failed; retrying on a timer */
-    POLLER_LOADING,    /* reading the cursor from the database */
-    POLLER_IDLE,       /* a timer is armed: poll interval, backoff or rate limit */
-    POLLER_FETCHING,   /* GET /events in flight */
-    POLLER_STOPPED     /* shutting down: no new requests */
-} poller_state_t;
-
 typedef struct poller poller_t;
 
 /*
@@ -58,8 +47,6 @@ bool poller_leader(const poller_t *p);
 
 /* True while a batch is being committed. */
 bool poller_applying(const poller_t *p);
-
-poller_state_t poller_state(const poller_t *p);
 
 /* The latest request failure, or "" once a request succeeds again. */
 const char *poller_last_error(const poller_t *p);

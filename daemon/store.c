@@ -48,6 +48,16 @@
     "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = " POLLER_LOCK_NS "::oid "         \
     "AND l.objid = hashtext('workos-syncd poller ' || $1)::oid AND l.objsubid = 2"
 
+typedef enum store_state {
+    STORE_DISCONNECTED, /* no connection; a reconnect timer is armed */
+    STORE_CONNECTING,   /* PQconnectPoll handshake in progress */
+    STORE_CHECKING,     /* asking schema_migrations for the current version */
+    STORE_MIGRATING,    /* running pending migrations */
+    STORE_PREPARING,    /* preparing the apply statement */
+    STORE_IDLE,         /* ready, no query in flight */
+    STORE_BUSY          /* a job's query in flight */
+} store_state_t;
+
 typedef enum job_kind {
     JOB_APPLY,  /* a batch, maybe with the cursor */
     JOB_CURSOR, /* read (and initialise) the poller's cursor */
@@ -81,7 +91,6 @@ struct store {
     struct event *ev_timer; /* reconnect delay, or connect/query timeout */
     bool want_write;        /* output still buffered in libpq */
     backoff_t backoff;
-    long reconnects;
     bool connected_before; /* reached IDLE at least once: later readiness is a reconnect */
     char *apply_sql;       /* statements with the schema's name, built once */
     char *version_sql;
@@ -842,7 +851,6 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
     switch (s->state) {
     case STORE_DISCONNECTED:
-        s->reconnects++;
         start_connect(s);
         return;
     case STORE_CONNECTING:
@@ -912,27 +920,9 @@ void store_free(store_t *s)
     free(s);
 }
 
-store_state_t store_state(const store_t *s)
-{
-    return s->state;
-}
-
 bool store_ready(const store_t *s)
 {
     return s->state == STORE_IDLE || s->state == STORE_BUSY;
-}
-
-size_t store_pending(const store_t *s)
-{
-    size_t n = 0;
-    for (const job_t *j = s->head; j != NULL; j = j->next)
-        n++;
-    return n;
-}
-
-long store_reconnects(const store_t *s)
-{
-    return s->reconnects;
 }
 
 static void enqueue(store_t *s, job_t *j)

@@ -30,16 +30,6 @@
 /* The stream name of the Events API poller in sync_state. */
 #define STORE_STREAM_EVENTS_API "events_api"
 
-typedef enum store_state {
-    STORE_DISCONNECTED, /* no connection; a reconnect timer is armed */
-    STORE_CONNECTING,   /* PQconnectPoll handshake in progress */
-    STORE_CHECKING,     /* asking schema_migrations for the current version */
-    STORE_MIGRATING,    /* running pending migrations */
-    STORE_PREPARING,    /* preparing the apply statement */
-    STORE_IDLE,         /* ready, no query in flight */
-    STORE_BUSY          /* a job's query in flight */
-} store_state_t;
-
 typedef struct store store_t;
 
 /* What one apply statement did. */
@@ -81,10 +71,7 @@ store_t *store_new(struct event_base *base, const config_t *cfg, const store_cal
 /* Closes the connection, failing every pending job; accepts NULL. */
 void store_free(store_t *s);
 
-store_state_t store_state(const store_t *s);
-bool store_ready(const store_t *s);     /* IDLE or BUSY */
-size_t store_pending(const store_t *s); /* jobs queued or in flight */
-long store_reconnects(const store_t *s);
+bool store_ready(const store_t *s); /* connected, schema current: jobs can run */
 
 /*
  * Queues a batch for one transaction.  Takes ownership of `batch`.

@@ -60,7 +60,6 @@ struct webhook {
     webhook_hooks_t hooks;
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
-    int port;
     int connections;
     bool paused;
     struct bufferevent **tracked; /* one per open connection, referenced */
@@ -496,25 +495,16 @@ webhook_t *webhook_new(struct event_base *base, const config_t *cfg, store_t *st
     }
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
+    int bound_port = 0; /* what port 0 picked */
     if (getsockname(evhttp_bound_socket_get_fd(w->bound), (struct sockaddr *)&ss, &sl) == 0)
-        w->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                 : ((struct sockaddr_in *)&ss)->sin_port);
-    log_info("event=listening address=%s port=%d path=%s", host, w->port, cfg->webhook_path);
+        bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                    : ((struct sockaddr_in *)&ss)->sin_port);
+    log_info("event=listening address=%s port=%d path=%s", host, bound_port, cfg->webhook_path);
     return w;
 
 fail:
     webhook_free(w);
     return NULL;
-}
-
-int webhook_port(const webhook_t *w)
-{
-    return w->port;
-}
-
-int webhook_connections(const webhook_t *w)
-{
-    return w->connections;
 }
 
 void webhook_set_config(webhook_t *w, const config_t *cfg)

@@ -38,12 +38,6 @@ webhook_t *webhook_new(struct event_base *base, const config_t *cfg, store_t *st
                        const webhook_hooks_t *hooks, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* The port actually bound. */
-int webhook_port(const webhook_t *w);
-
-/* Open connections. */
-int webhook_connections(const webhook_t *w);
-
 /* Applies reloadable limits (max_body) from `cfg`. */
 void webhook_set_config(webhook_t *w, const config_t *cfg);
 
