@@ -623,6 +623,18 @@ wait_for() {
 
 MIRROR_TABLES="users organization_memberships invitations sessions api_keys organizations"
 
+# fail_on_diff FILE WHAT AGAINST: fail when FILE, one difference a line, is
+# not empty, showing the first 20.
+fail_on_diff() {
+    local n
+    n=$(wc -l <"$1" | tr -d ' ')
+    if [ "$n" -ne 0 ]; then
+        echo "$2 differs from $3 in $n rows (first 20):" >&2
+        head -n 20 "$1" >&2
+        fail "$2 does not match $3"
+    fi
+}
+
 # assert_mirror_matches EXPECTED_JSONL: the mirror holds exactly the rows of
 # EXPECTED (one {"table","id","updated_at","deleted","fields"} a line): no row
 # missing, none extra, none with a different updated_at, tombstone or field.
@@ -658,13 +670,7 @@ select format('differs  %s %s: %s', tbl, id, d) from (
     from want w join got g using (tbl, id)) s
  where d <> '';
 EOF
-    local n
-    n=$(wc -l <"$out" | tr -d ' ')
-    if [ "$n" -ne 0 ]; then
-        echo "mirror differs from $(basename "$expected") in $n rows (first 20):" >&2
-        head -n 20 "$out" >&2
-        fail "mirror does not match $(basename "$expected")"
-    fi
+    fail_on_diff "$out" mirror "$(basename "$expected")"
     log "mirror matches $(basename "$expected") ($(wc -l <"$expected" | tr -d ' ') rows)"
 }
 
@@ -687,13 +693,7 @@ union all
 select 'event ' || id || ' has source ' || coalesce(source, 'NULL') from $SYNCD_SCHEMA.events
  where source is null or source not in ($in);" >"$out" 2>&1 ||
         fail "event log comparison failed: $(cat "$out")"
-    local n
-    n=$(wc -l <"$out" | tr -d ' ')
-    if [ "$n" -ne 0 ]; then
-        echo "event log differs from $(basename "$file") in $n rows (first 20):" >&2
-        head -n 20 "$out" >&2
-        fail "event log does not match $(basename "$file")"
-    fi
+    fail_on_diff "$out" "event log" "$(basename "$file")"
     log "event log matches $(basename "$file") ($(count_events "$file") events, sources $sources)"
 }
 
