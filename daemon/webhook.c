@@ -30,7 +30,6 @@
 #define MAX_GROUP 2000 /* requests waiting in one group, at most */
 #define MAX_GROUP_BYTES                                                                            \
     ((size_t)64 << 20)             /* their bodies' bytes, at most (a lone request may pass) */
-#define REQUEST_TIMEOUT_SECS 10    /* slow or idle clients are cut off */
 #define SWEEP_INTERVAL_MS 100      /* how soon a dropped connection's socket is closed */
 #define BODY_CAP_SLACK (64 * 1024) /* see body_cap() */
 
