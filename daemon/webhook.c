@@ -27,9 +27,10 @@
 #include "log.h"
 #include "signature.h"
 
-#define MAX_GROUP 2000 /* requests waiting in one group, at most */
-#define MAX_GROUP_BYTES                                                                            \
-    ((size_t)64 << 20)             /* their bodies' bytes, at most (a lone request may pass) */
+/* A group waiting to commit holds at most this many requests and body
+ * bytes (a lone request may pass the byte bound). */
+#define MAX_GROUP 2000
+#define MAX_GROUP_BYTES ((size_t)64 << 20)
 #define SWEEP_INTERVAL_MS 100      /* how soon a dropped connection's socket is closed */
 #define BODY_CAP_SLACK (64 * 1024) /* see body_cap() */
 
