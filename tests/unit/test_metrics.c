@@ -37,6 +37,7 @@ START_TEST(test_counters)
     metrics_events_committed("webhook", "user.created", 1);
     metrics_events_committed("webhook", "user.created", 0);
     metrics_events_committed("events_api", "user.created", 1);
+    metrics_events_committed("events_api", "session.created", 5); /* a batch counts at once */
     metrics_events_inserted("events_api", 7);
     metrics_batch(true, 0.003);
     metrics_batch(true, 0.2);
@@ -56,6 +57,8 @@ START_TEST(test_counters)
                 "workos_syncd_events_committed_total{type=\"user.created\",source=\"webhook\"} 2");
     assert_line(
         t, "workos_syncd_events_committed_total{type=\"user.created\",source=\"events_api\"} 1");
+    assert_line(
+        t, "workos_syncd_events_committed_total{type=\"session.created\",source=\"events_api\"} 5");
     assert_line(t, "workos_syncd_events_inserted_total{source=\"events_api\"} 7");
     assert_line(t, "workos_syncd_batch_commit_seconds_bucket{le=\"0.0025\"} 0");
     assert_line(t, "workos_syncd_batch_commit_seconds_bucket{le=\"0.005\"} 1");
