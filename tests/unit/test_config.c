@@ -673,6 +673,7 @@ static const struct {
     {"[webhook]\ntolerance = 500ms\n", 2, "[webhook] tolerance: ", "between 1s and 24h"},
     {"[webhook]\nmax_body = 1MB\n", 2, "[webhook] max_body: ", "\"1MB\" is not a size"},
     {"[webhook]\nmax_body = 512\n", 2, "[webhook] max_body: ", "between 1KiB and 64MiB"},
+    {"[webhook]\nmax_body = 65MiB\n", 2, "[webhook] max_body: ", "between 1KiB and 64MiB"},
     {"[webhook]\nsecret_file = /nonexistent/s\n", 2,
      "[webhook] secret_file: ", "cannot open /nonexistent/s: No such file or directory"},
     {"[webhook]\nsecret_file = " DATA_DIR "/credentials/empty\n", 2,
