@@ -23,6 +23,7 @@
 #include <strings.h>
 #include <sys/types.h>
 
+#include "clock.h"
 #include "event.h"
 
 #define FIELD(f) offsetof(config_t, f)
@@ -1031,70 +1032,12 @@ fail:
     return false;
 }
 
-static bool read_digits(const char **p, int count, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < count; i++) {
-        if (!isdigit((unsigned char)(*p)[0]))
-            return false;
-        v = v * 10 + ((*p)[0] - '0');
-        (*p)++;
-    }
-    *out = v;
-    return true;
-}
-
-static bool read_char(const char **p, const char *accepted)
-{
-    if (**p == '\0' || strchr(accepted, **p) == NULL)
-        return false;
-    (*p)++;
-    return true;
-}
-
-/* YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), with real calendar ranges. */
-static bool iso8601_ok(const char *s)
-{
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    const char *p = s;
-    int y, mo, d, h, mi, sec;
-    if (!read_digits(&p, 4, &y) || !read_char(&p, "-") || !read_digits(&p, 2, &mo) ||
-        !read_char(&p, "-") || !read_digits(&p, 2, &d) || !read_char(&p, "Tt ") ||
-        !read_digits(&p, 2, &h) || !read_char(&p, ":") || !read_digits(&p, 2, &mi) ||
-        !read_char(&p, ":") || !read_digits(&p, 2, &sec))
-        return false;
-    if (*p == '.') {
-        p++;
-        int digits = 0;
-        while (isdigit((unsigned char)*p)) {
-            p++;
-            digits++;
-        }
-        if (digits == 0 || digits > 9)
-            return false;
-    }
-    if (read_char(&p, "Zz")) {
-        /* UTC */
-    } else if (read_char(&p, "+-")) {
-        int oh, om;
-        if (!read_digits(&p, 2, &oh) || !read_char(&p, ":") || !read_digits(&p, 2, &om) ||
-            oh > 23 || om > 59)
-            return false;
-    } else {
-        return false;
-    }
-    if (*p != '\0' || y < 1970 || mo < 1 || mo > 12 || h > 23 || mi > 59 || sec > 59)
-        return false;
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    int max_day = mdays[mo - 1] + (mo == 2 && leap ? 1 : 0);
-    return d >= 1 && d <= max_day;
-}
-
 static bool check_start_from(config_t *c, const config_option_t *opt, char *why, size_t whylen)
 {
     (void)opt;
     char shown[64];
-    if (strcmp(c->start_from, "now") == 0 || iso8601_ok(c->start_from))
+    int64_t start_ms;
+    if (strcmp(c->start_from, "now") == 0 || clock_parse_iso8601(c->start_from, &start_ms))
         return true;
     snprintf(why, whylen, "%s must be now or an ISO 8601 time like 2026-01-31T00:00:00Z",
              show(shown, sizeof shown, c->start_from));

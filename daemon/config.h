@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "log.h"
+#include "wur.h"
 
 typedef struct config {
     char *path; /* file read, NULL if none */
@@ -95,8 +96,7 @@ void config_defaults(config_t *c);
  * problem`, `env NAME: [section] key: problem` or `FILE: [section] key:
  * problem` -- and leaves *c zeroed. Secret values never appear in err.
  */
-bool config_load(config_t *c, const char *path, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+bool config_load(config_t *c, const char *path, char *err, size_t errlen) WUR;
 
 /* Flags for config_load_opts(). */
 #define CONFIG_SKIP_SECRET_FILES 1u /* leave *_file secrets unread (commands that need none) */
@@ -105,8 +105,7 @@ bool config_load(config_t *c, const char *path, char *err, size_t errlen)
  * config_load() with flags: CONFIG_SKIP_SECRET_FILES leaves api_key_file and
  * secret_file unread, for the commands that never use a secret.
  */
-bool config_load_opts(config_t *c, const char *path, unsigned flags, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+bool config_load_opts(config_t *c, const char *path, unsigned flags, char *err, size_t errlen) WUR;
 
 /* Frees what *c owns, wiping secrets first, and zeroes *c. Accepts NULL. */
 void config_free(config_t *c);
@@ -125,13 +124,13 @@ const char *config_type_name(config_type_t type);
  * "5s"), into milliseconds. Returns false for anything else, including a
  * missing unit, a sign, spaces and overflow.
  */
-bool config_parse_duration(const char *s, int64_t *ms) __attribute__((warn_unused_result));
+bool config_parse_duration(const char *s, int64_t *ms) WUR;
 
 /*
  * Parses a size, a whole number optionally followed by B, KiB, MiB or GiB
  * ("512", "64KiB"), into bytes. Returns false for anything else or overflow.
  */
-bool config_parse_size(const char *s, size_t *out) __attribute__((warn_unused_result));
+bool config_parse_size(const char *s, size_t *out) WUR;
 
 /*
  * Writes into buf[len] the options a reload cannot apply whose values differ

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 #define COLS(a) (a), sizeof(a) / sizeof((a)[0])
 
 /*
@@ -226,85 +228,6 @@ event_action_t event_classify(const char *type, mirror_table_t *table, bool *kno
     return EVENT_ACTION_LOG;
 }
 
-/* Reads exactly `n` digits. */
-static bool digits(const char **p, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        char c = (*p)[i];
-        if (c < '0' || c > '9')
-            return false;
-        v = v * 10 + (c - '0');
-    }
-    *p += n;
-    *out = v;
-    return true;
-}
-
-static int days_in_month(int year, int month)
-{
-    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    return month == 2 && leap ? 29 : days[month - 1];
-}
-
-bool event_parse_time(const char *s, int64_t *ms)
-{
-    int year, month, day, hour, min, sec, frac_ms = 0;
-    const char *p = s;
-
-    if (s == NULL)
-        return false;
-    if (!digits(&p, 4, &year) || *p++ != '-' || !digits(&p, 2, &month) || *p++ != '-' ||
-        !digits(&p, 2, &day) || (*p != 'T' && *p != 't' && *p != ' '))
-        return false;
-    p++;
-    if (!digits(&p, 2, &hour) || *p++ != ':' || !digits(&p, 2, &min) || *p++ != ':' ||
-        !digits(&p, 2, &sec))
-        return false;
-    if (year < 1 || month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) ||
-        hour > 23 || min > 59 || sec > 59)
-        return false;
-    if (*p == '.') {
-        int n = 0, scale = 100;
-        for (p++; *p >= '0' && *p <= '9'; p++, n++) {
-            frac_ms += (*p - '0') * scale;
-            scale /= 10;
-        }
-        if (n == 0 || n > 9)
-            return false;
-    }
-    int offset_min = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
-        if (!digits(&p, 2, &oh))
-            return false;
-        if (*p == ':')
-            p++;
-        if (*p != '\0' && !digits(&p, 2, &om))
-            return false;
-        if (oh > 15 || om > 59)
-            return false;
-        offset_min = sign * (oh * 60 + om);
-    } else {
-        return false; /* a time without a zone would depend on the server's TimeZone */
-    }
-    if (*p != '\0')
-        return false;
-
-    struct tm tm = {.tm_year = year - 1900,
-                    .tm_mon = month - 1,
-                    .tm_mday = day,
-                    .tm_hour = hour,
-                    .tm_min = min,
-                    .tm_sec = sec};
-    int64_t secs = (int64_t)timegm(&tm) - (int64_t)offset_min * 60;
-    *ms = secs * 1000 + frac_ms;
-    return true;
-}
-
 size_t event_scrub(cJSON *envelope)
 {
     cJSON *type = cJSON_GetObjectItemCaseSensitive(envelope, "event");
@@ -425,7 +348,7 @@ static bool value_fits(const cJSON *v, column_type_t type)
         return cJSON_IsBool(v);
     case COLUMN_TIME: {
         int64_t ms;
-        return cJSON_IsString(v) && event_parse_time(v->valuestring, &ms);
+        return cJSON_IsString(v) && clock_parse_iso8601(v->valuestring, &ms);
     }
     case COLUMN_JSON:
         return true;
@@ -450,7 +373,7 @@ static bool mirror_values(const mirror_def_t *def, cJSON *data, cJSON **vals, ch
         snprintf(why, whylen, "data.id missing, not a string or too long");
         return false;
     }
-    if (!cJSON_IsString(updated) || !event_parse_time(updated->valuestring, &ms)) {
+    if (!cJSON_IsString(updated) || !clock_parse_iso8601(updated->valuestring, &ms)) {
         snprintf(why, whylen, "data.updated_at missing or not a timestamp");
         return false;
     }
@@ -537,7 +460,7 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
         snprintf(why, whylen, "event has no type, or one too long");
         goto invalid;
     }
-    if (!cJSON_IsString(created) || !event_parse_time(created->valuestring, &created_ms)) {
+    if (!cJSON_IsString(created) || !clock_parse_iso8601(created->valuestring, &created_ms)) {
         snprintf(why, whylen, "event created_at missing or not a timestamp");
         goto invalid;
     }
@@ -661,7 +584,7 @@ bool event_page_parse(event_page_t *page, const char *body, size_t len, char *er
     for (cJSON *e = data->child; e != NULL; e = e->next, i++) {
         cJSON *created = cJSON_GetObjectItemCaseSensitive(e, "created_at");
         int64_t ms;
-        if (!cJSON_IsString(created) || !event_parse_time(created->valuestring, &ms))
+        if (!cJSON_IsString(created) || !clock_parse_iso8601(created->valuestring, &ms))
             continue;
         if (ms < prev) {
             snprintf(err, errlen, "events out of order at index %zu", i);

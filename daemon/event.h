@@ -17,8 +17,7 @@
 #include <cJSON.h>
 
 #include "pgarray.h"
-
-#define EVENT_WUR __attribute__((warn_unused_result))
+#include "wur.h"
 
 /* The mirror tables, in the order the apply statement lists them. */
 typedef enum mirror_table {
@@ -122,14 +121,6 @@ event_action_t event_classify(const char *type, mirror_table_t *table, bool *kno
 const char *event_known_type(size_t i);
 
 /*
- * Parses an ISO 8601 / RFC 3339 timestamp with a date, a time, optional
- * fraction and a zone (Z or +hh:mm).  Accepts exactly what PostgreSQL's
- * timestamptz input accepts of that form, so a value that passes here
- * never makes the apply statement fail.  Stores ms since the epoch.
- */
-bool event_parse_time(const char *s, int64_t *ms) EVENT_WUR;
-
-/*
  * Removes from an envelope's data every field that must never be stored:
  * invitation token and accept_invitation_url, one-time codes, password
  * reset tokens and URLs, API key secret values.  Returns how many fields
@@ -161,7 +152,7 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
  * out of memory: the batch cannot be applied.  Nothing may be added
  * afterwards.
  */
-size_t event_batch_arrays(event_batch_t *b, const char **values, int *lengths) EVENT_WUR;
+size_t event_batch_arrays(event_batch_t *b, const char **values, int *lengths) WUR;
 
 /* Frees a batch; accepts NULL. */
 void event_batch_free(event_batch_t *b);
@@ -180,7 +171,7 @@ typedef struct event_page {
  * with order=asc.  On failure fills `err` and leaves `page` empty.
  */
 bool event_page_parse(event_page_t *page, const char *body, size_t len, char *err,
-                      size_t errlen) EVENT_WUR;
+                      size_t errlen) WUR;
 
 /* Frees a parsed page; accepts an empty one. */
 void event_page_free(event_page_t *page);

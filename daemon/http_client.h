@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include <event2/event.h>
+#include "wur.h"
 
 typedef struct http_client http_client_t;
 typedef struct http_request http_request_t;
@@ -43,8 +44,7 @@ void http_client_free(http_client_t *c);
  * (then `done` is not called).
  */
 http_request_t *http_get(http_client_t *c, const char *url, const char *bearer, int64_t timeout_ms,
-                         size_t max_body, http_done_fn done, void *arg)
-    __attribute__((warn_unused_result));
+                         size_t max_body, http_done_fn done, void *arg) WUR;
 
 /* Cancels a request in flight; its callback will not run.  Accepts NULL. */
 void http_cancel(http_request_t *r);

@@ -291,3 +291,11 @@ const char *log_quote(char *buf, size_t len, const char *s)
     buf[o] = '\0';
     return buf;
 }
+
+const char *log_q(const char *s)
+{
+    static char slots[LOG_Q_SLOTS][LOG_Q_LEN];
+    static unsigned next;
+    char *buf = slots[next++ % LOG_Q_SLOTS];
+    return log_quote(buf, LOG_Q_LEN, s);
+}

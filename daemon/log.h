@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include "wur.h"
 
 enum log_level {
     LOG_LEVEL_ERROR, /* something failed and needs an operator */
@@ -41,7 +42,7 @@ bool log_enabled(enum log_level level);
  * Parses "error", "warn" (or "warning"), "info" or "debug", in any case,
  * into *out. Returns false, leaving *out alone, for anything else.
  */
-bool log_level_parse(const char *s, enum log_level *out) __attribute__((warn_unused_result));
+bool log_level_parse(const char *s, enum log_level *out) WUR;
 
 /* Returns the lower-case name of `level` ("info"), or "unknown". */
 const char *log_level_name(enum log_level level);
@@ -63,6 +64,20 @@ void log_write(enum log_level level, const char *fmt, ...) __attribute__((format
  * when len is 0. Never pass a secret.
  */
 const char *log_quote(char *buf, size_t len, const char *s);
+
+/*
+ * log_quote into one of LOG_Q_SLOTS static buffers of LOG_Q_LEN bytes,
+ * reused round-robin: the result stays valid for the next LOG_Q_SLOTS - 1
+ * calls, so one line may quote up to LOG_Q_SLOTS values.  This is how every
+ * value that did not come from the daemon's own constants reaches a line:
+ *
+ *     log_warn("event=apply_failed id=%s error=%s", log_q(id), log_q(err));
+ *
+ * The daemon is single-threaded; so is this.  Never pass a secret.
+ */
+#define LOG_Q_SLOTS 8
+#define LOG_Q_LEN 512
+const char *log_q(const char *s);
 
 #define log_error(...)                                                                             \
     do {                                                                                           \

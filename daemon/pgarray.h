@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include <cJSON.h>
+#include "wur.h"
 
 typedef struct pg_array {
     char *buf;     /* header, then the elements */
@@ -44,7 +45,7 @@ void pg_array_add_json(pg_array_t *a, cJSON *item);
  * array a shared constant, so nothing is allocated for it.  Calling it
  * again is harmless; appending after it is a bug.
  */
-const char *pg_array_finish(pg_array_t *a) __attribute__((warn_unused_result));
+const char *pg_array_finish(pg_array_t *a) WUR;
 
 /* Frees the buffer and leaves `a` empty; accepts NULL. */
 void pg_array_free(pg_array_t *a);

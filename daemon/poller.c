@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "backoff.h"
+#include "clock.h"
 #include "event.h"
 #include "log.h"
 #include "metrics.h"
@@ -336,7 +337,7 @@ static void on_response(void *arg, const http_response_t *resp)
     if (page.n > 0 && p->last_fetched_ms != 0) {
         cJSON *created = cJSON_GetObjectItemCaseSensitive(page.data->child, "created_at");
         int64_t ms;
-        if (cJSON_IsString(created) && event_parse_time(created->valuestring, &ms) &&
+        if (cJSON_IsString(created) && clock_parse_iso8601(created->valuestring, &ms) &&
             ms < p->last_fetched_ms) {
             event_page_free(&page);
             fetch_failed(p, "events out of order across pages", -1);

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "http_client.h"
 #include "store.h"
+#include "wur.h"
 
 typedef struct poller poller_t;
 
@@ -27,7 +28,7 @@ typedef struct poller poller_t;
  * when told the store is ready.  Returns NULL when out of memory.
  */
 poller_t *poller_new(struct event_base *base, const config_t *cfg, store_t *store,
-                     http_client_t *http) __attribute__((warn_unused_result));
+                     http_client_t *http) WUR;
 
 /* Frees the poller, cancelling its request in flight; accepts NULL. */
 void poller_free(poller_t *p);

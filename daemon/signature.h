@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "wur.h"
 
 /* Bytes in an HMAC-SHA256 value. */
 #define SIG_MAC_LEN 32
@@ -42,8 +43,7 @@ typedef enum sig_result {
  * On success stores t in *t_ms and the decoded MAC in v1 and returns true;
  * returns false for NULL or anything else, leaving the outputs unspecified.
  */
-bool sig_parse(const char *header, int64_t *t_ms, unsigned char v1[SIG_MAC_LEN])
-    __attribute__((warn_unused_result));
+bool sig_parse(const char *header, int64_t *t_ms, unsigned char v1[SIG_MAC_LEN]) WUR;
 
 /*
  * Verifies a webhook: parses `header` (NULL: SIG_MISSING; unparsable:
@@ -68,7 +68,7 @@ sig_result_t sig_verify(const char *header, const void *body, size_t len, char *
  * the MAC cannot be computed.
  */
 bool sig_sign(const char *secret, int64_t t_ms, const void *body, size_t len, char *out,
-              size_t outlen) __attribute__((warn_unused_result));
+              size_t outlen) WUR;
 
 /*
  * A short, static name for a result ("ok", "missing", "malformed", "stale",

@@ -24,8 +24,7 @@
 
 #include "config.h"
 #include "event.h"
-
-#define STORE_WUR __attribute__((warn_unused_result))
+#include "wur.h"
 
 /* The stream name of the Events API poller in sync_state. */
 #define STORE_STREAM_EVENTS_API "events_api"
@@ -66,7 +65,7 @@ typedef struct store_callbacks {
  * `err` filled when the apply statement cannot be built.
  */
 store_t *store_new(struct event_base *base, const config_t *cfg, const store_callbacks_t *cb,
-                   char *err, size_t errlen) STORE_WUR;
+                   char *err, size_t errlen) WUR;
 
 /* Closes the connection, failing every pending job; accepts NULL. */
 void store_free(store_t *s);
@@ -110,7 +109,7 @@ void store_note(store_t *s, const char *error);
  * Blocking: applies pending migrations, each in its own transaction under
  * an advisory lock.  Sets *applied to how many ran.  For `migrate`.
  */
-bool store_migrate(const config_t *cfg, int *applied, char *err, size_t errlen) STORE_WUR;
+bool store_migrate(const config_t *cfg, int *applied, char *err, size_t errlen) WUR;
 
 /*
  * Blocking: prints the sync status as key=value lines.  Returns 0 when

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "metrics.h"
 #include "store.h"
+#include "wur.h"
 
 typedef struct webhook webhook_t;
 
@@ -35,8 +36,7 @@ typedef struct webhook_hooks {
  * `err` filled when the address cannot be bound.
  */
 webhook_t *webhook_new(struct event_base *base, const config_t *cfg, store_t *store,
-                       const webhook_hooks_t *hooks, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+                       const webhook_hooks_t *hooks, char *err, size_t errlen) WUR;
 
 /* Applies reloadable limits (max_body) from `cfg`. */
 void webhook_set_config(webhook_t *w, const config_t *cfg);

@@ -6,7 +6,7 @@
  * memory safety, it checks that what goes to PostgreSQL is well-formed
  * binary arrays, with one log row per accepted event, at most one mirror
  * row per event, and valid JSON wherever a jsonb column is fed, and
- * that a rejected page leaves nothing behind.  event_parse_time also gets
+ * that a rejected page leaves nothing behind.  clock_parse_iso8601 also gets
  * the input as a string.
  */
 #include <stdint.h>
@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../unit/array_reader.h"
+#include "clock.h"
 #include "event.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -104,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(text, data, size);
         text[size] = '\0';
         int64_t ms;
-        (void)event_parse_time(text, &ms);
+        (void)clock_parse_iso8601(text, &ms);
         free(text);
     }
     return 0;

@@ -663,6 +663,7 @@ static const struct {
     {"[workos]\nstart_from = 2026-01-01\n", 2, "[workos] start_from: ", "ISO 8601"},
     {"[workos]\nstart_from = 2026-01-01T00:00:00\n", 2, "[workos] start_from: ", "ISO 8601"},
     {"[workos]\nstart_from = 2026-01-01T24:00:00Z\n", 2, "[workos] start_from: ", "ISO 8601"},
+    {"[workos]\nstart_from = 2026-01-01T00:00:00+16:00\n", 2, "[workos] start_from: ", "ISO 8601"},
     {"[workos]\nrequest_timeout = 61m\n", 2, "[workos] request_timeout: ", "between 100ms and 1h"},
     {"[webhook]\nsecret = s\nlisten = localhost\n", 3, "[webhook] listen: ", "must be host:port"},
     {"[webhook]\nsecret = s\nlisten = ::1:80\n", 3, "[webhook] listen: ", "in brackets"},

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "array_reader.h"
+#include "clock.h"
 #include "event.h"
 
 static const struct {
@@ -41,7 +42,7 @@ static const struct {
 START_TEST(test_parse_time)
 {
     int64_t ms = -42;
-    bool ok = event_parse_time(time_cases[_i].text, &ms);
+    bool ok = clock_parse_iso8601(time_cases[_i].text, &ms);
     ck_assert_msg(ok == time_cases[_i].ok, "%s: expected %s", time_cases[_i].text,
                   time_cases[_i].ok ? "valid" : "invalid");
     if (ok && time_cases[_i].ms != -1)
