@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "backoff.h"
+#include "runner.h"
 
 static int64_t ceiling_for(int64_t base, int64_t cap, unsigned attempt)
 {
@@ -187,7 +188,7 @@ END_TEST
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-static Suite *backoff_suite(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("backoff");
     TCase *tc = tcase_create("core");
@@ -200,13 +201,4 @@ static Suite *backoff_suite(void)
     tcase_add_loop_test(tc, no_overflow, 0, N(overflow_cases));
     suite_add_tcase(s, tc);
     return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(backoff_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

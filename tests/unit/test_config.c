@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "runner.h"
 
 /* Every type the spec lists for the default filter, in order. */
 static const char *const default_events[] = {
@@ -1150,7 +1151,7 @@ END_TEST
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-static Suite *config_suite(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("config");
     size_t nopt;
@@ -1201,13 +1202,4 @@ static Suite *config_suite(void)
     tcase_add_test(tc, readme_mentions_every_key);
     suite_add_tcase(s, tc);
     return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(config_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -12,6 +12,7 @@
 #include "array_reader.h"
 #include "clock.h"
 #include "event.h"
+#include "runner.h"
 
 static const struct {
     const char *text;
@@ -496,7 +497,7 @@ START_TEST(test_mirror_defs)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("event");
     TCase *tc = tcase_create("event");
@@ -509,9 +510,5 @@ int main(void)
     tcase_add_test(tc, test_mirror_defs);
     tcase_add_test(tc, test_array_layout);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return s;
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "runner.h"
 
 static char *out_buf;
 static size_t out_len;
@@ -387,7 +388,7 @@ END_TEST
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-static Suite *log_suite(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("log");
     TCase *tc = tcase_create("core");
@@ -405,13 +406,4 @@ static Suite *log_suite(void)
     tcase_add_test(tc, quote_truncation);
     suite_add_tcase(s, tc);
     return s;
-}
-
-int main(void)
-{
-    SRunner *sr = srunner_create(log_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "runner.h"
 
 static char *render(void)
 {
@@ -98,16 +99,12 @@ START_TEST(test_hostile_types)
 }
 END_TEST
 
-int main(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("metrics");
     TCase *tc = tcase_create("metrics");
     tcase_add_test(tc, test_counters);
     tcase_add_test(tc, test_hostile_types);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return s;
 }

@@ -17,6 +17,7 @@
 #include <openssl/hmac.h>
 
 #include "signature.h"
+#include "runner.h"
 
 #define T0_TEXT "1700000000000"
 #define T0 INT64_C(1700000000000)
@@ -477,7 +478,7 @@ END_TEST
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-int main(void)
+Suite *unit_suite(void)
 {
     Suite *s = suite_create("signature");
     TCase *tc = tcase_create("signature");
@@ -493,9 +494,5 @@ int main(void)
     tcase_add_test(tc, test_null_arguments);
     tcase_add_test(tc, test_result_names);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return s;
 }

@@ -22,7 +22,7 @@ CHECK_LIBS   := $(shell pkg-config --libs check)
 tests/unit/test_%.o: tests/unit/test_%.c $(wildcard daemon/*.h)
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Idaemon -c -o $@ $<
 
-tests/unit/test_%: tests/unit/test_%.o
+tests/unit/test_%: tests/unit/test_%.o tests/unit/runner.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
 
 .PHONY: unit-check unit-valgrind
@@ -46,3 +46,8 @@ unit-valgrind: $(UNIT_TESTS)
 	if [ -n "$$failed" ]; then echo "valgrind failed:$$failed"; exit 1; fi
 
 CLEAN_EXTRA += $(UNIT_TESTS) $(UNIT_TESTS:=.o)
+
+tests/unit/runner.o: tests/unit/runner.c tests/unit/runner.h
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
+
+CLEAN_EXTRA += tests/unit/runner.o
