@@ -1,9 +1,10 @@
 /*
- * Unit tests for daemon/config.c: value parsers, every key, environment
- * overrides, *_file secrets, error lines (file, line, key, and never a
- * secret), event wildcards, the reload diff, and the option table held
- * against config/workos-syncd.conf.example and README.md. Run from the
- * repository root.
+ * Unit tests for daemon/config.c and its parts (config_value, config_check,
+ * config_screen): value parsers, every key, environment overrides, *_file
+ * secrets, error lines (file, line, key, and never a secret), event
+ * wildcards, the reload diff, and the option table held against
+ * config/workos-syncd.conf.example and README.md. Run from the repository
+ * root.
  */
 #include <check.h>
 #include <ftw.h>
