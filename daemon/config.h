@@ -120,8 +120,8 @@ const config_option_t *config_option_find(const char *section, const char *key);
 const char *config_type_name(config_type_t type);
 
 /*
- * Parses a duration, a whole number followed by ms, s, m or h ("250ms",
- * "5s"), into milliseconds. Returns false for anything else, including a
+ * Parses a duration, a whole number followed by ms, s, m, h or d ("250ms",
+ * "5s", "30d"), into milliseconds. Returns false for anything else, including a
  * missing unit, a sign, spaces and overflow.
  */
 bool config_parse_duration(const char *s, int64_t *ms) WUR;

@@ -212,7 +212,7 @@ bool config_parse_duration(const char *s, int64_t *ms)
     static const struct {
         const char *suffix;
         uint64_t ms;
-    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
     if (s == NULL)
         return false;
     const char *p = s;
@@ -458,7 +458,7 @@ bool config_value_set(config_t *c, const config_option_t *o, const char *value, 
         int64_t ms;
         if (!config_parse_duration(value, &ms)) {
             snprintf(why, whylen,
-                     "%s is not a duration (a whole number and ms, s, m or h, like 5s)",
+                     "%s is not a duration (a whole number and ms, s, m, h or d, like 5s)",
                      config_value_show(shown, sizeof shown, value));
             return false;
         }
