@@ -25,6 +25,7 @@
 #define FIELD(f) offsetof(config_t, f)
 
 #define MS_PER_HOUR INT64_C(3600000)
+#define MS_PER_DAY (24 * MS_PER_HOUR)
 
 static const config_option_t options[] = {
     {
@@ -125,6 +126,17 @@ static const config_option_t options[] = {
         .max = 1000000,
     },
     {
+        .section = "workos",
+        .key = "retention",
+        .type = CONFIG_TYPE_DURATION,
+        .def = "30d",
+        .doc = "how long WorkOS keeps events; a stored cursor whose event is older is expired "
+               "and the mirror is reconciled instead",
+        .offset = FIELD(retention_ms),
+        .min = 60000,
+        .max = 90 * MS_PER_DAY,
+    },
+    {
         .section = "webhook",
         .key = "listen",
         .type = CONFIG_TYPE_STRING,
@@ -213,6 +225,28 @@ static const config_option_t options[] = {
         .max = MS_PER_HOUR,
     },
     {
+        .section = "webhook",
+        .key = "max_unverified_bytes",
+        .type = CONFIG_TYPE_SIZE,
+        .def = "16MiB",
+        .reloadable = true,
+        .doc = "bytes buffered across all webhook requests whose signature is not yet verified; "
+               "past it new requests are answered 503",
+        .offset = FIELD(max_unverified_bytes),
+        .min = 1024,
+        .max = INT64_C(1) << 30,
+    },
+    {
+        .section = "webhook",
+        .key = "request_deadline",
+        .type = CONFIG_TYPE_DURATION,
+        .def = "10s",
+        .doc = "a whole webhook request, headers and body, must arrive within this",
+        .offset = FIELD(request_deadline_ms),
+        .min = 1000,
+        .max = MS_PER_HOUR,
+    },
+    {
         .section = "database",
         .key = "url",
         .type = CONFIG_TYPE_SECRET,
@@ -230,6 +264,71 @@ static const config_option_t options[] = {
         .doc = "schema holding the mirror tables",
         .offset = FIELD(schema),
         .check = config_check_schema,
+    },
+    {
+        .section = "database",
+        .key = "lock_timeout",
+        .type = CONFIG_TYPE_DURATION,
+        .def = "5s",
+        .doc = "longest wait for a lock in the daemon's own statements (PostgreSQL lock_timeout)",
+        .offset = FIELD(lock_timeout_ms),
+        .min = 10,
+        .max = MS_PER_HOUR,
+    },
+    {
+        .section = "database",
+        .key = "statement_timeout",
+        .type = CONFIG_TYPE_DURATION,
+        .def = "30s",
+        .doc = "longest run of one of the daemon's own statements (PostgreSQL "
+               "statement_timeout)",
+        .offset = FIELD(statement_timeout_ms),
+        .min = 100,
+        .max = 24 * MS_PER_HOUR,
+    },
+    {
+        .section = "reconcile",
+        .key = "interval",
+        .type = CONFIG_TYPE_DURATION,
+        .def = "24h",
+        .doc = "time between periodic reconciliations from the WorkOS list endpoints; 0: off",
+        .offset = FIELD(reconcile_interval_ms),
+        .min = 1000,
+        .max = 365 * MS_PER_DAY,
+        .zero_off = true,
+    },
+    {
+        .section = "audit",
+        .key = "retention",
+        .type = CONFIG_TYPE_DURATION,
+        .def = "0",
+        .doc = "audit rows older than this are removed; 0: kept forever",
+        .offset = FIELD(audit_retention_ms),
+        .min = 60000,
+        .max = 3650 * MS_PER_DAY,
+        .zero_off = true,
+    },
+    {
+        .section = "audit",
+        .key = "auth_retention",
+        .type = CONFIG_TYPE_DURATION,
+        .def = "0",
+        .doc = "the same for authentication audit rows; 0: as [audit] retention",
+        .offset = FIELD(audit_auth_retention_ms),
+        .min = 60000,
+        .max = 3650 * MS_PER_DAY,
+        .zero_off = true,
+    },
+    {
+        .section = "audit",
+        .key = "head_log_interval",
+        .type = CONFIG_TYPE_DURATION,
+        .def = "1h",
+        .doc = "how often the audit chain's head is written to the log; 0: never",
+        .offset = FIELD(audit_head_log_interval_ms),
+        .min = 1000,
+        .max = 24 * MS_PER_HOUR,
+        .zero_off = true,
     },
     {
         .section = "log",
@@ -496,6 +595,13 @@ static bool check_cross(const config_t *c, const char *path, char *err, size_t e
                  "%s%s[webhook] secret: required when [webhook] listen is set (or set "
                  "secret_file or WORKOS_WEBHOOK_SECRET)",
                  prefix, sep);
+        return false;
+    }
+    if (c->max_unverified_bytes < c->max_body) {
+        snprintf(err, errlen,
+                 "%s%s[webhook] max_unverified_bytes: must be at least [webhook] max_body (%zu "
+                 "bytes), or no body of that size could be received",
+                 prefix, sep, c->max_body);
         return false;
     }
     return true;

@@ -395,7 +395,7 @@ static bool set_string(char **field, const char *value, bool secret, char *why, 
 static bool out_of_range(const config_option_t *o, const char *value, int64_t v, char *why,
                          size_t whylen)
 {
-    if (v >= o->min && v <= o->max)
+    if ((v >= o->min && v <= o->max) || (v == 0 && o->zero_off))
         return false;
     char lo[32], hi[32], shown[64];
     switch (o->type) {
@@ -412,8 +412,8 @@ static bool out_of_range(const config_option_t *o, const char *value, int64_t v,
         snprintf(hi, sizeof hi, "%" PRId64, o->max);
         break;
     }
-    snprintf(why, whylen, "%s must be between %s and %s",
-             config_value_show(shown, sizeof shown, value), lo, hi);
+    snprintf(why, whylen, "%s must be %sbetween %s and %s",
+             config_value_show(shown, sizeof shown, value), o->zero_off ? "0 or " : "", lo, hi);
     return true;
 }
 
@@ -455,8 +455,10 @@ bool config_value_set(config_t *c, const config_option_t *o, const char *value, 
         break;
     }
     case CONFIG_TYPE_DURATION: {
-        int64_t ms;
-        if (!config_parse_duration(value, &ms)) {
+        int64_t ms = 0;
+        /* Where 0 means off, a bare 0 needs no unit. */
+        bool bare_zero = o->zero_off && strcmp(value, "0") == 0;
+        if (!bare_zero && !config_parse_duration(value, &ms)) {
             snprintf(why, whylen,
                      "%s is not a duration (a whole number and ms, s, m, h or d, like 5s)",
                      config_value_show(shown, sizeof shown, value));
