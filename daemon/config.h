@@ -30,18 +30,29 @@ typedef struct config {
     char *start_from;           /* "now" or an ISO 8601 time (validated) */
     int64_t request_timeout_ms; /* whole-request limit for API calls */
     int rate_limit;             /* requests per minute, 1..1000000 (WorkOS: 6000) */
+    int64_t retention_ms;       /* a cursor whose event is older is expired (WorkOS: 30 days) */
     /* [webhook] */
     char *listen;       /* "host:port", or "" for no webhook server */
     char *webhook_path; /* URL path webhooks are POSTed to */
     char **secrets;     /* secrets, several for rotation */
     size_t n_secrets;
-    int64_t tolerance_ms;      /* accepted signature timestamp skew, either way */
-    size_t max_body;           /* larger webhook bodies get 413 */
-    int max_connections;       /* open webhook connections, at most */
-    int64_t client_timeout_ms; /* silent webhook connections are closed after this */
+    int64_t tolerance_ms;        /* accepted signature timestamp skew, either way */
+    size_t max_body;             /* larger webhook bodies get 413 */
+    int max_connections;         /* open webhook connections, at most */
+    int64_t client_timeout_ms;   /* silent webhook connections are closed after this */
+    size_t max_unverified_bytes; /* buffered across requests not yet verified; past it 503 */
+    int64_t request_deadline_ms; /* a whole request (headers and body) must arrive within it */
     /* [database] */
-    char *database_url; /* "" = libpq defaults; may hold a password */
-    char *schema;       /* validated: ^[a-z_][a-z0-9_]{0,62}$, not pg_* */
+    char *database_url;           /* "" = libpq defaults; may hold a password */
+    char *schema;                 /* validated: ^[a-z_][a-z0-9_]{0,62}$, not pg_* */
+    int64_t lock_timeout_ms;      /* lock_timeout for the daemon's own statements */
+    int64_t statement_timeout_ms; /* statement_timeout for the daemon's own statements */
+    /* [reconcile] */
+    int64_t reconcile_interval_ms; /* between periodic reconciliations; 0 = off */
+    /* [audit] */
+    int64_t audit_retention_ms;      /* audit rows older are removed; 0 = keep forever */
+    int64_t audit_auth_retention_ms; /* the same for authentication rows; 0 = audit_retention_ms */
+    int64_t audit_head_log_interval_ms; /* how often the chain head is logged; 0 = off */
     /* [log] */
     enum log_level log_level;
 } config_t;
@@ -65,7 +76,7 @@ typedef struct config_option config_option_t;
 typedef bool (*config_check_fn)(config_t *c, const config_option_t *opt, char *err, size_t errlen);
 
 struct config_option {
-    const char *section;   /* "workos", "webhook", "database", "log" */
+    const char *section;   /* "workos", "webhook", "database", "reconcile", "audit", "log" */
     const char *key;       /* name inside the section */
     config_type_t type;    /* how the text is parsed and stored */
     const char *def;       /* default, as it would be written in the file; NULL: unset */
@@ -75,6 +86,7 @@ struct config_option {
     size_t offset;         /* the field in config_t the value lands in */
     size_t count_offset;   /* lists: the size_t count beside the array; 0 otherwise */
     int64_t min, max;      /* numeric types: accepted range, inclusive */
+    bool zero_off;         /* numeric types: 0 is accepted too, meaning off or unlimited */
     const char *words[2];  /* CONFIG_TYPE_ENUM: the false and the true spelling */
     const char *exclusive; /* key in the same section that must not also be set */
     config_check_fn check; /* extra validation after parsing, or NULL */
@@ -120,8 +132,8 @@ const config_option_t *config_option_find(const char *section, const char *key);
 const char *config_type_name(config_type_t type);
 
 /*
- * Parses a duration, a whole number followed by ms, s, m or h ("250ms",
- * "5s"), into milliseconds. Returns false for anything else, including a
+ * Parses a duration, a whole number followed by ms, s, m, h or d ("250ms",
+ * "5s", "30d"), into milliseconds. Returns false for anything else, including a
  * missing unit, a sign, spaces and overflow.
  */
 bool config_parse_duration(const char *s, int64_t *ms) WUR;

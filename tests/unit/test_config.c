@@ -1,9 +1,10 @@
 /*
- * Unit tests for daemon/config.c: value parsers, every key, environment
- * overrides, *_file secrets, error lines (file, line, key, and never a
- * secret), event wildcards, the reload diff, and the option table held
- * against config/workos-syncd.conf.example and README.md. Run from the
- * repository root.
+ * Unit tests for daemon/config.c and its parts (config_value, config_check,
+ * config_screen): value parsers, every key, environment overrides, *_file
+ * secrets, error lines (file, line, key, and never a secret), event
+ * wildcards, the reload diff, and the option table held against
+ * config/workos-syncd.conf.example and README.md. Run from the repository
+ * root.
  */
 #include <check.h>
 #include <ftw.h>
@@ -60,6 +61,7 @@ static const char *const default_events[] = {
 #define EXAMPLE_PATH "config/workos-syncd.conf.example"
 #define README_PATH "README.md"
 #define DATA_DIR "tests/unit/data"
+#define DAY_MS INT64_C(86400000)
 
 static char tmpdir[PATH_MAX];
 static char conf_path[PATH_MAX + 32];
@@ -169,6 +171,9 @@ static const struct {
     {"007s", 7000},
     {"9223372036854775807ms", INT64_MAX},
     {"2562047788015h", INT64_C(2562047788015) * 3600000},
+    {"1d", 86400000},
+    {"30d", INT64_C(30) * 86400000},
+    {"106751991167d", INT64_C(106751991167) * 86400000},
 };
 
 static const char *const durations_bad[] = {
@@ -188,6 +193,10 @@ static const char *const durations_bad[] = {
     "1h30m",
     "9223372036854775808ms",
     "2562047788016h",
+    "106751991168d",
+    "1D",
+    "1day",
+    "1w",
     "99999999999999999999s",
     "0x10s",
 };
@@ -280,6 +289,15 @@ static void assert_defaults(const config_t *c)
     ck_assert_str_eq(c->database_url, "");
     ck_assert_str_eq(c->schema, "workos");
     ck_assert_int_eq(c->log_level, LOG_LEVEL_INFO);
+    ck_assert_int_eq(c->retention_ms, 30 * DAY_MS);
+    ck_assert_uint_eq(c->max_unverified_bytes, 16u << 20);
+    ck_assert_int_eq(c->request_deadline_ms, 10000);
+    ck_assert_int_eq(c->lock_timeout_ms, 5000);
+    ck_assert_int_eq(c->statement_timeout_ms, 30000);
+    ck_assert_int_eq(c->reconcile_interval_ms, 24 * 3600000);
+    ck_assert_int_eq(c->audit_retention_ms, 0);
+    ck_assert_int_eq(c->audit_auth_retention_ms, 0);
+    ck_assert_int_eq(c->audit_head_log_interval_ms, 3600000);
 }
 
 START_TEST(defaults)
@@ -334,6 +352,69 @@ START_TEST(every_key_direct)
     ck_assert_str_eq(c.database_url, "postgresql://syncd@localhost/mirror");
     ck_assert_str_eq(c.schema, "mirror_1");
     ck_assert_int_eq(c.log_level, LOG_LEVEL_DEBUG);
+    ck_assert_int_eq(c.retention_ms, 29 * DAY_MS);
+    ck_assert_uint_eq(c.max_unverified_bytes, 4u << 20);
+    ck_assert_int_eq(c.request_deadline_ms, 20000);
+    ck_assert_int_eq(c.lock_timeout_ms, 250);
+    ck_assert_int_eq(c.statement_timeout_ms, 120000);
+    ck_assert_int_eq(c.reconcile_interval_ms, 0);
+    ck_assert_int_eq(c.audit_retention_ms, 365 * DAY_MS);
+    ck_assert_int_eq(c.audit_auth_retention_ms, 90 * DAY_MS);
+    ck_assert_int_eq(c.audit_head_log_interval_ms, 15 * 60000);
+    config_free(&c);
+}
+END_TEST
+
+/*
+ * The bounds of the keys that later features read: each accepted value
+ * lands in its field, read back through the table's offset and type.
+ */
+static const struct {
+    const char *section, *key, *value;
+    int64_t want; /* milliseconds or bytes */
+} bound_ok[] = {
+    {"workos", "retention", "30d", 30 * DAY_MS},
+    {"workos", "retention", "1m", 60000},
+    {"workos", "retention", "90d", 90 * DAY_MS},
+    {"workos", "retention", "2160h", 90 * DAY_MS},
+    {"webhook", "max_unverified_bytes", "16MiB", INT64_C(16) << 20},
+    {"webhook", "max_unverified_bytes", "1MiB", INT64_C(1) << 20}, /* = the default max_body */
+    {"webhook", "max_unverified_bytes", "1GiB", INT64_C(1) << 30},
+    {"webhook", "request_deadline", "1s", 1000},
+    {"webhook", "request_deadline", "1h", 3600000},
+    {"database", "lock_timeout", "10ms", 10},
+    {"database", "lock_timeout", "1h", 3600000},
+    {"database", "statement_timeout", "100ms", 100},
+    {"database", "statement_timeout", "24h", 24 * INT64_C(3600000)},
+    {"reconcile", "interval", "0", 0},
+    {"reconcile", "interval", "0ms", 0},
+    {"reconcile", "interval", "0d", 0},
+    {"reconcile", "interval", "1s", 1000},
+    {"reconcile", "interval", "365d", 365 * DAY_MS},
+    {"audit", "retention", "0", 0},
+    {"audit", "retention", "1m", 60000},
+    {"audit", "retention", "3650d", 3650 * DAY_MS},
+    {"audit", "auth_retention", "0", 0},
+    {"audit", "auth_retention", "7d", 7 * DAY_MS},
+    {"audit", "head_log_interval", "0", 0},
+    {"audit", "head_log_interval", "1s", 1000},
+    {"audit", "head_log_interval", "24h", 24 * INT64_C(3600000)},
+};
+
+START_TEST(bounds_accepted)
+{
+    const config_option_t *o = config_option_find(bound_ok[_i].section, bound_ok[_i].key);
+    ck_assert_ptr_nonnull(o);
+    char text[256];
+    snprintf(text, sizeof text, "[%s]\n%s = %s\n", o->section, o->key, bound_ok[_i].value);
+    config_t c;
+    char err[512];
+    ck_assert_msg(config_load(&c, write_conf(text), err, sizeof err), "%s", err);
+    const char *field = (const char *)&c + o->offset;
+    int64_t got =
+        o->type == CONFIG_TYPE_SIZE ? (int64_t) * (const size_t *)field : *(const int64_t *)field;
+    ck_assert_msg(got == bound_ok[_i].want, "[%s] %s = %s: got %lld", o->section, o->key,
+                  bound_ok[_i].value, (long long)got);
     config_free(&c);
 }
 END_TEST
@@ -687,6 +768,50 @@ static const struct {
     {"[workos]\nevents = user.*\n  [webhook]\n", 3, "a [section] line must not be indented", ""},
     {"[webhook]\nlisten = 127.0.0.1:8089\n", 0,
      "[webhook] secret: ", "required when [webhook] listen"},
+    {"[workos]\nretention = 59s\n", 2,
+     "[workos] retention: ", "\"59s\" must be between 1m and 2160h"},
+    {"[workos]\nretention = 91d\n", 2, "[workos] retention: ", "between 1m and 2160h"},
+    {"[workos]\nretention = 0\n", 2, "[workos] retention: ", "\"0\" is not a duration"},
+    {"[workos]\nretention = 30 d\n", 2, "[workos] retention: ", "is not a duration"},
+    {"[webhook]\nmax_unverified_bytes = 1023\n", 2,
+     "[webhook] max_unverified_bytes: ", "between 1KiB and 1GiB"},
+    {"[webhook]\nmax_unverified_bytes = 2GiB\n", 2,
+     "[webhook] max_unverified_bytes: ", "between 1KiB and 1GiB"},
+    {"[webhook]\nmax_unverified_bytes = 16MB\n", 2,
+     "[webhook] max_unverified_bytes: ", "\"16MB\" is not a size"},
+    {"[webhook]\nmax_unverified_bytes = 0\n", 2,
+     "[webhook] max_unverified_bytes: ", "between 1KiB and 1GiB"},
+    {"[webhook]\nmax_body = 2MiB\nmax_unverified_bytes = 1MiB\n", 0,
+     "[webhook] max_unverified_bytes: ", "must be at least [webhook] max_body (2097152 bytes)"},
+    {"[webhook]\nmax_body = 32MiB\n", 0,
+     "[webhook] max_unverified_bytes: ", "must be at least [webhook] max_body"},
+    {"[webhook]\nrequest_deadline = 999ms\n", 2,
+     "[webhook] request_deadline: ", "between 1s and 1h"},
+    {"[webhook]\nrequest_deadline = 0\n", 2, "[webhook] request_deadline: ", "is not a duration"},
+    {"[database]\nlock_timeout = 9ms\n", 2, "[database] lock_timeout: ", "between 10ms and 1h"},
+    {"[database]\nlock_timeout = 61m\n", 2, "[database] lock_timeout: ", "between 10ms and 1h"},
+    {"[database]\nstatement_timeout = 99ms\n", 2,
+     "[database] statement_timeout: ", "between 100ms and 24h"},
+    {"[database]\nstatement_timeout = 2d\n", 2,
+     "[database] statement_timeout: ", "between 100ms and 24h"},
+    {"[reconcile]\ninterval = 999ms\n", 2,
+     "[reconcile] interval: ", "\"999ms\" must be 0 or between 1s and 8760h"},
+    {"[reconcile]\ninterval = 366d\n", 2, "[reconcile] interval: ", "0 or between 1s and 8760h"},
+    {"[reconcile]\ninterval = 00\n", 2, "[reconcile] interval: ", "\"00\" is not a duration"},
+    {"[reconcile]\ninterval = off\n", 2, "[reconcile] interval: ", "is not a duration"},
+    {"[reconcile]\ninterval = -1s\n", 2, "[reconcile] interval: ", "is not a duration"},
+    {"[reconcile]\nintervall = 1h\n", 2, "[reconcile] intervall: ", "(did you mean interval?)"},
+    {"[audit]\ninterval = 1h\n", 2, "[audit] interval: ", "(it belongs in [reconcile])"},
+    {"[audit]\nretention = 59s\n", 2, "[audit] retention: ", "must be 0 or between 1m and 87600h"},
+    {"[audit]\nretention = 3651d\n", 2, "[audit] retention: ", "0 or between 1m and 87600h"},
+    {"[audit]\nauth_retention = 1s\n", 2, "[audit] auth_retention: ", "0 or between 1m and 87600h"},
+    {"[audit]\nauth_retention = forever\n", 2, "[audit] auth_retention: ", "is not a duration"},
+    {"[audit]\nhead_log_interval = 25h\n", 2,
+     "[audit] head_log_interval: ", "0 or between 1s and 24h"},
+    {"[audit]\nhead_log_interval = 500ms\n", 2,
+     "[audit] head_log_interval: ", "0 or between 1s and 24h"},
+    {"[audit]\nretention = 0\nretention = 1d\n", 3,
+     "[audit] retention: ", "set twice (first on line 2)"},
 };
 
 START_TEST(error_lines)
@@ -952,6 +1077,14 @@ static const struct {
      "[webhook]\nlisten = 127.0.0.1:2\npath = /x\nsecret = whsec_a\n[database]\nurl = dbname=x\n",
      "[workos] api_key, [workos] events_param, [workos] start_from, [webhook] listen, "
      "[webhook] path, [database] url"},
+    {RELOAD_BASE "[webhook]\nmax_unverified_bytes = 8MiB\n", ""},
+    {"[workos]\napi_key = sk_a\nevents = user.*\nretention = 7d\n[webhook]\nlisten = 127.0.0.1:1\n"
+     "secret = whsec_a\nrequest_deadline = 5s\n[database]\nlock_timeout = 1s\n"
+     "statement_timeout = 1m\n[reconcile]\ninterval = 0\n[audit]\nretention = 30d\n"
+     "auth_retention = 7d\nhead_log_interval = 0\n",
+     "[workos] retention, [webhook] request_deadline, [database] lock_timeout, "
+     "[database] statement_timeout, [reconcile] interval, [audit] retention, "
+     "[audit] auth_retention, [audit] head_log_interval"},
 };
 
 /* A reload applies every reloadable key and keeps the restart-only ones. */
@@ -966,7 +1099,9 @@ START_TEST(reload_apply)
                                          "poll_interval = 1s\nrequest_timeout = 5s\n"
                                          "rate_limit = 10\n[webhook]\nlisten = 127.0.0.1:2\n"
                                          "secret = whsec_b, whsec_a\ntolerance = 10s\n"
-                                         "max_body = 2MiB\nclient_timeout = 3s\n[database]\n"
+                                         "max_body = 2MiB\nclient_timeout = 3s\n"
+                                         "max_unverified_bytes = 8MiB\nrequest_deadline = 3s\n"
+                                         "[database]\n"
                                          "schema = other\n[log]\nlevel = debug\n"),
                               err, sizeof err),
                   "%s", err);
@@ -978,6 +1113,7 @@ START_TEST(reload_apply)
     ck_assert_int_eq(running.tolerance_ms, 10000);
     ck_assert_uint_eq(running.max_body, 2u << 20);
     ck_assert_int_eq(running.client_timeout_ms, 3000);
+    ck_assert_uint_eq(running.max_unverified_bytes, 8u << 20);
     ck_assert_int_eq(running.log_level, LOG_LEVEL_DEBUG);
     ck_assert_uint_eq(running.n_secrets, 2);
     ck_assert_str_eq(running.secrets[0], "whsec_b");
@@ -986,6 +1122,7 @@ START_TEST(reload_apply)
     ck_assert_str_eq(running.api_key, "sk_a");
     ck_assert_str_eq(running.schema, "workos");
     ck_assert_str_eq(running.listen, "127.0.0.1:1");
+    ck_assert_int_eq(running.request_deadline_ms, 10000);
     ck_assert_uint_eq(running.n_events, 3); /* user.*, not user.* and session.* */
     ck_assert_str_eq(running.events[0], "user.created");
     /* ...and what was replaced moved to `fresh`, for config_free. */
@@ -1170,6 +1307,7 @@ Suite *unit_suite(void)
     tcase_add_test(tc, load_without_file);
     tcase_add_test(tc, every_key_direct);
     tcase_add_test(tc, every_key_files);
+    tcase_add_loop_test(tc, bounds_accepted, 0, N(bound_ok));
     tcase_add_test(tc, fixtures_cover_every_key);
     tcase_add_loop_test(tc, defaults_written_out_load, 0, (int)nopt);
     tcase_add_test(tc, option_table_sane);
