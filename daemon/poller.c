@@ -422,7 +422,8 @@ static void committed(poller_t *p, const store_apply_result_t *res)
     }
 }
 
-static void log_error_of(const poller_t *p, const poller_input_t *in)
+/* The failure an input reports, as its own line. */
+static void log_failure(const poller_t *p, const poller_input_t *in)
 {
     switch (in->ev) {
     case POLLER_EV_LOCK_FAILED:
@@ -436,7 +437,7 @@ static void log_error_of(const poller_t *p, const poller_input_t *in)
                  log_q(p->inflight), log_q(in->text));
         return;
     default:
-        log_error("event=bug where=poller_log_error input=%s", poller_event_name(in->ev));
+        log_error("event=bug where=poller_log_failure input=%s", poller_event_name(in->ev));
         abort();
     }
 }
@@ -456,7 +457,7 @@ static void perform(poller_t *p, poller_action_t action, const poller_input_t *i
         p->request = NULL;
         return;
     case POLLER_DO_LOG_ERROR:
-        log_error_of(p, in);
+        log_failure(p, in);
         return;
     case POLLER_DO_REWIND:
         rewind_to_committed(p);

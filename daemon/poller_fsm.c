@@ -41,29 +41,36 @@ static bool combination_possible(poller_state_t state, poller_apply_t apply)
     return false;
 }
 
-static bool stop(poller_step_t *s)
+/* What a transition says; WANTS_FETCH leaves the state to fetch(). */
+typedef enum verdict {
+    REFUSED,    /* the pair cannot happen */
+    DONE,       /* the step is complete */
+    WANTS_FETCH /* fetch next, if the bound and the rate limit allow */
+} verdict_t;
+
+static verdict_t stop(poller_step_t *s)
 {
     s->state = POLLER_STOPPED;
     s->actions |= POLLER_DO_CANCEL_TIMER | POLLER_DO_CANCEL_REQUEST;
-    return true;
+    return DONE;
 }
 
 /* The store failed the poller's jobs before saying it is lost: none is left. */
-static bool lost(poller_step_t *s)
+static verdict_t lost(poller_step_t *s)
 {
     if (poller_fsm_applying(s->apply))
-        return false;
+        return REFUSED;
     s->state = POLLER_WAITING_DB;
     s->apply = POLLER_APPLY_IDLE; /* the rewind forgets an owed note */
     s->actions |= POLLER_DO_CANCEL_TIMER | POLLER_DO_REWIND | POLLER_DO_RESIGN;
-    return true;
+    return DONE;
 }
 
-static bool lock(poller_step_t *s, unsigned also)
+static verdict_t lock(poller_step_t *s, unsigned also)
 {
     s->state = POLLER_LOCKING;
     s->actions |= also | POLLER_DO_LOCK;
-    return true;
+    return DONE;
 }
 
 /*
@@ -71,57 +78,56 @@ static bool lock(poller_step_t *s, unsigned also)
  * the poller; on a live one (a statement error) it retries on the timer
  * rather than at once, so a persistent error does not spin.
  */
-static bool setup_failed(poller_step_t *s, const poller_facts_t *f)
+static verdict_t setup_failed(poller_step_t *s, const poller_facts_t *f)
 {
     s->actions |= POLLER_DO_LOG_ERROR;
     if (!f->store_ready) {
         s->state = POLLER_WAITING_DB;
-        return true;
+        return DONE;
     }
     s->state = POLLER_SETUP_WAIT;
     s->actions |= POLLER_DO_ARM_RETRY;
-    return true;
+    return DONE;
 }
 
-/* Hands the pending events to the store when it has none; says whether it did. */
-static bool hand_over(poller_step_t *s, const poller_facts_t *f)
+/* Hands the pending events to the store when it has none. */
+static void hand_over(poller_step_t *s, const poller_facts_t *f)
 {
     if (poller_fsm_applying(s->apply) || f->pending_events == 0 || !f->store_ready)
-        return false;
+        return;
     s->apply = s->apply == POLLER_APPLY_IDLE_NOTE ? POLLER_APPLY_BUSY_NOTE : POLLER_APPLY_BUSY;
     s->actions |= POLLER_DO_APPLY;
-    return true;
 }
 
 /*
- * The one place that decides to fetch: not beyond the bound of events
- * fetched ahead (a commit calls again), and not faster than the rate limit.
+ * The one place that decides to fetch, for every transition that asks:
+ * not beyond the bound of events fetched ahead (a commit asks again), and
+ * not faster than the rate limit.  A hand-over or a start leaves nothing
+ * pending.
  */
-static bool fetch(poller_step_t *s, const poller_facts_t *f, size_t pending_events)
+static void fetch(poller_step_t *s, const poller_facts_t *f)
 {
-    if (pending_events >= POLLER_MAX_PENDING_EVENTS) {
+    size_t pending = s->actions & (POLLER_DO_APPLY | POLLER_DO_START) ? 0 : f->pending_events;
+    if (pending >= POLLER_MAX_PENDING_EVENTS) {
         s->state = POLLER_FULL;
-        return true;
-    }
-    if (f->rate_wait_ms > 0) {
+    } else if (f->rate_wait_ms > 0) {
         s->state = POLLER_SLEEPING;
         s->actions |= POLLER_DO_ARM_RATE;
         s->wait_ms = f->rate_wait_ms;
-        return true;
+    } else {
+        s->state = POLLER_FETCHING;
+        s->actions |= POLLER_DO_FETCH;
     }
-    s->state = POLLER_FETCHING;
-    s->actions |= POLLER_DO_FETCH;
-    return true;
 }
 
-static bool page_full(poller_step_t *s, const poller_facts_t *f)
+static verdict_t page_full(poller_step_t *s, const poller_facts_t *f)
 {
-    bool handed = hand_over(s, f);
-    return fetch(s, f, handed ? 0 : f->pending_events);
+    hand_over(s, f);
+    return WANTS_FETCH;
 }
 
 /* A short page is the end of the stream for now: say so, with or after the commit. */
-static bool page_short(poller_step_t *s, const poller_facts_t *f)
+static verdict_t page_short(poller_step_t *s, const poller_facts_t *f)
 {
     if (f->pending_events > 0)
         s->actions |= POLLER_DO_MARK_ENDS;
@@ -131,11 +137,11 @@ static bool page_short(poller_step_t *s, const poller_facts_t *f)
         s->actions |= POLLER_DO_NOTE;
     s->state = POLLER_SLEEPING;
     s->actions |= POLLER_DO_ARM_POLL;
-    (void)hand_over(s, f);
-    return true;
+    hand_over(s, f);
+    return DONE;
 }
 
-static bool applied(poller_step_t *s, const poller_facts_t *f)
+static verdict_t applied(poller_step_t *s, const poller_facts_t *f)
 {
     s->actions |= POLLER_DO_COMMITTED;
     if (s->apply == POLLER_APPLY_BUSY_NOTE && !f->pending_batch) {
@@ -145,31 +151,29 @@ static bool applied(poller_step_t *s, const poller_facts_t *f)
         /* Something fetched since: the note waits for a later commit. */
         s->apply = s->apply == POLLER_APPLY_BUSY_NOTE ? POLLER_APPLY_IDLE_NOTE : POLLER_APPLY_IDLE;
     }
-    bool handed = hand_over(s, f);
-    if (s->state == POLLER_FULL)
-        return fetch(s, f, handed ? 0 : f->pending_events);
-    return true;
+    hand_over(s, f);
+    return s->state == POLLER_FULL ? WANTS_FETCH : DONE;
 }
 
 /* Every fetched-but-uncommitted event goes; fetching restarts from the cursor. */
-static bool apply_failed(poller_step_t *s, const poller_facts_t *f)
+static verdict_t apply_failed(poller_step_t *s, const poller_facts_t *f)
 {
     s->actions |= POLLER_DO_LOG_ERROR | POLLER_DO_REWIND;
     s->apply = POLLER_APPLY_IDLE;
     if (s->state == POLLER_STOPPED)
-        return true;
+        return DONE;
     s->actions |= POLLER_DO_CANCEL_TIMER;
     if (!f->store_ready) {
         s->state = POLLER_WAITING_DB; /* `lost` follows */
-        return true;
+        return DONE;
     }
     s->state = POLLER_SLEEPING;
     s->actions |= POLLER_DO_BACKOFF_APPLY;
-    return true;
+    return DONE;
 }
 
 /* The apply side's events: legal only while a batch is in flight. */
-static bool apply_event(poller_step_t *s, poller_event_t ev, const poller_facts_t *f)
+static verdict_t apply_event(poller_step_t *s, poller_event_t ev, const poller_facts_t *f)
 {
     switch (s->apply) {
     case POLLER_APPLY_BUSY:
@@ -180,10 +184,10 @@ static bool apply_event(poller_step_t *s, poller_event_t ev, const poller_facts_
     case POLLER_APPLY_COUNT:
         break;
     }
-    return false;
+    return REFUSED;
 }
 
-static bool dispatch(poller_step_t *s, poller_event_t ev, const poller_facts_t *f)
+static verdict_t dispatch(poller_step_t *s, poller_event_t ev, const poller_facts_t *f)
 {
     switch (s->state) {
     case POLLER_WAITING_DB:
@@ -195,7 +199,7 @@ static bool dispatch(poller_step_t *s, poller_event_t ev, const poller_facts_t *
         case POLLER_EV_STOP:
             return stop(s);
         default:
-            return false;
+            return REFUSED;
         }
     case POLLER_LOCKING:
         switch (ev) {
@@ -204,15 +208,15 @@ static bool dispatch(poller_step_t *s, poller_event_t ev, const poller_facts_t *
         case POLLER_EV_LOCK_BUSY:
             s->state = POLLER_STANDBY;
             s->actions |= POLLER_DO_STANDBY | POLLER_DO_ARM_RETRY;
-            return true;
+            return DONE;
         case POLLER_EV_LOCK_HELD:
             s->state = POLLER_LOADING;
             s->actions |= POLLER_DO_LEAD | POLLER_DO_LOAD_CURSOR;
-            return true;
+            return DONE;
         case POLLER_EV_STOP:
             return stop(s);
         default:
-            return false;
+            return REFUSED;
         }
     case POLLER_STANDBY:
     case POLLER_SETUP_WAIT:
@@ -224,7 +228,7 @@ static bool dispatch(poller_step_t *s, poller_event_t ev, const poller_facts_t *
         case POLLER_EV_STOP:
             return stop(s);
         default:
-            return false;
+            return REFUSED;
         }
     case POLLER_LOADING:
         switch (ev) {
@@ -232,16 +236,16 @@ static bool dispatch(poller_step_t *s, poller_event_t ev, const poller_facts_t *
             return setup_failed(s, f);
         case POLLER_EV_CURSOR_LOADED:
             s->actions |= POLLER_DO_START;
-            return fetch(s, f, 0); /* the start rewinds: nothing is pending */
+            return WANTS_FETCH;
         case POLLER_EV_STOP:
             return stop(s);
         default:
-            return false;
+            return REFUSED;
         }
     case POLLER_SLEEPING:
         switch (ev) {
         case POLLER_EV_TIMER:
-            return fetch(s, f, f->pending_events);
+            return WANTS_FETCH;
         case POLLER_EV_STORE_LOST:
             return lost(s);
         case POLLER_EV_STOP:
@@ -250,7 +254,7 @@ static bool dispatch(poller_step_t *s, poller_event_t ev, const poller_facts_t *
         case POLLER_EV_APPLY_FAILED:
             return apply_event(s, ev, f);
         default:
-            return false;
+            return REFUSED;
         }
     case POLLER_FULL:
         switch (ev) {
@@ -260,14 +264,14 @@ static bool dispatch(poller_step_t *s, poller_event_t ev, const poller_facts_t *
         case POLLER_EV_APPLY_FAILED:
             return apply_event(s, ev, f);
         default:
-            return false;
+            return REFUSED;
         }
     case POLLER_FETCHING:
         switch (ev) {
         case POLLER_EV_FETCH_FAILED:
             s->state = POLLER_SLEEPING;
             s->actions |= POLLER_DO_BACKOFF_FETCH;
-            return true;
+            return DONE;
         case POLLER_EV_PAGE_FULL:
             return page_full(s, f);
         case POLLER_EV_PAGE_SHORT:
@@ -280,7 +284,7 @@ static bool dispatch(poller_step_t *s, poller_event_t ev, const poller_facts_t *
         case POLLER_EV_APPLY_FAILED:
             return apply_event(s, ev, f);
         default:
-            return false;
+            return REFUSED;
         }
     case POLLER_STOPPED:
         switch (ev) {
@@ -292,17 +296,17 @@ static bool dispatch(poller_step_t *s, poller_event_t ev, const poller_facts_t *
         case POLLER_EV_LOCK_HELD:
         case POLLER_EV_CURSOR_FAILED:
         case POLLER_EV_CURSOR_LOADED:
-            return true; /* late news: nothing more is started */
+            return DONE; /* late news: nothing more is started */
         case POLLER_EV_APPLIED:
         case POLLER_EV_APPLY_FAILED:
             return apply_event(s, ev, f);
         default:
-            return false;
+            return REFUSED;
         }
     case POLLER_STATE_COUNT:
         break;
     }
-    return false;
+    return REFUSED;
 }
 
 bool poller_fsm_step(poller_state_t state, poller_apply_t apply, poller_event_t ev,
@@ -312,7 +316,10 @@ bool poller_fsm_step(poller_state_t state, poller_apply_t apply, poller_event_t 
     if ((unsigned)state >= POLLER_STATE_COUNT || (unsigned)apply >= POLLER_APPLY_COUNT ||
         (unsigned)ev >= POLLER_EV_COUNT || !combination_possible(state, apply))
         return false;
-    if (!dispatch(&s, ev, facts) || !combination_possible(s.state, s.apply))
+    verdict_t v = dispatch(&s, ev, facts);
+    if (v == WANTS_FETCH)
+        fetch(&s, facts);
+    if (v == REFUSED || !combination_possible(s.state, s.apply))
         return false;
     *out = s;
     return true;
