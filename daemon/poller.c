@@ -1,17 +1,23 @@
 /*
- * poller: the Events API client.
+ * poller: the Events API client -- the I/O side of the machine in
+ * poller_fsm.h.
  *
- * States (poller_state_t) cover the request side; the apply side is a
- * single flag, because at most one batch is ever in flight.  Every failure
- * of a request -- transport error, 429, 5xx, invalid JSON, a page out of
- * order -- leaves the cursor where it was and waits with exponential
- * backoff and full jitter (and at least as long as Retry-After says).
+ * Everything that happens to the poller becomes one input: an event of
+ * poller_event_t and what came with it.  post() queues it and, unless an
+ * input is already being handled, handles the queue in order: it asks
+ * poller_fsm_step() for the transition, takes the new states and carries
+ * out the actions.  A store call may complete at once (out of memory, or a
+ * connection that breaks as the query is sent); its callback then posts,
+ * and that input waits until the current step's actions are done, so a
+ * step never runs inside another.  Every failure of a request -- transport
+ * error, 429, 5xx, invalid JSON, a page out of order -- leaves the cursor
+ * where it was and waits with exponential backoff and full jitter (and at
+ * least as long as Retry-After says).
  */
 #include "poller.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <curl/curl.h>
 
@@ -20,37 +26,38 @@
 #include "event.h"
 #include "log.h"
 #include "metrics.h"
+#include "poller_fsm.h"
 
 #define PAGE_LIMIT 100
-#define MAX_PENDING_EVENTS 1000 /* fetched ahead of the commit, at most */
 #define MAX_BODY (16u * 1024 * 1024)
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_CAP_MS 60000
 #define PROGRESS_EVERY_MS 30000
 #define MAX_UNKNOWN_TYPES 64
 #define STANDBY_RETRY_MS 1000 /* how often a standby asks for the lock */
+#define INPUT_QUEUE 8         /* inputs posted while one is handled, at most */
 
-typedef enum poller_state {
-    POLLER_WAITING_DB, /* the store is not ready; nothing to do until it is */
-    POLLER_LOCKING,    /* asking for the advisory lock that makes this instance the poller */
-    POLLER_STANDBY,    /* another instance holds the lock; retrying on a timer */
-    POLLER_SETUP_WAIT, /* taking the lock or reading the cursor failed; retrying on a timer */
-    POLLER_LOADING,    /* reading the cursor from the database */
-    POLLER_IDLE,       /* a timer is armed: poll interval, backoff or rate limit */
-    POLLER_FETCHING,   /* GET /events in flight */
-    POLLER_STOPPED     /* shutting down: no new requests */
-} poller_state_t;
+/* One event and what came with it; the strings are owned copies. */
+typedef struct poller_input {
+    poller_event_t ev;
+    char *text;               /* error text; the cursor for CURSOR_LOADED */
+    char *range_start;        /* CURSOR_LOADED */
+    int64_t retry_after_ms;   /* FETCH_FAILED: Retry-After, or -1 */
+    store_apply_result_t res; /* APPLIED */
+} poller_input_t;
 
 struct poller {
     struct event_base *base;
     const config_t *cfg;
     store_t *store;
     http_client_t *http;
-    poller_state_t state;
+    poller_state_t state; /* the request side */
+    poller_apply_t apply; /* the commit side */
     struct event *timer;
     http_request_t *request;
 
     char *url_prefix;            /* base_url/events?order=asc&limit=..&<filter> */
+    char *url;                   /* the latest request's URL, for log lines */
     char *committed;             /* cursor in the database */
     char *inflight;              /* cursor of the batch being committed */
     int64_t inflight_created_ms; /* created_at of that event, for the lag gauge */
@@ -59,11 +66,9 @@ struct poller {
     int64_t last_fetched_ms;
 
     event_batch_t *pending; /* fetched, not yet handed to the store */
-    bool pending_caught_up; /* the last page fetched ended the stream */
-    bool applying;
-    bool note_after_apply;
-    bool leader;         /* holds the advisory lock on the store's connection */
-    bool standby_logged; /* said once that another instance polls */
+    bool pending_ends;      /* a short page added to it: it is handed over as caught up */
+    bool leader;            /* holds the advisory lock on the store's connection */
+    bool standby_logged;    /* said once that another instance polls */
 
     backoff_t backoff;
     int64_t failing_since_ms; /* monotonic ms of the first failure in a row, or 0 */
@@ -76,29 +81,34 @@ struct poller {
     int64_t progress_at_ms;
     char *unknown_types[MAX_UNKNOWN_TYPES];
     size_t n_unknown_types;
+
+    poller_input_t queue[INPUT_QUEUE];
+    size_t queue_head, queue_len;
+    bool handling; /* an input is being handled: post() only queues */
 };
 
-static void try_fetch(poller_t *p);
+static void post(poller_t *p, poller_event_t ev, const char *text, const char *range_start,
+                 int64_t retry_after_ms, const store_apply_result_t *res);
+static void on_response(void *arg, const http_response_t *resp);
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void set_str(char **dst, const char *src)
+static char *copy_or_die(const char *src)
 {
     char *copy = src != NULL ? strdup(src) : NULL;
     if (src != NULL && copy == NULL) {
         log_error("event=bug where=poller reason=\"out of memory\"");
         abort(); /* a cursor we cannot remember is a cursor we might skip past */
     }
+    return copy;
+}
+
+static void set_str(char **dst, const char *src)
+{
+    char *copy = copy_or_die(src);
     free(*dst);
     *dst = copy;
 }
 
-static char *build_url_prefix(const config_t *cfg)
+static WUR char *build_url_prefix(const config_t *cfg)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -130,41 +140,36 @@ static char *build_url_prefix(const config_t *cfg)
     return buf;
 }
 
-/* Wakes the poller in `ms`; on_timer decides what to do by state. */
 static void wake_in(poller_t *p, int64_t ms)
 {
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    struct timeval tv = clock_timeval(ms);
     evtimer_add(p->timer, &tv);
 }
 
-static void arm(poller_t *p, int64_t ms)
+/* Token bucket under WorkOS' per-key limit: one second's worth of burst. */
+static double rate_tokens(const poller_t *p, int64_t now)
 {
-    p->state = POLLER_IDLE;
-    wake_in(p, ms);
+    double burst = (double)p->cfg->rate_limit / 60.0;
+    double tokens =
+        p->tokens + (double)(now - p->tokens_at_ms) * (double)p->cfg->rate_limit / 60000.0;
+    if (burst < 1.0)
+        burst = 1.0;
+    return tokens > burst ? burst : tokens;
 }
 
-static void try_lock(poller_t *p);
-
-static void on_timer(evutil_socket_t fd, short what, void *arg)
+/* Milliseconds until a request is allowed, 0 for now; takes nothing. */
+static int64_t rate_wait_ms(const poller_t *p, int64_t now)
 {
-    poller_t *p = arg;
-    (void)fd;
-    (void)what;
-    switch (p->state) {
-    case POLLER_STANDBY:
-    case POLLER_SETUP_WAIT:
-        try_lock(p);
-        return;
-    case POLLER_IDLE:
-        try_fetch(p);
-        return;
-    case POLLER_WAITING_DB:
-    case POLLER_LOCKING:
-    case POLLER_LOADING:
-    case POLLER_FETCHING:
-    case POLLER_STOPPED:
-        return; /* a stale timer: the state moved on without it */
-    }
+    double tokens = rate_tokens(p, now);
+    if (tokens >= 1.0)
+        return 0;
+    return (int64_t)((1.0 - tokens) / ((double)p->cfg->rate_limit / 60000.0)) + 1;
+}
+
+static void rate_take(poller_t *p, int64_t now)
+{
+    p->tokens = rate_tokens(p, now) - 1.0;
+    p->tokens_at_ms = now;
 }
 
 /* Remembers unknown types so each is logged once, not once per event. */
@@ -188,8 +193,7 @@ static void rewind_to_committed(poller_t *p)
     p->request = NULL;
     event_batch_free(p->pending);
     p->pending = NULL;
-    p->pending_caught_up = false;
-    p->note_after_apply = false;
+    p->pending_ends = false;
     set_str(&p->fetch_after, p->committed);
     p->last_fetched_ms = 0;
 }
@@ -200,76 +204,54 @@ static void fetch_failed(poller_t *p, const char *reason, int64_t retry_after_ms
     if (retry_after_ms > delay)
         delay = retry_after_ms;
     if (p->failing_since_ms == 0)
-        p->failing_since_ms = mono_ms();
+        p->failing_since_ms = clock_mono_ms();
     snprintf(p->last_error, sizeof(p->last_error), "%s", reason);
     metrics_backoff(delay);
-    log_warn("event=poll_failed reason=\"%s\" after=%s retry_in_ms=%lld", reason,
-             p->fetch_after ? p->fetch_after : "-", (long long)delay);
+    log_warn("event=poll_failed url=%s after=%s retry_in_ms=%lld reason=%s", log_q(p->url),
+             log_q(p->fetch_after), (long long)delay, log_q(reason));
     store_note(p->store, reason);
-    arm(p, delay);
+    wake_in(p, delay);
 }
 
-static void on_applied(void *arg, bool ok, const store_apply_result_t *res, const char *err);
-
-static void try_apply(poller_t *p)
+/*
+ * Starts GET /events after the last event fetched.  Returns false with
+ * `why` filled when the request cannot start (then no callback comes).
+ */
+static WUR bool start_request(poller_t *p, char *why, size_t whylen)
 {
-    if (p->applying || p->pending == NULL || p->pending->n_events == 0 || !store_ready(p->store))
-        return;
-    event_batch_t *b = p->pending;
-    bool caught_up = p->pending_caught_up;
-    set_str(&p->inflight, b->last_id);
-    p->inflight_created_ms = b->last_created_ms;
-    p->pending = NULL;
-    p->pending_caught_up = false;
-    p->applying = true;
-    log_debug("event=apply_start n=%zu cursor=%s", b->n_events, p->inflight);
-    store_apply(p->store, b, "events_api", p->inflight, caught_up, on_applied, p);
+    char *url = NULL;
+    char *v = NULL;
+    int r;
+
+    rate_take(p, clock_mono_ms());
+    if (p->fetch_after != NULL) {
+        v = curl_easy_escape(NULL, p->fetch_after, 0);
+        r = asprintf(&url, "%s&after=%s", p->url_prefix, v ? v : "");
+    } else if (p->range_start != NULL) {
+        v = curl_easy_escape(NULL, p->range_start, 0);
+        r = asprintf(&url, "%s&range_start=%s", p->url_prefix, v ? v : "");
+    } else {
+        r = asprintf(&url, "%s", p->url_prefix);
+    }
+    curl_free(v);
+    if (r < 0) {
+        snprintf(why, whylen, "out of memory");
+        return false;
+    }
+    free(p->url);
+    p->url = url;
+    p->request = http_get(p->http, url, p->cfg->api_key, p->cfg->request_timeout_ms, MAX_BODY,
+                          on_response, p);
+    if (p->request == NULL) {
+        snprintf(why, whylen, "cannot start request");
+        return false;
+    }
+    return true;
 }
 
-static void on_applied(void *arg, bool ok, const store_apply_result_t *res, const char *err)
+/* Adds a page's events to the pending batch, logging those it cannot mirror. */
+static void take_page(poller_t *p, event_page_t *page)
 {
-    poller_t *p = arg;
-    p->applying = false;
-    if (!ok) {
-        log_warn("event=apply_failed error=\"%s\" cursor=%s", err,
-                 p->committed ? p->committed : "-");
-        rewind_to_committed(p);
-        if (p->state == POLLER_STOPPED || !store_ready(p->store)) {
-            if (p->state != POLLER_STOPPED)
-                p->state = POLLER_WAITING_DB;
-            return;
-        }
-        evtimer_del(p->timer);
-        arm(p, backoff_next(&p->backoff));
-        return;
-    }
-    set_str(&p->committed, p->inflight);
-    p->committed_at_ms = mono_ms();
-    metrics_cursor_event_time(p->inflight_created_ms);
-    long events = res->inserted;
-    p->applied_since_progress += events;
-    log_debug("event=applied inserted=%ld commit_ms=%.1f", events, (double)res->commit_us / 1000.0);
-
-    int64_t now = mono_ms();
-    if (now - p->progress_at_ms >= PROGRESS_EVERY_MS && p->applied_since_progress > 0) {
-        log_info("event=progress applied=%ld cursor=%s", p->applied_since_progress,
-                 p->fetch_after ? p->fetch_after : "-");
-        p->applied_since_progress = 0;
-        p->progress_at_ms = now;
-    }
-    if (p->note_after_apply && p->pending == NULL) {
-        p->note_after_apply = false;
-        store_note(p->store, NULL);
-    }
-    try_apply(p);
-    if (p->state == POLLER_IDLE && !evtimer_pending(p->timer, NULL))
-        try_fetch(p);
-}
-
-/* Adds a page's events to the pending batch; returns the last id seen. */
-static const char *take_page(poller_t *p, event_page_t *page)
-{
-    const char *last_id = NULL;
     cJSON *e;
     while ((e = cJSON_DetachItemFromArray(page->data, 0)) != NULL) {
         char why[160];
@@ -289,64 +271,59 @@ static const char *take_page(poller_t *p, event_page_t *page)
             break;
         case EVENT_UNKNOWN:
             if (first_sighting(p, typebuf))
-                log_info("event=unknown_event_type type=%s id=%s note=\"kept in the log only\"",
-                         typebuf, idbuf);
+                log_info("event=unknown_event_type id=%s type=%s note=\"kept in the log only\"",
+                         log_q(idbuf), log_q(typebuf));
             break;
         case EVENT_MALFORMED:
-            log_warn("event=malformed_event id=%s type=%s reason=\"%s\" note=\"kept in the log "
-                     "only\"",
-                     idbuf, typebuf, why);
+            log_warn("event=malformed_event id=%s type=%s reason=%s note=\"kept in the log only\"",
+                     log_q(idbuf), log_q(typebuf), log_q(why));
             break;
         case EVENT_INVALID:
-            log_warn("event=invalid_event id=%s type=%s reason=\"%s\" note=\"skipped\"", idbuf,
-                     typebuf, why);
+            log_warn("event=invalid_event id=%s type=%s reason=%s note=\"skipped\"", log_q(idbuf),
+                     log_q(typebuf), log_q(why));
             break;
         }
     }
-    if (p->pending != NULL && p->pending->last_id != NULL)
-        last_id = p->pending->last_id;
-    return last_id;
 }
 
-static void on_response(void *arg, const http_response_t *resp)
+/*
+ * Reads a response: a failure fills `reason` (and *retry_after_ms) and
+ * leaves everything as it was; a page is added to the pending batch and
+ * moves the next request's cursor past its last element.  Returns the
+ * event the response makes.
+ */
+static WUR poller_event_t take_response(poller_t *p, const http_response_t *resp, char *reason,
+                                        size_t reasonlen, int64_t *retry_after_ms)
 {
-    poller_t *p = arg;
-    char reason[256];
     event_page_t page;
 
-    p->request = NULL;
-    if (p->state != POLLER_FETCHING)
-        return;
+    *retry_after_ms = -1;
     metrics_poll_request(resp->transport_ok ? resp->status : 0);
     if (!resp->transport_ok) {
-        snprintf(reason, sizeof(reason), "request failed: %s", resp->error);
-        fetch_failed(p, reason, -1);
-        return;
+        snprintf(reason, reasonlen, "request failed: %s", resp->error);
+        return POLLER_EV_FETCH_FAILED;
     }
     if (resp->status != 200) {
-        snprintf(reason, sizeof(reason), "http %ld%s", resp->status,
+        snprintf(reason, reasonlen, "http %ld%s", resp->status,
                  resp->status == 401 || resp->status == 403 ? " (check the API key)" : "");
-        fetch_failed(p, reason,
-                     resp->status == 429 || resp->status == 503 ? resp->retry_after_ms : -1);
-        return;
+        if (resp->status == 429 || resp->status == 503)
+            *retry_after_ms = resp->retry_after_ms;
+        return POLLER_EV_FETCH_FAILED;
     }
-    if (!event_page_parse(&page, resp->body, resp->len, reason, sizeof(reason))) {
-        fetch_failed(p, reason, -1);
-        return;
-    }
+    if (!event_page_parse(&page, resp->body, resp->len, reason, reasonlen))
+        return POLLER_EV_FETCH_FAILED;
     if (page.n > 0 && p->last_fetched_ms != 0) {
         cJSON *created = cJSON_GetObjectItemCaseSensitive(page.data->child, "created_at");
         int64_t ms;
         if (cJSON_IsString(created) && clock_parse_iso8601(created->valuestring, &ms) &&
             ms < p->last_fetched_ms) {
             event_page_free(&page);
-            fetch_failed(p, "events out of order across pages", -1);
-            return;
+            snprintf(reason, reasonlen, "events out of order across pages");
+            return POLLER_EV_FETCH_FAILED;
         }
     }
 
     size_t n = page.n;
-    const char *page_after = page.after;
     char *fallback = NULL;
     /* The last element's id, even if the element itself is unusable:
      * the cursor must move past it or the stream would stall on it. */
@@ -354,8 +331,8 @@ static void on_response(void *arg, const http_response_t *resp)
     cJSON *last_id = last ? cJSON_GetObjectItemCaseSensitive(last, "id") : NULL;
     if (cJSON_IsString(last_id))
         fallback = strdup(last_id->valuestring);
-    else if (page_after != NULL)
-        fallback = strdup(page_after);
+    else if (page.after != NULL)
+        fallback = strdup(page.after);
 
     take_page(p, &page);
     if (p->pending != NULL && p->pending->n_events > 0)
@@ -368,117 +345,242 @@ static void on_response(void *arg, const http_response_t *resp)
     if (n > 0 && fallback != NULL)
         set_str(&p->fetch_after, fallback);
     free(fallback);
-    log_debug("event=page n=%zu ms=%lld after=%s", n, (long long)resp->elapsed_ms,
-              p->fetch_after ? p->fetch_after : "-");
-
-    if (n >= PAGE_LIMIT) {
-        p->state = POLLER_IDLE;
-        try_apply(p);
-        try_fetch(p);
-        return;
-    }
-    /* A short page is the end of the stream for now. */
-    if (p->pending != NULL && p->pending->n_events > 0)
-        p->pending_caught_up = true;
-    else if (p->applying)
-        p->note_after_apply = true;
-    else
-        store_note(p->store, NULL);
-    arm(p, p->cfg->poll_interval_ms);
-    try_apply(p);
+    log_debug("event=page url=%s n=%zu ms=%lld after=%s", log_q(p->url), n,
+              (long long)resp->elapsed_ms, log_q(p->fetch_after));
+    return n >= PAGE_LIMIT ? POLLER_EV_PAGE_FULL : POLLER_EV_PAGE_SHORT;
 }
 
-/* Token bucket under WorkOS' per-key limit: one second's worth of burst. */
-static int64_t rate_wait_ms(poller_t *p)
+static void on_response(void *arg, const http_response_t *resp)
 {
-    double per_ms = (double)p->cfg->rate_limit / 60000.0;
-    double burst = (double)p->cfg->rate_limit / 60.0;
-    int64_t now = mono_ms();
-    if (burst < 1.0)
-        burst = 1.0;
-    p->tokens += (double)(now - p->tokens_at_ms) * per_ms;
-    p->tokens_at_ms = now;
-    if (p->tokens > burst)
-        p->tokens = burst;
-    if (p->tokens >= 1.0) {
-        p->tokens -= 1.0;
-        return 0;
-    }
-    return (int64_t)((1.0 - p->tokens) / per_ms) + 1;
+    poller_t *p = arg;
+    char reason[256] = "";
+    int64_t retry_after_ms;
+
+    p->request = NULL;
+    poller_event_t ev = take_response(p, resp, reason, sizeof(reason), &retry_after_ms);
+    post(p, ev, ev == POLLER_EV_FETCH_FAILED ? reason : NULL, NULL, retry_after_ms, NULL);
 }
 
-static void try_fetch(poller_t *p)
+static void on_applied(void *arg, bool ok, const store_apply_result_t *res, const char *err)
 {
-    if (p->state != POLLER_IDLE || evtimer_pending(p->timer, NULL))
-        return;
-    if (p->pending != NULL && p->pending->n_events >= MAX_PENDING_EVENTS)
-        return; /* the apply completion calls us again */
-    int64_t wait = rate_wait_ms(p);
-    if (wait > 0) {
-        arm(p, wait);
-        return;
-    }
-
-    char *url = NULL;
-    char *v = NULL;
-    int r;
-    if (p->fetch_after != NULL) {
-        v = curl_easy_escape(NULL, p->fetch_after, 0);
-        r = asprintf(&url, "%s&after=%s", p->url_prefix, v ? v : "");
-    } else if (p->range_start != NULL) {
-        v = curl_easy_escape(NULL, p->range_start, 0);
-        r = asprintf(&url, "%s&range_start=%s", p->url_prefix, v ? v : "");
-    } else {
-        r = asprintf(&url, "%s", p->url_prefix);
-    }
-    curl_free(v);
-    if (r < 0) {
-        fetch_failed(p, "out of memory", -1);
-        return;
-    }
-    p->request = http_get(p->http, url, p->cfg->api_key, p->cfg->request_timeout_ms, MAX_BODY,
-                          on_response, p);
-    free(url);
-    if (p->request == NULL) {
-        fetch_failed(p, "cannot start request", -1);
-        return;
-    }
-    p->state = POLLER_FETCHING;
-}
-
-/*
- * The lock or cursor query failed.  On a lost connection the store's
- * `ready` restarts us; on a live one (a statement error) we retry on a
- * timer rather than at once, so a persistent error does not spin.
- */
-static void setup_failed(poller_t *p)
-{
-    if (!store_ready(p->store)) {
-        p->state = POLLER_WAITING_DB;
-        return;
-    }
-    p->state = POLLER_SETUP_WAIT;
-    wake_in(p, STANDBY_RETRY_MS);
+    post(arg, ok ? POLLER_EV_APPLIED : POLLER_EV_APPLY_FAILED, ok ? NULL : err, NULL, -1,
+         ok ? res : NULL);
 }
 
 static void on_cursor(void *arg, bool ok, const char *cursor, const char *range_start,
                       const char *err)
 {
-    poller_t *p = arg;
-    if (p->state != POLLER_LOADING)
+    if (ok)
+        post(arg, POLLER_EV_CURSOR_LOADED, cursor, range_start, -1, NULL);
+    else
+        post(arg, POLLER_EV_CURSOR_FAILED, err, NULL, -1, NULL);
+}
+
+static void on_lock(void *arg, bool ok, bool held, const char *err)
+{
+    poller_event_t ev = !ok    ? POLLER_EV_LOCK_FAILED
+                        : held ? POLLER_EV_LOCK_HELD
+                               : POLLER_EV_LOCK_BUSY;
+    post(arg, ev, ok ? NULL : err, NULL, -1, NULL);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    post(arg, POLLER_EV_TIMER, NULL, NULL, -1, NULL);
+}
+
+/* Hands the pending batch, and whether it ends the stream, to the store. */
+static void hand_over(poller_t *p)
+{
+    event_batch_t *b = p->pending;
+    bool ends = p->pending_ends;
+    set_str(&p->inflight, b->last_id);
+    p->inflight_created_ms = b->last_created_ms;
+    p->pending = NULL;
+    p->pending_ends = false;
+    log_debug("event=apply_start n=%zu cursor=%s", b->n_events, log_q(p->inflight));
+    store_apply(p->store, b, "events_api", p->inflight, ends, on_applied, p);
+}
+
+static void committed(poller_t *p, const store_apply_result_t *res)
+{
+    set_str(&p->committed, p->inflight);
+    p->committed_at_ms = clock_mono_ms();
+    metrics_cursor_event_time(p->inflight_created_ms);
+    p->applied_since_progress += res->inserted;
+    log_debug("event=applied cursor=%s inserted=%ld commit_ms=%.1f", log_q(p->committed),
+              res->inserted, (double)res->commit_us / 1000.0);
+
+    int64_t now = clock_mono_ms();
+    if (now - p->progress_at_ms >= PROGRESS_EVERY_MS && p->applied_since_progress > 0) {
+        log_info("event=progress applied=%ld cursor=%s", p->applied_since_progress,
+                 log_q(p->fetch_after));
+        p->applied_since_progress = 0;
+        p->progress_at_ms = now;
+    }
+}
+
+/* The failure an input reports, as its own line. */
+static void log_failure(const poller_t *p, const poller_input_t *in)
+{
+    switch (in->ev) {
+    case POLLER_EV_LOCK_FAILED:
+        log_warn("event=poller_lock_failed error=%s", log_q(in->text));
         return;
-    if (!ok) {
-        log_warn("event=cursor_load_failed error=\"%s\"", err);
-        setup_failed(p);
+    case POLLER_EV_CURSOR_FAILED:
+        log_warn("event=cursor_load_failed error=%s", log_q(in->text));
+        return;
+    case POLLER_EV_APPLY_FAILED:
+        log_warn("event=apply_failed cursor=%s batch_cursor=%s error=%s", log_q(p->committed),
+                 log_q(p->inflight), log_q(in->text));
+        return;
+    default:
+        log_error("event=bug where=poller_log_failure input=%s", poller_event_name(in->ev));
+        abort();
+    }
+}
+
+/* Carries out one action of a step; `in` is the input that caused it. */
+static void perform(poller_t *p, poller_action_t action, const poller_input_t *in,
+                    const poller_step_t *step)
+{
+    char why[64];
+
+    switch (action) {
+    case POLLER_DO_CANCEL_TIMER:
+        evtimer_del(p->timer);
+        return;
+    case POLLER_DO_CANCEL_REQUEST:
+        http_cancel(p->request);
+        p->request = NULL;
+        return;
+    case POLLER_DO_LOG_ERROR:
+        log_failure(p, in);
+        return;
+    case POLLER_DO_REWIND:
+        rewind_to_committed(p);
+        return;
+    case POLLER_DO_RESIGN:
+        p->leader = false; /* the lock went with the connection */
+        return;
+    case POLLER_DO_LEAD:
+        p->leader = true;
+        p->standby_logged = false;
+        log_info("event=poller_leader note=\"this instance polls the Events API\"");
+        return;
+    case POLLER_DO_STANDBY:
+        if (!p->standby_logged)
+            log_info("event=poller_standby note=\"another instance holds the poller lock; "
+                     "webhooks are still served\"");
+        p->standby_logged = true;
+        return;
+    case POLLER_DO_START:
+        set_str(&p->committed, in->text);
+        set_str(&p->range_start, in->range_start);
+        rewind_to_committed(p);
+        log_info("event=poller_start cursor=%s range_start=%s", log_q(in->text),
+                 log_q(in->text != NULL ? NULL : in->range_start));
+        return;
+    case POLLER_DO_COMMITTED:
+        committed(p, &in->res);
+        return;
+    case POLLER_DO_MARK_ENDS:
+        p->pending_ends = true;
+        return;
+    case POLLER_DO_NOTE:
+        store_note(p->store, NULL);
+        return;
+    case POLLER_DO_LOCK:
+        store_try_poller_lock(p->store, on_lock, p);
+        return;
+    case POLLER_DO_LOAD_CURSOR:
+        store_load_cursor(p->store, p->cfg->start_from, on_cursor, p);
+        return;
+    case POLLER_DO_ARM_RETRY:
+        wake_in(p, STANDBY_RETRY_MS);
+        return;
+    case POLLER_DO_ARM_POLL:
+        wake_in(p, p->cfg->poll_interval_ms);
+        return;
+    case POLLER_DO_ARM_RATE:
+        wake_in(p, step->wait_ms);
+        return;
+    case POLLER_DO_BACKOFF_FETCH:
+        fetch_failed(p, in->text != NULL ? in->text : "-", in->retry_after_ms);
+        return;
+    case POLLER_DO_BACKOFF_APPLY:
+        wake_in(p, backoff_next(&p->backoff));
+        return;
+    case POLLER_DO_FETCH:
+        if (!start_request(p, why, sizeof(why)))
+            post(p, POLLER_EV_FETCH_FAILED, why, NULL, -1, NULL);
+        return;
+    case POLLER_DO_APPLY:
+        hand_over(p);
         return;
     }
-    set_str(&p->committed, cursor);
-    set_str(&p->range_start, range_start);
-    rewind_to_committed(p);
-    log_info("event=poller_start cursor=%s range_start=%s", cursor ? cursor : "-",
-             cursor ? "-" : (range_start ? range_start : "-"));
-    p->state = POLLER_IDLE;
-    try_fetch(p);
+    log_error("event=bug where=poller_perform action=%u", (unsigned)action);
+    abort();
+}
+
+/* One input: the machine's answer, then its actions in order. */
+static void handle(poller_t *p, const poller_input_t *in)
+{
+    poller_facts_t facts = {
+        .store_ready = store_ready(p->store),
+        .pending_batch = p->pending != NULL,
+        .pending_events = p->pending != NULL ? p->pending->n_events : 0,
+        .rate_wait_ms = rate_wait_ms(p, clock_mono_ms()),
+    };
+    poller_step_t step;
+    if (!poller_fsm_step(p->state, p->apply, in->ev, &facts, &step)) {
+        log_error("event=bug where=poller state=%s apply=%s input=%s", poller_state_name(p->state),
+                  poller_apply_name(p->apply), poller_event_name(in->ev));
+        abort();
+    }
+    log_debug("event=poller_step input=%s from=%s to=%s apply=%s", poller_event_name(in->ev),
+              poller_state_name(p->state), poller_state_name(step.state),
+              poller_apply_name(step.apply));
+    p->state = step.state;
+    p->apply = step.apply;
+    for (unsigned i = 0; i < POLLER_DO_COUNT; i++)
+        if (step.actions & (1u << i))
+            perform(p, (poller_action_t)(1u << i), in, &step);
+}
+
+/*
+ * The one way in: queues the input (copying what it points to) and, unless
+ * an input is being handled further up the stack, handles the queue.
+ */
+static void post(poller_t *p, poller_event_t ev, const char *text, const char *range_start,
+                 int64_t retry_after_ms, const store_apply_result_t *res)
+{
+    if (p->queue_len == INPUT_QUEUE) {
+        log_error("event=bug where=poller_post reason=\"input queue full\" input=%s",
+                  poller_event_name(ev));
+        abort();
+    }
+    poller_input_t *in = &p->queue[(p->queue_head + p->queue_len++) % INPUT_QUEUE];
+    *in = (poller_input_t){.ev = ev,
+                           .text = copy_or_die(text),
+                           .range_start = copy_or_die(range_start),
+                           .retry_after_ms = retry_after_ms};
+    if (res != NULL)
+        in->res = *res;
+    if (p->handling)
+        return;
+    p->handling = true;
+    while (p->queue_len > 0) {
+        poller_input_t next = p->queue[p->queue_head];
+        p->queue_head = (p->queue_head + 1) % INPUT_QUEUE;
+        p->queue_len--;
+        handle(p, &next);
+        free(next.text);
+        free(next.range_start);
+    }
+    p->handling = false;
 }
 
 poller_t *poller_new(struct event_base *base, const config_t *cfg, store_t *store,
@@ -492,9 +594,10 @@ poller_t *poller_new(struct event_base *base, const config_t *cfg, store_t *stor
     p->store = store;
     p->http = http;
     p->state = POLLER_WAITING_DB;
+    p->apply = POLLER_APPLY_IDLE;
     p->timer = evtimer_new(base, on_timer, p);
     p->url_prefix = build_url_prefix(cfg);
-    p->tokens_at_ms = mono_ms();
+    p->tokens_at_ms = clock_mono_ms();
     p->progress_at_ms = p->tokens_at_ms;
     p->tokens = 1.0;
     backoff_init(&p->backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
@@ -514,6 +617,7 @@ void poller_free(poller_t *p)
         event_free(p->timer);
     event_batch_free(p->pending);
     free(p->url_prefix);
+    free(p->url);
     free(p->committed);
     free(p->inflight);
     free(p->fetch_after);
@@ -523,56 +627,14 @@ void poller_free(poller_t *p)
     free(p);
 }
 
-static void on_lock(void *arg, bool ok, bool held, const char *err)
-{
-    poller_t *p = arg;
-    if (p->state != POLLER_LOCKING)
-        return;
-    if (!ok) {
-        log_warn("event=poller_lock_failed error=\"%s\"", err);
-        setup_failed(p);
-        return;
-    }
-    if (!held) {
-        if (!p->standby_logged)
-            log_info("event=poller_standby note=\"another instance holds the poller lock; "
-                     "webhooks are still served\"");
-        p->standby_logged = true;
-        p->state = POLLER_STANDBY;
-        wake_in(p, STANDBY_RETRY_MS);
-        return;
-    }
-    p->leader = true;
-    p->standby_logged = false;
-    log_info("event=poller_leader note=\"this instance polls the Events API\"");
-    p->state = POLLER_LOADING;
-    store_load_cursor(p->store, p->cfg->start_from, on_cursor, p);
-}
-
-static void try_lock(poller_t *p)
-{
-    p->state = POLLER_LOCKING;
-    store_try_poller_lock(p->store, on_lock, p);
-}
-
 void poller_store_ready(poller_t *p)
 {
-    if (p->state == POLLER_STOPPED)
-        return;
-    evtimer_del(p->timer);
-    p->leader = false;
-    try_lock(p);
+    post(p, POLLER_EV_STORE_READY, NULL, NULL, -1, NULL);
 }
 
 void poller_store_lost(poller_t *p)
 {
-    if (p->state == POLLER_STOPPED)
-        return;
-    evtimer_del(p->timer);
-    rewind_to_committed(p);
-    /* The lock went with the connection. */
-    p->leader = false;
-    p->state = POLLER_WAITING_DB;
+    post(p, POLLER_EV_STORE_LOST, NULL, NULL, -1, NULL);
 }
 
 void poller_set_config(poller_t *p, const config_t *cfg)
@@ -589,10 +651,7 @@ void poller_set_config(poller_t *p, const config_t *cfg)
 
 void poller_stop(poller_t *p)
 {
-    evtimer_del(p->timer);
-    http_cancel(p->request);
-    p->request = NULL;
-    p->state = POLLER_STOPPED;
+    post(p, POLLER_EV_STOP, NULL, NULL, -1, NULL);
 }
 
 bool poller_leader(const poller_t *p)
@@ -602,7 +661,7 @@ bool poller_leader(const poller_t *p)
 
 bool poller_applying(const poller_t *p)
 {
-    return p->applying;
+    return poller_fsm_applying(p->apply);
 }
 
 const char *poller_last_error(const poller_t *p)
@@ -612,10 +671,10 @@ const char *poller_last_error(const poller_t *p)
 
 int64_t poller_commit_age_ms(const poller_t *p)
 {
-    return p->committed_at_ms ? mono_ms() - p->committed_at_ms : -1;
+    return p->committed_at_ms ? clock_mono_ms() - p->committed_at_ms : -1;
 }
 
 int64_t poller_backoff_ms(const poller_t *p)
 {
-    return p->failing_since_ms ? mono_ms() - p->failing_since_ms : 0;
+    return p->failing_since_ms ? clock_mono_ms() - p->failing_since_ms : 0;
 }

@@ -7,6 +7,7 @@
  * last event is all the next request needs.  When an apply fails, every
  * fetched-but-uncommitted event is dropped and fetching restarts from the
  * committed cursor, so the cursor never points past an unapplied event.
+ * The transitions live in poller_fsm.h; this module does their I/O.
  */
 #ifndef WORKOS_SYNCD_POLLER_H
 #define WORKOS_SYNCD_POLLER_H
