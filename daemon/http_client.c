@@ -250,8 +250,10 @@ void http_client_free(http_client_t *c)
 {
     if (c == NULL)
         return;
-    while (c->requests != NULL)
-        request_free(c->requests);
+    for (http_request_t *r = c->requests, *next; r != NULL; r = next) {
+        next = r->next;
+        request_free(r);
+    }
     if (c->multi != NULL)
         curl_multi_cleanup(c->multi);
     if (c->timer != NULL)
