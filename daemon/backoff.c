@@ -7,8 +7,9 @@
 
 #include <limits.h>
 #include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "clock.h"
 
 static uint64_t splitmix64(uint64_t *state)
 {
@@ -44,10 +45,8 @@ void backoff_init(backoff_t *b, int64_t base_ms, int64_t cap_ms)
 
     uint64_t seed;
     if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        seed = ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec) ^
-               ((uint64_t)getpid() << 32);
+        seed = (uint64_t)clock_wall_ms() ^ ((uint64_t)clock_mono_ms() << 20) ^
+               ((uint64_t)getpid() << 40);
     }
     b->rng = seed;
 }

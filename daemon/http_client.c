@@ -11,11 +11,10 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <curl/curl.h>
 
-#include "log.h"
+#include "clock.h"
 
 struct http_client {
     struct event_base *base;
@@ -44,13 +43,6 @@ typedef struct sock_watch {
     struct event *ev;
     http_client_t *client;
 } sock_watch_t;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void request_free(http_request_t *r)
 {
@@ -84,7 +76,7 @@ static void reap(http_client_t *c)
             .body = r->body != NULL ? r->body : "",
             .len = r->len,
             .retry_after_ms = r->retry_after_ms,
-            .elapsed_ms = now_ms() - r->started_ms,
+            .elapsed_ms = clock_mono_ms() - r->started_ms,
         };
         if (r->too_big)
             resp.error = "response body too large";
@@ -171,7 +163,7 @@ static int timer_cb(CURLM *multi, long ms, void *userp)
     if (ms < 0) {
         evtimer_del(c->timer);
     } else {
-        struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+        struct timeval tv = clock_timeval(ms);
         evtimer_add(c->timer, &tv);
     }
     return 0;
@@ -258,8 +250,10 @@ void http_client_free(http_client_t *c)
 {
     if (c == NULL)
         return;
-    while (c->requests != NULL)
-        request_free(c->requests);
+    for (http_request_t *r = c->requests, *next; r != NULL; r = next) {
+        next = r->next;
+        request_free(r);
+    }
     if (c->multi != NULL)
         curl_multi_cleanup(c->multi);
     if (c->timer != NULL)
@@ -278,7 +272,7 @@ http_request_t *http_get(http_client_t *c, const char *url, const char *bearer, 
     r->retry_after_ms = -1;
     r->done = done;
     r->arg = arg;
-    r->started_ms = now_ms();
+    r->started_ms = clock_mono_ms();
     r->easy = curl_easy_init();
     if (r->easy == NULL)
         goto fail;

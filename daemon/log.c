@@ -8,6 +8,8 @@
  */
 #include "log.h"
 
+#include "clock.h"
+
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -175,6 +177,96 @@ static size_t escape_byte(unsigned char c, bool quote, char *out)
     return 1;
 }
 
+/*
+ * Where a logfmt body stands after a byte, so that a cut can leave a line a
+ * strict logfmt parser still reads: inside a key, just after its `=`, in a
+ * bare value, in a quoted value (just after a backslash in it), or just after
+ * a quoted value's closing quote.
+ */
+enum body_state { BODY_KEY, BODY_VALUE, BODY_BARE, BODY_QUOTED, BODY_ESCAPE, BODY_CLOSED };
+
+static enum body_state body_step(enum body_state st, unsigned char c)
+{
+    switch (st) {
+    case BODY_KEY:
+        return c == '=' ? BODY_VALUE : BODY_KEY;
+    case BODY_VALUE:
+        return c == ' ' ? BODY_KEY : c == '"' ? BODY_QUOTED : BODY_BARE;
+    case BODY_BARE:
+    case BODY_CLOSED:
+        return c == ' ' ? BODY_KEY : BODY_BARE;
+    case BODY_QUOTED:
+        return c == '\\' ? BODY_ESCAPE : c == '"' ? BODY_CLOSED : BODY_QUOTED;
+    case BODY_ESCAPE:
+        return BODY_QUOTED;
+    }
+    return st;
+}
+
+/* Room a cut needs after the kept text: " truncated=..." or `..."`, and "\n". */
+#define LOG_CUT_ROOM 16
+
+/*
+ * Appends the escaped body[0..n) to line[len..limit) and returns the new
+ * length. When it does not all fit, or `cut` says the body itself was cut,
+ * the line ends where logfmt allows: a value being written is cut at a
+ * character boundary, never inside an escape, and ends in "..." (inside its
+ * quotes, which are closed); a cut inside a key drops that key and ends the
+ * line with the field `truncated=...`. The caller leaves LOG_CUT_ROOM bytes
+ * beyond `limit`.
+ */
+static size_t body_copy(char *line, size_t len, size_t limit, const char *body, size_t n, bool cut)
+{
+    const size_t start = len;
+    enum body_state st = BODY_KEY;
+    size_t field = len; /* where the current field starts (its separator, if any) */
+    size_t value = len; /* where the current value's text starts */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)body[i];
+        char unit[8];
+        size_t ulen = escape_byte(c, false, unit);
+        if (len + ulen > limit) {
+            cut = true;
+            break;
+        }
+        memcpy(line + len, unit, ulen);
+        enum body_state next = body_step(st, c);
+        if (next == BODY_KEY && st != BODY_KEY)
+            field = len;
+        if (st == BODY_VALUE)
+            value = next == BODY_QUOTED ? len + 1 : len;
+        len += ulen;
+        st = next;
+    }
+    if (!cut)
+        return len;
+
+    switch (st) {
+    case BODY_ESCAPE:
+        len--; /* the lone backslash would escape the closing quote */
+        /* fall through */
+    case BODY_QUOTED:
+    case BODY_CLOSED:
+        if (st == BODY_CLOSED)
+            len--; /* reopen: the value is cut, so it says so */
+        len = value + utf8_whole(line + value, len - value);
+        memcpy(line + len, "...\"", 4);
+        return len + 4;
+    case BODY_BARE:
+        len = value + utf8_whole(line + value, len - value);
+        memcpy(line + len, "...", 3);
+        return len + 3;
+    case BODY_KEY:
+    case BODY_VALUE:
+        break;
+    }
+    static const char marker[] = " truncated=...";
+    size_t skip = field == start ? 1 : 0; /* no separator before a first field */
+    len = field;
+    memcpy(line + len, marker + skip, sizeof marker - 1 - skip);
+    return len + sizeof marker - 1 - skip;
+}
+
 void log_write(enum log_level level, const char *fmt, ...)
 {
     char body[LOG_BODY_MAX];
@@ -204,34 +296,17 @@ void log_write(enum log_level level, const char *fmt, ...)
         len = (size_t)snprintf(line, sizeof line, "%slevel=%s ", log_level_prio[level],
                                log_level_names[level]);
     } else {
-        struct timespec now;
+        int64_t now = clock_wall_ms();
+        time_t sec = (time_t)(now / 1000);
         struct tm tm;
-        clock_gettime(CLOCK_REALTIME, &now);
-        gmtime_r(&now.tv_sec, &tm);
+        gmtime_r(&sec, &tm);
         len =
             (size_t)snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ level=%s ",
                              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                             tm.tm_sec, (int)(now.tv_nsec / 1000000), log_level_names[level]);
+                             tm.tm_sec, (int)(now % 1000), log_level_names[level]);
     }
 
-    /* Keep room for "...\n" so a cut line still ends like every other one. */
-    const size_t limit = sizeof line - 4;
-    size_t start = len;
-    for (size_t i = 0; i < body_len; i++) {
-        char unit[8];
-        size_t ulen = escape_byte((unsigned char)body[i], false, unit);
-        if (len + ulen > limit) {
-            cut = true;
-            break;
-        }
-        memcpy(line + len, unit, ulen);
-        len += ulen;
-    }
-    if (cut) {
-        len = start + utf8_whole(line + start, len - start);
-        memcpy(line + len, "...", 3);
-        len += 3;
-    }
+    len = body_copy(line, len, sizeof line - LOG_CUT_ROOM, body, body_len, cut);
     line[len++] = '\n';
 
     fwrite(line, 1, len, out);

@@ -51,7 +51,11 @@ const char *log_level_name(enum log_level level);
  * Formats and writes one line at `level`, whatever the current level (the
  * macros below do the filtering). `fmt` produces the logfmt body; control
  * characters in the result are escaped (a newline becomes `\n`) so the event
- * stays on one line. Overlong bodies are cut and end in "...".
+ * stays on one line. An overlong body is cut where logfmt allows, so the
+ * line still parses: the value being written when room ran out ends in "..."
+ * (inside its closing quote when quoted, never inside an escape or a UTF-8
+ * character); a cut that falls in a key drops that key and ends the line
+ * with the field `truncated=...`.
  */
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

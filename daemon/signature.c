@@ -62,7 +62,7 @@ static bool parse_millis(const char *s, size_t n, int64_t *out)
 
 static bool parse_mac_hex(const char *s, size_t n, unsigned char out[SIG_MAC_LEN])
 {
-    if (n != 2 * SIG_MAC_LEN)
+    if (n != (size_t)2 * SIG_MAC_LEN)
         return false;
     for (size_t i = 0; i < SIG_MAC_LEN; i++) {
         int hi = OPENSSL_hexchar2int((unsigned char)s[2 * i]);
@@ -244,7 +244,7 @@ bool sig_sign(const char *secret, int64_t t_ms, const void *body, size_t len, ch
     char t_text[24];
     int t_len = snprintf(t_text, sizeof(t_text), "%" PRId64, t_ms);
     /* "t=" digits ", v1=" hex NUL */
-    if (outlen < 2 + (size_t)t_len + 5 + 2 * SIG_MAC_LEN + 1)
+    if (outlen < 2 + (size_t)t_len + 5 + (size_t)2 * SIG_MAC_LEN + 1)
         return false;
 
     sig_mac_t m;
@@ -259,7 +259,7 @@ bool sig_sign(const char *secret, int64_t t_ms, const void *body, size_t len, ch
         hex[2 * i] = digits[mac[i] >> 4];
         hex[2 * i + 1] = digits[mac[i] & 0x0f];
     }
-    hex[2 * SIG_MAC_LEN] = '\0';
+    hex[(size_t)2 * SIG_MAC_LEN] = '\0';
     snprintf(out, outlen, "t=%s, v1=%s", t_text, hex);
     return true;
 }

@@ -16,8 +16,10 @@ packages=(
     # (webhook signatures), python3 (sd_notify reader), systemd-analyze
     # (unit checks)
     procps util-linux openssl python3 systemd
-    # man page check, style checks in CI
-    groff-base clang-format cppcheck
+    # man page check, style checks and static analysis in CI (make tidy),
+    # libFuzzer targets (make fuzz-ci; the fuzzer runtime is only a
+    # recommendation of clang, and apt runs without those here)
+    groff-base clang-format cppcheck clang-tidy clang libclang-rt-dev
 )
 
 missing=()

@@ -801,6 +801,40 @@ faults_fired() {
     [ "$n" -ge "$2" ]
 }
 
+# paced_stream COUNT SEED DELAY_MS: PostgreSQL, a generated stream of COUNT
+# events (gen_stream COUNT SEED) served by the emulator with every request
+# held DELAY_MS, so that a backfill of it is still running when the test
+# acts. The daemon is left to the test.
+paced_stream() {
+    pg_start
+    gen_stream "$1" "$2"
+    emu_start "$EVENTS_SERVED"
+    emu_fault delay 1000000 "delay_ms=$3"
+}
+
+# has_progress: true once the daemon has stored a cursor.
+has_progress() {
+    local c
+    c=$(cursor)
+    [ -n "$c" ]
+}
+
+# wait_first_page SECONDS: waits until the daemon has applied a first page.
+wait_first_page() {
+    wait_for "$1" "the first page to be applied" has_progress
+}
+
+# ev TYPE DATA: one event line of a hand-written stream, on stdout. Its id
+# (evt_${EV_PREFIX}_001, ...; EV_PREFIX defaults to "hand") and created_at
+# follow the order of the calls, which count in EV_SEQ: call it in the
+# test's own shell, not in a $(...), for the count to hold.
+EV_SEQ=0
+ev() {
+    EV_SEQ=$((EV_SEQ + 1))
+    printf '{"object":"event","id":"evt_%s_%03d","event":"%s","data":%s,"created_at":"2024-03-01T00:00:%02d.000Z"}\n' \
+        "${EV_PREFIX:-hand}" "$EV_SEQ" "$1" "$2" "$EV_SEQ"
+}
+
 # fault_scenario KIND COUNT [name=value...]: a paced backfill of 5,000
 # generated events; right after its first page, COUNT faults of KIND are
 # injected. Then: the faults fired before the backfill ended, each request
@@ -810,16 +844,12 @@ faults_fired() {
 fault_scenario() {
     local kind=$1 count=$2
     shift 2
-    pg_start
-    gen_stream 5000 808
+    paced_stream 5000 808 30
     local last
     last=$(last_event_id "$EVENTS")
-    emu_start "$EVENTS_SERVED"
-    emu_fault delay 1000000 delay_ms=30
     daemon_config
     daemon_start
-    has_progress() { local c; c=$(cursor); [ -n "$c" ]; }
-    wait_for 60 "the first page to be applied" has_progress
+    wait_first_page 60
     emu_clear_faults
     FAULT_FROM=$(($(reqlog_lines) + 1))
     emu_fault "$kind" "$count" "$@"

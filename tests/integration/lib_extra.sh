@@ -275,3 +275,27 @@ notify_first() {
             if (line == want || (want ~ /=$/ && index(line, want) == 1)) { print $1, $2; exit }
         }' "$1"
 }
+
+# send_slices NAME N STEP COUNT SEED [emu send option...]: N concurrent
+# `emu send` runs of $EVENTS_SERVED to $WH_URL signed with $SECRET. Run k
+# sends COUNT events from k * STEP, shuffled with seed SEED + k, and logs to
+# $T/NAME-k.log (its stderr to $T/NAME-k.stderr). Fails the test when any
+# run fails; logs each run's summary line.
+send_slices() {
+    local name=$1 n=$2 step=$3 count=$4 seed=$5 k rc
+    shift 5
+    local pids=()
+    for ((k = 0; k < n; k++)); do
+        "$EMU" send --url "$WH_URL" --secret "$SECRET" --events "$EVENTS_SERVED" \
+            --first $((k * step)) --count "$count" --order shuffle --seed $((seed + k)) "$@" \
+            --log "$T/$name-$k.log" 2>"$T/$name-$k.stderr" &
+        pids+=($!)
+        track_pid "${pids[-1]}"
+    done
+    for ((k = 0; k < n; k++)); do
+        rc=0
+        wait "${pids[$k]}" || rc=$?
+        [ "$rc" -eq 0 ] || fail "$name $k: exit $rc: $(cat "$T/$name-$k.stderr")"
+        log "$name $k: $(tail -n 1 "$T/$name-$k.stderr")"
+    done
+}

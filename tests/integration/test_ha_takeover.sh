@@ -15,12 +15,9 @@ source "$(dirname "$0")/lib_extra.sh"
 require_bins
 
 SECRET=whsec_ha_0c7d2e91
-pg_start
-gen_stream 20000 7117
-last=$(last_event_id "$EVENTS")
-emu_start "$EVENTS_SERVED"
 # Pace the backfill so that the kill lands in its middle.
-emu_fault delay 1000000 delay_ms=15
+paced_stream 20000 7117 15
+last=$(last_event_id "$EVENTS")
 
 for x in a b; do
     SYNCD_CONF=$T/syncd-$x.conf
@@ -74,8 +71,7 @@ backend_owner() {
     ss -tnpH state established "( sport = :$cport )" 2>/dev/null |
         sed -n 's/.*pid=\([0-9]*\),.*/\1/p' | head -n 1
 }
-has_progress() { local c; c=$(cursor); [ -n "$c" ]; }
-wait_for 30 "the first page to be applied" has_progress
+wait_first_page 30
 h1=$(status_holder)
 [ -n "$h1" ] || fail "status shows no poller before the kill: $("$SYNCD" status -c "${CONF[a]}" 2>&1 | grep poller)"
 assert_eq "${PID[$L]}" "$(backend_owner "$h1")" "process owning the lock holder's connection (before the kill)"

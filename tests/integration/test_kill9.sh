@@ -5,12 +5,9 @@
 source "$(dirname "$0")/lib.sh"
 require_bins
 
-pg_start
-gen_stream 20000 303
-last=$(last_event_id "$EVENTS")
-emu_start "$EVENTS_SERVED"
 # Pace the pages so that ten kills land inside the backfill.
-emu_fault delay 1000000 delay_ms=60
+paced_stream 20000 303 60
+last=$(last_event_id "$EVENTS")
 daemon_config
 daemon_migrate
 

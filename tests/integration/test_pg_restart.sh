@@ -6,16 +6,12 @@
 source "$(dirname "$0")/lib.sh"
 require_bins
 
-pg_start
-gen_stream 10000 505
+paced_stream 10000 505 50
 last=$(last_event_id "$EVENTS")
-emu_start "$EVENTS_SERVED"
-emu_fault delay 1000000 delay_ms=50
 daemon_config
 daemon_start
 
-has_progress() { local c; c=$(cursor); [ -n "$c" ]; }
-wait_for 60 "the first page to be applied" has_progress
+wait_first_page 60
 sleep 0.5
 c1=$(cursor)
 [ "$c1" != "$last" ] || fail "backfill finished too early"

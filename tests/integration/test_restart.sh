@@ -6,17 +6,13 @@
 source "$(dirname "$0")/lib.sh"
 require_bins
 
-pg_start
-gen_stream 8000 202
-last=$(last_event_id "$EVENTS")
-emu_start "$EVENTS_SERVED"
 # Slow every page a little so the backfill is still running when stopped.
-emu_fault delay 1000000 delay_ms=60
+paced_stream 8000 202 60
+last=$(last_event_id "$EVENTS")
 daemon_config
 daemon_start
 
-has_progress() { local c; c=$(cursor); [ -n "$c" ]; }
-wait_for 60 "the first page to be applied" has_progress
+wait_first_page 60
 sleep 0.5
 daemon_stop 5
 log "SIGTERM mid-backfill: exit 0 after $DAEMON_STOP_MS ms"

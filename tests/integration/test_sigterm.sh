@@ -4,16 +4,12 @@
 source "$(dirname "$0")/lib.sh"
 require_bins
 
-pg_start
-gen_stream 5000 404
+paced_stream 5000 404 50
 last=$(last_event_id "$EVENTS")
-emu_start "$EVENTS_SERVED"
-emu_fault delay 1000000 delay_ms=50
 daemon_config workos.request_timeout=20s
 daemon_start
 
-has_progress() { local c; c=$(cursor); [ -n "$c" ]; }
-wait_for 60 "the first page to be applied" has_progress
+wait_first_page 60
 sleep 0.3
 [ "$(cursor)" != "$last" ] || fail "backfill finished too early"
 daemon_stop 5

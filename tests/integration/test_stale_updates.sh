@@ -20,13 +20,7 @@ T3_SHORT=2024-02-01T00:00:03Z # = T3, written differently
 T4=2024-02-01T00:00:04.000Z
 T5=2024-02-01T00:00:05.000Z
 
-seq_no=0
-# ev TYPE DATA: one event line; ids and created_at follow stream order.
-ev() {
-    seq_no=$((seq_no + 1))
-    printf '{"object":"event","id":"evt_stale_%03d","event":"%s","data":%s,"created_at":"2024-03-01T00:00:%02d.000Z"}\n' \
-        "$seq_no" "$1" "$2" "$seq_no"
-}
+EV_PREFIX=stale
 user() { # id updated_at first_name
     printf '{"object":"user","id":"%s","email":"%s@example.test","first_name":"%s","last_name":"Test","email_verified":true,"profile_picture_url":null,"last_sign_in_at":null,"external_id":null,"metadata":{},"locale":null,"created_at":"%s","updated_at":"%s"}' \
         "$1" "$1" "$3" "$T1" "$2"
@@ -41,7 +35,7 @@ membership() { # id updated_at role status
 }
 invitation() { # id updated_at state
     printf '{"object":"invitation","id":"%s","email":"invitee@example.test","state":"%s","accepted_at":null,"revoked_at":null,"expires_at":"2024-03-01T00:00:00.000Z","organization_id":"org_s1","inviter_user_id":null,"accepted_user_id":null,"token":"tok_never_stored_%s","accept_invitation_url":"https://example.test/accept?token=tok_never_stored_%s","created_at":"%s","updated_at":"%s"}' \
-        "$1" "$3" "$seq_no" "$seq_no" "$T1" "$2"
+        "$1" "$3" "$EV_SEQ" "$EV_SEQ" "$T1" "$2"
 }
 session() { # id updated_at status
     printf '{"object":"session","id":"%s","user_id":"user_s1","organization_id":"org_s1","status":"%s","auth_method":"password","ip_address":"127.0.0.1","user_agent":"test","expires_at":"2024-04-01T00:00:00.000Z","ended_at":null,"created_at":"%s","updated_at":"%s"}' \

@@ -13,11 +13,8 @@ status_rc() {
     echo "$rc"
 }
 
-pg_start
-gen_stream 5000 707
+paced_stream 5000 707 60
 last=$(last_event_id "$EVENTS")
-emu_start "$EVENTS_SERVED"
-emu_fault delay 1000000 delay_ms=60
 daemon_config
 daemon_migrate
 
@@ -26,8 +23,7 @@ assert_eq 1 "$rc" "status exit before the first sync"
 log "status before the first sync: $(tr '\n' ' ' <"$T/status.out")"
 
 daemon_start
-has_progress() { local c; c=$(cursor); [ -n "$c" ]; }
-wait_for 60 "the first page to be applied" has_progress
+wait_first_page 60
 rc=$(status_rc)
 [ "$(cursor)" != "$last" ] || fail "backfill finished too early"
 assert_eq 1 "$rc" "status exit during the backfill"

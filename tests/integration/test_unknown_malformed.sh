@@ -8,12 +8,7 @@ require_bins
 
 T1=2024-02-01T00:00:01.000Z
 T2=2024-02-01T00:00:02.000Z
-seq_no=0
-ev() {
-    seq_no=$((seq_no + 1))
-    printf '{"object":"event","id":"evt_odd_%03d","event":"%s","data":%s,"created_at":"2024-03-01T00:00:%02d.000Z"}\n' \
-        "$seq_no" "$1" "$2" "$seq_no"
-}
+EV_PREFIX=odd
 user() { # id updated_at first_name
     printf '{"object":"user","id":"%s","email":"%s@example.test","first_name":"%s","last_name":"Test","email_verified":false,"created_at":"%s","updated_at":"%s"}' \
         "$1" "$1" "$3" "$T1" "$2"

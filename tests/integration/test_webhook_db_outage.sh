@@ -97,19 +97,7 @@ awk '/ status=200 / { for (i = 1; i <= NF; i++) if ($i ~ /^id=/) print substr($i
 assert_ids_stored "$T/ids.200" "event ids answered 200"
 
 # WorkOS retries what was not acknowledged: re-send everything, four senders.
-pids=()
-for k in 0 1 2 3; do
-    "$EMU" send --url "$WH_URL" --secret "$SECRET" --events "$EVENTS_SERVED" \
-        --first $((k * 1500)) --count 1500 --order shuffle --seed $((k + 3)) \
-        --log "$T/resend-$k.log" 2>"$T/resend-$k.stderr" &
-    pids+=($!)
-    track_pid "${pids[-1]}"
-done
-for k in 0 1 2 3; do
-    rc=0
-    wait "${pids[$k]}" || rc=$?
-    [ "$rc" -eq 0 ] || fail "re-send $k: exit $rc: $(cat "$T/resend-$k.stderr")"
-done
+send_slices resend 4 1500 1500 3
 resent=$(cat "$T"/resend-*.log | grep -c ' status=200 ')
 log "re-sent the whole stream: $resent deliveries answered 200"
 

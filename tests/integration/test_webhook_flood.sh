@@ -12,35 +12,18 @@ source "$(dirname "$0")/lib_extra.sh"
 require_bins
 
 SECRET=whsec_flood_5c1e0a77
-pg_start
-gen_stream 3000 4242
-emu_start "$EVENTS_SERVED"
 # Pace the backfill so that it is still running while the webhooks arrive.
-emu_fault delay 1000000 delay_ms=40
+paced_stream 3000 4242 40
 daemon_config webhook.listen=127.0.0.1:0 "webhook.secret=$SECRET"
 daemon_start
 wh_wait_port
 
-has_progress() { local c; c=$(cursor); [ -n "$c" ]; }
-wait_for 30 "the first page to be applied" has_progress
+wait_first_page 30
 log "backfill under way (cursor $(cursor)); starting 4 webhook senders"
 
 # Slices of 1,000 events starting every 750: every event is sent, and a
 # quarter of each slice is also sent by the next sender.
-pids=()
-for k in 0 1 2 3; do
-    "$EMU" send --url "$WH_URL" --secret "$SECRET" --events "$EVENTS_SERVED" \
-        --first $((k * 750)) --count 1000 --order shuffle --seed $((k + 11)) --duplicate 30 \
-        --timeout-ms 10000 --log "$T/send-$k.log" 2>"$T/send-$k.stderr" &
-    pids+=($!)
-    track_pid "${pids[-1]}"
-done
-for k in 0 1 2 3; do
-    rc=0
-    wait "${pids[$k]}" || rc=$?
-    [ "$rc" -eq 0 ] || fail "sender $k: exit $rc: $(cat "$T/send-$k.stderr")"
-    log "sender $k: $(tail -n 1 "$T/send-$k.stderr")"
-done
+send_slices send 4 750 1000 11 --duplicate 30 --timeout-ms 10000
 c=$(cursor)
 [ "$c" != "$(last_event_id "$EVENTS")" ] ||
     log "note: the backfill finished before the last webhook was answered"

@@ -385,6 +385,292 @@ START_TEST(quote_truncation)
 END_TEST
 
 /* ------------------------------------------------------------------------- */
+/*
+ * The logfmt guarantee: whatever a value holds, a strict logfmt parser reads
+ * back the fields that were written, each with the value that was meant.
+ * The parser below is deliberately stricter than the ones log shippers use:
+ *
+ *     line   = field *(" " field) "\n"       (no other newline)
+ *     field  = key "=" value
+ *     key    = 1*(ALPHA / DIGIT / "_" / "." / "-")
+ *     value  = bare / quoted
+ *     bare   = 1*(any byte but SP, control, DEL, '"', '=')
+ *     quoted = '"' *(any byte but '"', '\', control, DEL / escape) '"'
+ *     escape = '\' ('"' / '\' / "n" / "r" / "t" / "u00" HEXDIG HEXDIG)
+ */
+
+#define LF_MAX_FIELDS 16
+
+struct lf_field {
+    char key[32];
+    char *value; /* decoded, NUL-terminated, malloc'd */
+};
+
+struct lf_line {
+    size_t n;
+    struct lf_field f[LF_MAX_FIELDS];
+};
+
+static void lf_free(struct lf_line *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->f[i].value);
+    l->n = 0;
+}
+
+static int lf_hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+static bool lf_key_byte(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+}
+
+/*
+ * Parses one whole line (it must end in its only "\n") into *l. Returns
+ * NULL on success, otherwise what was wrong; *l then holds what was parsed.
+ */
+static const char *lf_parse(const char *s, struct lf_line *l)
+{
+    l->n = 0;
+    const char *p = s;
+    for (;;) {
+        if (l->n == LF_MAX_FIELDS)
+            return "too many fields";
+        struct lf_field *f = &l->f[l->n];
+        size_t k = 0;
+        while (lf_key_byte((unsigned char)*p)) {
+            if (k + 1 == sizeof f->key)
+                return "key too long";
+            f->key[k++] = *p++;
+        }
+        f->key[k] = '\0';
+        if (k == 0)
+            return "empty key";
+        if (*p++ != '=')
+            return "key without '='";
+        size_t cap = strlen(p) + 1, o = 0;
+        char *v = malloc(cap);
+        ck_assert_ptr_nonnull(v);
+        f->value = v;
+        l->n++;
+        if (*p == '"') {
+            p++;
+            for (;;) {
+                unsigned char c = (unsigned char)*p++;
+                if (c == '"')
+                    break;
+                if (c < 0x20 || c == 0x7f)
+                    return "control byte or end inside quotes";
+                if (c != '\\') {
+                    v[o++] = (char)c;
+                    continue;
+                }
+                c = (unsigned char)*p++;
+                if (c == '"' || c == '\\')
+                    v[o++] = (char)c;
+                else if (c == 'n')
+                    v[o++] = '\n';
+                else if (c == 'r')
+                    v[o++] = '\r';
+                else if (c == 't')
+                    v[o++] = '\t';
+                else if (c == 'u' && p[0] == '0' && p[1] == '0' && lf_hex(p[2]) >= 0 &&
+                         lf_hex(p[3]) >= 0 && (lf_hex(p[2]) << 4 | lf_hex(p[3])) != 0) {
+                    v[o++] = (char)(lf_hex(p[2]) << 4 | lf_hex(p[3]));
+                    p += 4;
+                } else {
+                    return "bad escape";
+                }
+            }
+        } else {
+            while ((unsigned char)*p > ' ' && *p != 0x7f && *p != '"' && *p != '=')
+                v[o++] = *p++;
+            if (o == 0)
+                return "empty bare value";
+        }
+        v[o] = '\0';
+        if (*p == ' ') {
+            p++;
+            continue;
+        }
+        if (p[0] == '\n' && p[1] == '\0')
+            return NULL;
+        return "junk after a value";
+    }
+}
+
+/*
+ * True when `got` is `want`, or `want` cut as documented: a prefix of it
+ * followed by "...", at least `min` bytes of it kept.
+ */
+static bool lf_same_or_cut(const char *got, const char *want, size_t min)
+{
+    if (strcmp(got, want) == 0)
+        return true;
+    size_t n = strlen(got);
+    if (n < 3 || strcmp(got + n - 3, "...") != 0)
+        return false;
+    n -= 3;
+    return n >= min && n <= strlen(want) && memcmp(got, want, n) == 0;
+}
+
+/* The hostile values; long ones are built on first use. */
+static const char *hostile(int i)
+{
+    static char very_long[5000], quotes[3000], controls[2000], accents[2001], slashes[2000];
+    if (very_long[0] == '\0') {
+        memset(very_long, 'v', sizeof very_long - 1);
+        memset(quotes, '"', sizeof quotes - 1);
+        memset(controls, '\001', sizeof controls - 1);
+        for (size_t k = 0; k + 2 < sizeof accents; k += 2)
+            memcpy(accents + k, "\xc3\xa9", 2);
+        for (size_t k = 0; k + 1 < sizeof slashes; k++)
+            slashes[k] = k % 3 == 2 ? ' ' : '\\';
+    }
+    static const char *const fixed[] = {
+        NULL,
+        "",
+        "evt_01HXYZ",
+        "-",
+        "say \"hi\"",
+        "\"",
+        "\\",
+        "\\\"",
+        "ends in a backslash\\",
+        "a=b",
+        "=",
+        "==\"=",
+        " ",
+        " leading and trailing ",
+        "line\nbreak",
+        "oops\nts=2020-01-01T00:00:00.000Z level=error msg=forged",
+        "cr\r\nlf",
+        "\r",
+        "\001\002\003\004\005\006\007\010\011\013\014\016\017\020\021\022\023\024\025\026"
+        "\027\030\031\032\033\034\035\036\037\177",
+        "\xff\xfe not UTF-8 \xc3",
+        "\xc3",
+        "\xe2\x82",
+        "\xed\xa0\x80 surrogate",
+        " level=error msg=forged",
+        "level=error msg=forged",
+        "x\" level=error msg=\"forged",
+        "x\\\" level=error msg=forged",
+        "duplicate error=forged",
+        "caf\xc3\xa9 \xe2\x82\xac",
+    };
+    int n = (int)(sizeof fixed / sizeof fixed[0]);
+    if (i < n)
+        return fixed[i];
+    const char *const built[] = {very_long, quotes, controls, accents, slashes};
+    return built[i - n];
+}
+
+#define HOSTILE_COUNT 34
+
+START_TEST(logfmt_round_trip)
+{
+    const char *in = hostile(_i);
+    log_warn("event=x id=%s type=%s error=%s", log_q(in), log_q("user.created"), log_q(in));
+    const char *s = logged();
+    ck_assert_uint_eq(count_char(s, '\n'), 1);
+
+    struct lf_line l;
+    const char *why = lf_parse(s, &l);
+    ck_assert_msg(why == NULL, "input %d: %s in %.300s", _i, why, s);
+    static const char *const keys[] = {"ts", "level", "event", "id", "type", "error"};
+    ck_assert_uint_eq(l.n, sizeof keys / sizeof keys[0]);
+    for (size_t k = 0; k < l.n; k++)
+        ck_assert_str_eq(l.f[k].key, keys[k]);
+    ck_assert_str_eq(l.f[1].value, "warn");
+    ck_assert_str_eq(l.f[2].value, "x");
+    ck_assert_str_eq(l.f[4].value, "user.created");
+    /* NULL is documented to render as "-"; a cut keeps at least a sixth. */
+    const char *want = in != NULL ? in : "-";
+    size_t min = (LOG_Q_LEN - 6) / 6;
+    ck_assert_msg(lf_same_or_cut(l.f[3].value, want, min), "input %d: id=%.300s", _i, l.f[3].value);
+    ck_assert_msg(lf_same_or_cut(l.f[5].value, want, min), "input %d: error=%.300s", _i,
+                  l.f[5].value);
+    if (strlen(want) < LOG_Q_LEN / 6)
+        ck_assert_str_eq(l.f[3].value, want); /* short values are never cut */
+    lf_free(&l);
+}
+END_TEST
+
+/*
+ * A body longer than a line holds is cut where logfmt allows: every field
+ * before the cut is whole, the one cut keeps its quotes and ends in "...",
+ * and a cut inside a key ends the line with `truncated=...`. The padding
+ * moves the cut across quoted values, their escapes, a key and its '='.
+ */
+START_TEST(logfmt_long_body_cut)
+{
+    static char heavy[600];
+    memset(heavy, '"', sizeof heavy - 1);
+    char meant[LOG_Q_LEN];
+    {
+        struct lf_line one;
+        char line[LOG_Q_LEN + 8];
+        snprintf(line, sizeof line, "v=%s\n", log_quote(meant, sizeof meant, heavy));
+        ck_assert_ptr_null(lf_parse(line, &one));
+        snprintf(meant, sizeof meant, "%s", one.f[0].value);
+        lf_free(&one);
+    }
+    static const char *const keys[] = {"ts", "level", "pad", "k0", "k1", "k2",
+                                       "k3", "k4",    "k5",  "k6", "k7"};
+    static char pad[700];
+    int cut_in_value = 0, cut_in_key = 0;
+    size_t before = 0;
+    for (size_t p = 1; p < sizeof pad; p++) {
+        memset(pad, 'p', p);
+        pad[p] = '\0';
+        log_info("pad=%s k0=%s k1=%s k2=%s k3=%s k4=%s k5=%s k6=%s k7=%s", pad, log_q(heavy),
+                 log_q(heavy), log_q(heavy), log_q(heavy), log_q(heavy), log_q(heavy), log_q(heavy),
+                 log_q(heavy));
+        const char *s = logged() + before;
+        before += strlen(s);
+        ck_assert_uint_eq(count_char(s, '\n'), 1);
+
+        struct lf_line l;
+        const char *why = lf_parse(s, &l);
+        ck_assert_msg(why == NULL, "pad %zu: %s in %.300s", p, why, s);
+        ck_assert_uint_ge(l.n, 4);
+        size_t k = 0;
+        for (; k < l.n && k < sizeof keys / sizeof keys[0]; k++) {
+            if (strcmp(l.f[k].key, keys[k]) != 0)
+                break;
+            const char *want = k == 2 ? pad : k >= 3 ? meant : l.f[k].value;
+            bool last = k + 1 == l.n;
+            if (!last)
+                ck_assert_str_eq(l.f[k].value, want);
+            else
+                ck_assert_msg(lf_same_or_cut(l.f[k].value, want, 0), "pad %zu: %s=%.300s", p,
+                              l.f[k].key, l.f[k].value);
+            if (last && strcmp(l.f[k].value, want) != 0)
+                cut_in_value++;
+        }
+        if (k < l.n) {
+            ck_assert_uint_eq(k + 1, l.n);
+            ck_assert_str_eq(l.f[k].key, "truncated");
+            ck_assert_str_eq(l.f[k].value, "...");
+            cut_in_key++;
+        }
+        lf_free(&l);
+    }
+    ck_assert_int_gt(cut_in_value, 0);
+    ck_assert_int_gt(cut_in_key, 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------- */
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -404,6 +690,8 @@ Suite *unit_suite(void)
     tcase_add_test(tc, long_body_cut);
     tcase_add_loop_test(tc, quote_values, 0, N(quote_cases));
     tcase_add_test(tc, quote_truncation);
+    tcase_add_loop_test(tc, logfmt_round_trip, 0, HOSTILE_COUNT);
+    tcase_add_test(tc, logfmt_long_body_cut);
     suite_add_tcase(s, tc);
     return s;
 }
