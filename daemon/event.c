@@ -1,7 +1,7 @@
 /*
  * event: decoding and validation of WorkOS events into apply batches.
  *
- * The mirror schema is declared once, in the column tables below; the store
+ * The mirror schema is declared once, in the column tables below; apply.c
  * generates its SQL from the same tables, so a column cannot be written in
  * one place and forgotten in the other.  Validation here is deliberately as
  * strict as PostgreSQL's input functions: an event that passes never makes
@@ -544,24 +544,11 @@ invalid:
     return EVENT_INVALID;
 }
 
-/* Lists one finished array; false when it cannot be sent. */
-static bool list_array(pg_array_t *a, const char **value, int *length)
+/* An envelope's created_at, when it has a valid one. */
+static bool event_time(const cJSON *envelope, int64_t *ms)
 {
-    *value = pg_array_finish(a);
-    *length = (int)a->len;
-    return *value != NULL;
-}
-
-size_t event_batch_arrays(event_batch_t *b, const char **values, int *lengths)
-{
-    size_t n = 0;
-    bool ok = true;
-    for (size_t i = 0; i < EVENT_LOG_ARRAYS; i++, n++)
-        ok = list_array(&b->log[i], &values[n], &lengths[n]) && ok;
-    for (int t = 0; t < MIRROR_COUNT; t++)
-        for (size_t i = 0; i < EVENT_MIRROR_EXTRA_ARRAYS + mirrors[t].n_columns; i++, n++)
-            ok = list_array(&b->mirror[t][i], &values[n], &lengths[n]) && ok;
-    return ok ? n : 0;
+    const cJSON *created = cJSON_GetObjectItemCaseSensitive(envelope, "created_at");
+    return cJSON_IsString(created) && clock_parse_iso8601(created->valuestring, ms);
 }
 
 bool event_page_parse(event_page_t *page, const char *body, size_t len, char *err, size_t errlen)
@@ -582,9 +569,8 @@ bool event_page_parse(event_page_t *page, const char *body, size_t len, char *er
     int64_t prev = INT64_MIN;
     size_t i = 0;
     for (cJSON *e = data->child; e != NULL; e = e->next, i++) {
-        cJSON *created = cJSON_GetObjectItemCaseSensitive(e, "created_at");
         int64_t ms;
-        if (!cJSON_IsString(created) || !clock_parse_iso8601(created->valuestring, &ms))
+        if (!event_time(e, &ms))
             continue;
         if (ms < prev) {
             snprintf(err, errlen, "events out of order at index %zu", i);

@@ -19,7 +19,7 @@
 #include "pgarray.h"
 #include "wur.h"
 
-/* The mirror tables, in the order the apply statement lists them. */
+/* The mirror tables (apply.c lists their arrays in this order). */
 typedef enum mirror_table {
     MIRROR_USERS,         /* user.* */
     MIRROR_MEMBERSHIPS,   /* organization_membership.* */
@@ -69,7 +69,7 @@ typedef enum event_status {
     EVENT_INVALID    /* envelope unusable (no id, type or time): not stored */
 } event_status_t;
 
-/* The event log's columns as the apply statement takes them. */
+/* The event log's columns in a batch: id, event, created_at, data, context. */
 #define EVENT_LOG_ARRAYS 5 /* id, event, created_at, data, context */
 
 /* The arrays before a mirror table's own columns: seq, event_id, deleted_at. */
@@ -82,8 +82,9 @@ typedef struct event_type_count {
 } event_type_count_t;
 
 /*
- * A batch of events being prepared for one apply transaction, kept in the
- * form the apply statement takes: one text[] per column.  `log` holds the
+ * A batch of events being prepared for one apply transaction, kept as
+ * columns: one text[] per column (apply.c turns them into the statement's
+ * parameters).  `log` holds the
  * event log rows: id, event, created_at, data (JSON text, "null" when
  * absent) and context (JSON text or NULL).  `mirror[t]` holds mirror table
  * t's rows: seq, event_id and deleted_at, then the table's columns in
@@ -138,21 +139,6 @@ event_batch_t *event_batch_new(void);
  * On anything but EVENT_OK, `why` receives a short reason (no payload data).
  */
 event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, size_t whylen);
-
-/* The most arrays a batch has: the event log's, then every mirror table's. */
-#define EVENT_MAX_ARRAYS                                                                           \
-    (EVENT_LOG_ARRAYS + MIRROR_COUNT * (EVENT_MIRROR_EXTRA_ARRAYS + MIRROR_MAX_COLUMNS))
-
-/*
- * Finishes the batch's arrays and lists them in the order the apply
- * statement takes them: the event log's, then each mirror table's in
- * mirror_table_t order.  values[i] points into the batch (valid until it
- * is freed) and is lengths[i] bytes long; both have room for
- * EVENT_MAX_ARRAYS.  Returns how many were listed, or 0 when an append ran
- * out of memory: the batch cannot be applied.  Nothing may be added
- * afterwards.
- */
-size_t event_batch_arrays(event_batch_t *b, const char **values, int *lengths) WUR;
 
 /* Frees a batch; accepts NULL. */
 void event_batch_free(event_batch_t *b);
