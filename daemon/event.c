@@ -256,6 +256,25 @@ size_t event_scrub(cJSON *envelope)
     return removed;
 }
 
+bool event_has_data(const cJSON *envelope)
+{
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(envelope, "data");
+    return data != NULL && !cJSON_IsNull(data);
+}
+
+/* Copies member `name` of `obj` when it is a string, else "-". */
+static void peek_string(const cJSON *obj, const char *name, char *buf, size_t len)
+{
+    const cJSON *v = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, name) : NULL;
+    snprintf(buf, len, "%s", cJSON_IsString(v) ? v->valuestring : "-");
+}
+
+void event_peek(const cJSON *envelope, char *id, size_t idlen, char *type, size_t typelen)
+{
+    peek_string(envelope, "id", id, idlen);
+    peek_string(envelope, "event", type, typelen);
+}
+
 event_batch_t *event_batch_new(void)
 {
     event_batch_t *b = calloc(1, sizeof(*b));
@@ -479,7 +498,7 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
     bool known, mirrored = false;
     cJSON *vals[MIRROR_MAX_COLUMNS];
     event_action_t action = event_classify(type->valuestring, &table, &known);
-    if (data == NULL || cJSON_IsNull(data)) {
+    if (!event_has_data(envelope)) {
         /* Kept in the log (data stored as JSON null), mirrored nowhere. */
         snprintf(why, whylen, "event has no data");
         status = EVENT_MALFORMED;
@@ -589,6 +608,14 @@ bool event_page_parse(event_page_t *page, const char *body, size_t len, char *er
 fail:
     cJSON_Delete(root);
     return false;
+}
+
+bool event_page_follows(const event_page_t *page, int64_t after_ms)
+{
+    int64_t ms;
+    if (page->data == NULL || page->data->child == NULL || after_ms == 0)
+        return true;
+    return !event_time(page->data->child, &ms) || ms >= after_ms;
 }
 
 void event_page_free(event_page_t *page)

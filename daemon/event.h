@@ -129,6 +129,22 @@ const char *event_known_type(size_t i);
  */
 size_t event_scrub(cJSON *envelope);
 
+/*
+ * The "no data" rule: true when the envelope has a `data` member that is
+ * not JSON null.  An event without data is kept in the log by the poller
+ * (as malformed) and refused by the webhook receiver; both ask here.
+ */
+bool event_has_data(const cJSON *envelope);
+
+/*
+ * Copies an envelope's `id` and `event` (type) into id[idlen] and
+ * type[typelen] for log lines and per-type bookkeeping, before
+ * event_batch_add takes the envelope: each is the string, cut to fit, or
+ * "-" when absent or not a string.  Never fails; `envelope` may be
+ * anything, NULL included.
+ */
+void event_peek(const cJSON *envelope, char *id, size_t idlen, char *type, size_t typelen);
+
 /* A new, empty batch, or NULL when out of memory. */
 event_batch_t *event_batch_new(void);
 
@@ -158,6 +174,15 @@ typedef struct event_page {
  */
 bool event_page_parse(event_page_t *page, const char *body, size_t len, char *err,
                       size_t errlen) WUR;
+
+/*
+ * The order check across pages: false when the page's first event has a
+ * valid created_at earlier than `after_ms` (ms since the epoch, the last
+ * event taken from the previous page; 0 when there is none), true
+ * otherwise -- an empty page, a first event without a usable time, or
+ * none to compare with.
+ */
+bool event_page_follows(const event_page_t *page, int64_t after_ms);
 
 /* Frees a parsed page; accepts an empty one. */
 void event_page_free(event_page_t *page);

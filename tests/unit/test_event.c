@@ -417,6 +417,69 @@ START_TEST(test_page_parse)
 }
 END_TEST
 
+/* The "no data" rule: absent or JSON null is no data; anything else is data. */
+static const struct {
+    const char *json;
+    bool has;
+} data_cases[] = {
+    {"{\"id\":\"e\"}", false}, {"{\"id\":\"e\",\"data\":null}", false},
+    {"{\"data\":{}}", true},   {"{\"data\":false}", true},
+    {"{\"data\":\"\"}", true}, {"[1]", false},
+};
+
+START_TEST(test_has_data)
+{
+    cJSON *e = cJSON_Parse(data_cases[_i].json);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_msg(event_has_data(e) == data_cases[_i].has, "%s", data_cases[_i].json);
+    cJSON_Delete(e);
+    ck_assert(!event_has_data(NULL));
+}
+END_TEST
+
+START_TEST(test_peek)
+{
+    char id[8], type[32];
+    cJSON *e = cJSON_Parse("{\"id\":\"event_0123456789\",\"event\":\"user.created\"}");
+    event_peek(e, id, sizeof(id), type, sizeof(type));
+    ck_assert_str_eq(id, "event_0"); /* cut to fit */
+    ck_assert_str_eq(type, "user.created");
+    cJSON_Delete(e);
+    e = cJSON_Parse("{\"id\":7,\"event\":null}");
+    event_peek(e, id, sizeof(id), type, sizeof(type));
+    ck_assert_str_eq(id, "-");
+    ck_assert_str_eq(type, "-");
+    cJSON_Delete(e);
+    event_peek(NULL, id, sizeof(id), type, sizeof(type));
+    ck_assert_str_eq(id, "-");
+    ck_assert_str_eq(type, "-");
+}
+END_TEST
+
+/* A page follows the previous one unless its first event is older. */
+START_TEST(test_page_follows)
+{
+    static const char body[] =
+        "{\"data\":[{\"id\":\"a\",\"created_at\":\"1970-01-01T00:00:02Z\"}]}";
+    static const char untimed[] = "{\"data\":[{\"id\":\"a\"}]}";
+    static const char empty[] = "{\"data\":[]}";
+    event_page_t page;
+    char err[160];
+    ck_assert(event_page_parse(&page, body, strlen(body), err, sizeof(err)));
+    ck_assert(event_page_follows(&page, 0));
+    ck_assert(event_page_follows(&page, 1000));
+    ck_assert(event_page_follows(&page, 2000)); /* equal times are in order */
+    ck_assert(!event_page_follows(&page, 2001));
+    event_page_free(&page);
+    ck_assert(event_page_parse(&page, untimed, strlen(untimed), err, sizeof(err)));
+    ck_assert(event_page_follows(&page, 5000));
+    event_page_free(&page);
+    ck_assert(event_page_parse(&page, empty, strlen(empty), err, sizeof(err)));
+    ck_assert(event_page_follows(&page, 5000));
+    event_page_free(&page);
+}
+END_TEST
+
 /* The exact bytes array_recv reads: header, lengths, -1 for NULL. */
 START_TEST(test_array_layout)
 {
@@ -498,6 +561,9 @@ Suite *unit_suite(void)
     tcase_add_test(tc, test_classify);
     tcase_add_loop_test(tc, test_page_parse, 0, sizeof(page_cases) / sizeof(page_cases[0]));
     tcase_add_test(tc, test_mirror_defs);
+    tcase_add_loop_test(tc, test_has_data, 0, sizeof(data_cases) / sizeof(data_cases[0]));
+    tcase_add_test(tc, test_peek);
+    tcase_add_test(tc, test_page_follows);
     tcase_add_test(tc, test_array_layout);
     suite_add_tcase(s, tc);
     return s;
