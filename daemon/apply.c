@@ -49,7 +49,8 @@ static void emit_cast(FILE *f, const char *name, column_type_t type)
 /*
  * One CTE upserting a mirror table from its arrays, the first of which is
  * parameter `param`.  Within the batch the newest snapshot of each object
- * wins (ties: the later event), and a deletion makes the row a tombstone,
+ * wins (ties: the later event; a trimmed deletion without updated_at counts
+ * as the oldest), and a deletion makes the row a tombstone,
  * with nothing after it in the batch counting.  Against the stored row,
  * fields change only when the incoming updated_at is not older, and a
  * tombstone is final: nothing touches a row once deleted_at is set.
@@ -62,8 +63,14 @@ static void emit_mirror_cte(FILE *f, const char *schema, mirror_table_t t, int p
     for (size_t i = 0; i < m->n_columns; i++)
         fprintf(f, "%s, ", m->columns[i].name);
     fprintf(f, "deleted_at, last_event_id, synced_at)\n  SELECT DISTINCT ON (r.id) ");
+    /* A deletion may come without updated_at (a trimmed payload): it is
+     * written as -infinity, so the stored row's fields, older or not, are
+     * kept and only deleted_at is set; the column is NOT NULL. */
     for (size_t i = 0; i < m->n_columns; i++)
-        fprintf(f, "r.%s, ", m->columns[i].name);
+        fprintf(f,
+                strcmp(m->columns[i].name, "updated_at") == 0 ? "coalesce(r.%s, '-infinity'), "
+                                                              : "r.%s, ",
+                m->columns[i].name);
     /* del_seq: the batch's first deletion of the object; rows after it in
      * stream order are ignored, as they would be in a later batch. */
     fprintf(f,
@@ -82,7 +89,7 @@ static void emit_mirror_cte(FILE *f, const char *schema, mirror_table_t t, int p
     fprintf(f, ")) AS x\n           WHERE x.event_id IN (SELECT id FROM ins)\n"
                "          WINDOW w AS (PARTITION BY x.id)) y\n"
                "         WHERE y.del_seq IS NULL OR y.seq <= y.del_seq) r\n"
-               "   ORDER BY r.id, r.updated_at DESC, r.seq DESC\n"
+               "   ORDER BY r.id, r.updated_at DESC NULLS LAST, r.seq DESC\n"
                "  ON CONFLICT (id) DO UPDATE SET ");
     for (size_t i = 1; i < m->n_columns; i++)
         fprintf(f,

@@ -378,11 +378,15 @@ static bool value_fits(const cJSON *v, column_type_t type)
 /*
  * Looks up and checks the column values of a mirrored object: vals[i] is
  * column i's value, or NULL when absent or JSON null.  The values point
- * into `data`.  Returns false, with `why` filled, when the object cannot
- * be mirrored.
+ * into `data`.  An upsert needs a valid updated_at and
+ * every value of its column's type; a deletion needs only a usable id, so
+ * a trimmed payload still tombstones the object -- whatever else it holds
+ * that does not fit is left out (NULL), and the stored row keeps its
+ * fields unless the payload has a usable, newer updated_at.  Returns
+ * false, with `why` filled, when the object cannot be mirrored.
  */
-static bool mirror_values(const mirror_def_t *def, cJSON *data, cJSON **vals, char *why,
-                          size_t whylen)
+static bool mirror_values(const mirror_def_t *def, cJSON *data, bool tombstone, cJSON **vals,
+                          char *why, size_t whylen)
 {
     cJSON *id = cJSON_GetObjectItemCaseSensitive(data, "id");
     cJSON *updated = cJSON_GetObjectItemCaseSensitive(data, "updated_at");
@@ -392,21 +396,27 @@ static bool mirror_values(const mirror_def_t *def, cJSON *data, cJSON **vals, ch
         snprintf(why, whylen, "data.id missing, not a string or too long");
         return false;
     }
-    if (!cJSON_IsString(updated) || !clock_parse_iso8601(updated->valuestring, &ms)) {
+    if (!tombstone &&
+        (!cJSON_IsString(updated) || !clock_parse_iso8601(updated->valuestring, &ms))) {
         snprintf(why, whylen, "data.updated_at missing or not a timestamp");
         return false;
     }
     for (size_t i = 0; i < def->n_columns; i++) {
         const mirror_column_t *c = &def->columns[i];
         cJSON *v = cJSON_GetObjectItemCaseSensitive(data, c->field);
+        vals[i] = NULL;
         if (c->sub != NULL && v != NULL && !cJSON_IsNull(v)) {
             if (!cJSON_IsObject(v)) {
+                if (tombstone)
+                    continue;
                 snprintf(why, whylen, "data.%s is not an object", c->field);
                 return false;
             }
             v = cJSON_GetObjectItemCaseSensitive(v, c->sub);
         }
         if (!value_fits(v, c->type)) {
+            if (tombstone)
+                continue;
             snprintf(why, whylen, "data.%s%s%s has the wrong type", c->field, c->sub ? "." : "",
                      c->sub ? c->sub : "");
             return false;
@@ -509,7 +519,8 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
         if (!cJSON_IsObject(data)) {
             snprintf(why, whylen, "data is not an object");
             status = EVENT_MALFORMED;
-        } else if (!mirror_values(&mirrors[table], data, vals, why, whylen)) {
+        } else if (!mirror_values(&mirrors[table], data, action == EVENT_ACTION_TOMBSTONE, vals,
+                                  why, whylen)) {
             status = EVENT_MALFORMED;
         } else {
             mirrored = true;

@@ -310,6 +310,107 @@ static const struct {
      EVENT_MALFORMED},
 };
 
+/* Adds one envelope, expecting `want`. */
+static void add_one(event_batch_t *b, const char *json, event_status_t want)
+{
+    char why[160];
+    cJSON *e = cJSON_Parse(json);
+    ck_assert_ptr_nonnull(e);
+    event_status_t st = event_batch_add(b, e, why, sizeof(why));
+    ck_assert_msg(st == want, "%s: got %d (%s)", json, (int)st, why);
+}
+
+/* Column `name` of the only row of table `t`, compared with `want` (NULL: SQL NULL). */
+static void assert_cell(event_batch_t *b, mirror_table_t t, const char *name, const char *want)
+{
+    uint32_t n;
+    char **col = mirror_column(b, t, name, &n);
+    ck_assert_uint_eq(n, 1);
+    if (want == NULL)
+        ck_assert_msg(col[0] == NULL, "%s: got %s", name, col[0]);
+    else
+        ck_assert_msg(col[0] != NULL && strcmp(col[0], want) == 0, "%s: got %s, want %s", name,
+                      col[0] ? col[0] : "NULL", want);
+    array_elems_free(col, n);
+}
+
+/*
+ * A deletion with a usable id tombstones the object, however little else
+ * its payload holds: no updated_at, fields of the wrong type (left out).
+ */
+static const struct {
+    const char *type;
+    mirror_table_t table;
+    const char *data;
+    event_status_t status;
+} trimmed_cases[] = {
+    {"user.deleted", MIRROR_USERS, "{\"id\":\"user_1\"}", EVENT_OK},
+    {"user.deleted", MIRROR_USERS, "{\"id\":\"user_1\",\"object\":\"user\"}", EVENT_OK},
+    {"organization_membership.deleted", MIRROR_MEMBERSHIPS, "{\"id\":\"om_1\"}", EVENT_OK},
+    {"organization.deleted", MIRROR_ORGANIZATIONS, "{\"id\":\"org_1\"}", EVENT_OK},
+    {"api_key.revoked", MIRROR_API_KEYS, "{\"id\":\"key_1\",\"owner\":\"not an object\"}",
+     EVENT_OK},
+    {"user.deleted", MIRROR_USERS,
+     "{\"id\":\"user_1\",\"updated_at\":\"garbage\",\"email_verified\":\"yes\"}", EVENT_OK},
+    {"user.deleted", MIRROR_USERS, "{\"email\":\"a@b\"}", EVENT_MALFORMED},
+    {"user.deleted", MIRROR_USERS, "{\"id\":\"\"}", EVENT_MALFORMED},
+    {"user.deleted", MIRROR_USERS, "{\"id\":42}", EVENT_MALFORMED},
+};
+
+START_TEST(test_trimmed_delete)
+{
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"id\":\"evt_1\",\"event\":\"%s\",\"created_at\":\"2026-01-02T00:00:00Z\","
+             "\"data\":%s}",
+             trimmed_cases[_i].type, trimmed_cases[_i].data);
+    event_batch_t *b = event_batch_new();
+    mirror_table_t t = trimmed_cases[_i].table;
+    add_one(b, json, trimmed_cases[_i].status);
+    if (trimmed_cases[_i].status != EVENT_OK) {
+        ck_assert_uint_eq(b->n_rows[t], 0);
+        event_batch_free(b);
+        return;
+    }
+    ck_assert_uint_eq(b->n_rows[t], 1);
+    assert_cell(b, t, "deleted_at", "2026-01-02T00:00:00Z");
+    assert_cell(b, t, "event_id", "evt_1");
+    /* No usable updated_at: NULL, which the statement writes as -infinity
+     * so that a stored row keeps its fields. */
+    assert_cell(b, t, "updated_at", NULL);
+    if (t == MIRROR_USERS)
+        assert_cell(b, t, "email_verified", NULL);
+    if (t == MIRROR_API_KEYS)
+        assert_cell(b, t, "owner_id", NULL);
+    event_batch_free(b);
+}
+END_TEST
+
+/* A delete before the create: both are rows, the delete first in seq. */
+START_TEST(test_delete_before_create)
+{
+    event_batch_t *b = event_batch_new();
+    add_one(b,
+            "{\"id\":\"evt_1\",\"event\":\"user.deleted\",\"created_at\":\"2026-01-02T00:00:00Z\","
+            "\"data\":{\"id\":\"user_1\"}}",
+            EVENT_OK);
+    add_one(b,
+            "{\"id\":\"evt_2\",\"event\":\"user.created\",\"created_at\":\"2026-01-01T00:00:00Z\","
+            "\"data\":{\"id\":\"user_1\",\"updated_at\":\"2026-01-01T00:00:00Z\"}}",
+            EVENT_OK);
+    uint32_t n;
+    char **seq = mirror_column(b, MIRROR_USERS, "seq", &n);
+    char **del = mirror_column(b, MIRROR_USERS, "deleted_at", &n);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(seq[0], "0");
+    ck_assert_str_eq(del[0], "2026-01-02T00:00:00Z");
+    ck_assert_ptr_null(del[1]);
+    array_elems_free(seq, n);
+    array_elems_free(del, n);
+    event_batch_free(b);
+}
+END_TEST
+
 START_TEST(test_batch_add)
 {
     event_batch_t *b = event_batch_new();
@@ -564,6 +665,9 @@ Suite *unit_suite(void)
     tcase_add_loop_test(tc, test_has_data, 0, sizeof(data_cases) / sizeof(data_cases[0]));
     tcase_add_test(tc, test_peek);
     tcase_add_test(tc, test_page_follows);
+    tcase_add_loop_test(tc, test_trimmed_delete, 0,
+                        sizeof(trimmed_cases) / sizeof(trimmed_cases[0]));
+    tcase_add_test(tc, test_delete_before_create);
     tcase_add_test(tc, test_array_layout);
     suite_add_tcase(s, tc);
     return s;
