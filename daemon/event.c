@@ -171,6 +171,20 @@ static const struct {
     {"password_reset.succeeded", EVENT_ACTION_LOG, MIRROR_COUNT},
 };
 
+/*
+ * Revocations state the object's new state by their type: `column` is set
+ * to `value` whatever the payload says (WorkOS has sent session.revoked
+ * with a payload still "active"); the rest of the payload applies as usual.
+ */
+static const struct {
+    const char *type;
+    const char *column;
+    const char *value;
+} forced_states[] = {
+    {"invitation.revoked", "state", "revoked"},
+    {"session.revoked", "status", "revoked"},
+};
+
 /* Families kept in the log only, known by prefix (the name ends in '.'). */
 static const char *const log_types[] = {
     "authentication.",
@@ -204,6 +218,17 @@ const mirror_def_t *event_mirror(mirror_table_t t)
 const char *event_known_type(size_t i)
 {
     return i < sizeof(event_types) / sizeof(event_types[0]) ? event_types[i].type : NULL;
+}
+
+/* The column a type forces, with its value in *value; NULL for most types. */
+static const char *forced_column(const char *type, const char **value)
+{
+    for (size_t i = 0; i < sizeof(forced_states) / sizeof(forced_states[0]); i++)
+        if (strcmp(type, forced_states[i].type) == 0) {
+            *value = forced_states[i].value;
+            return forced_states[i].column;
+        }
+    return NULL;
 }
 
 static bool has_prefix(const char *s, const char *prefix)
@@ -378,15 +403,16 @@ static bool value_fits(const cJSON *v, column_type_t type)
 /*
  * Looks up and checks the column values of a mirrored object: vals[i] is
  * column i's value, or NULL when absent or JSON null.  The values point
- * into `data`.  An upsert needs a valid updated_at and
+ * into `data`.  Column `forced` (or none, NULL) takes its value from the
+ * event's type and is not read.  An upsert needs a valid updated_at and
  * every value of its column's type; a deletion needs only a usable id, so
  * a trimmed payload still tombstones the object -- whatever else it holds
  * that does not fit is left out (NULL), and the stored row keeps its
  * fields unless the payload has a usable, newer updated_at.  Returns
  * false, with `why` filled, when the object cannot be mirrored.
  */
-static bool mirror_values(const mirror_def_t *def, cJSON *data, bool tombstone, cJSON **vals,
-                          char *why, size_t whylen)
+static bool mirror_values(const mirror_def_t *def, cJSON *data, bool tombstone, const char *forced,
+                          cJSON **vals, char *why, size_t whylen)
 {
     cJSON *id = cJSON_GetObjectItemCaseSensitive(data, "id");
     cJSON *updated = cJSON_GetObjectItemCaseSensitive(data, "updated_at");
@@ -405,6 +431,8 @@ static bool mirror_values(const mirror_def_t *def, cJSON *data, bool tombstone, 
         const mirror_column_t *c = &def->columns[i];
         cJSON *v = cJSON_GetObjectItemCaseSensitive(data, c->field);
         vals[i] = NULL;
+        if (forced != NULL && strcmp(c->name, forced) == 0)
+            continue;
         if (c->sub != NULL && v != NULL && !cJSON_IsNull(v)) {
             if (!cJSON_IsObject(v)) {
                 if (tombstone)
@@ -507,6 +535,7 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
     mirror_table_t table = MIRROR_USERS;
     bool known, mirrored = false;
     cJSON *vals[MIRROR_MAX_COLUMNS];
+    const char *forced_value = NULL;
     event_action_t action = event_classify(type->valuestring, &table, &known);
     if (!event_has_data(envelope)) {
         /* Kept in the log (data stored as JSON null), mirrored nowhere. */
@@ -519,8 +548,9 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
         if (!cJSON_IsObject(data)) {
             snprintf(why, whylen, "data is not an object");
             status = EVENT_MALFORMED;
-        } else if (!mirror_values(&mirrors[table], data, action == EVENT_ACTION_TOMBSTONE, vals,
-                                  why, whylen)) {
+        } else if (!mirror_values(&mirrors[table], data, action == EVENT_ACTION_TOMBSTONE,
+                                  forced_column(type->valuestring, &forced_value), vals, why,
+                                  whylen)) {
             status = EVENT_MALFORMED;
         } else {
             mirrored = true;
@@ -544,8 +574,14 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
         pg_array_add_str(&cols[0], seq);
         pg_array_add_str(&cols[1], id->valuestring);
         pg_array_add_str(&cols[2], action == EVENT_ACTION_TOMBSTONE ? created->valuestring : NULL);
-        for (size_t i = 0; i < m->n_columns; i++)
-            add_value(&cols[EVENT_MIRROR_EXTRA_ARRAYS + i], vals[i], m->columns[i].type);
+        const char *forced = forced_column(type->valuestring, &forced_value);
+        for (size_t i = 0; i < m->n_columns; i++) {
+            pg_array_t *a = &cols[EVENT_MIRROR_EXTRA_ARRAYS + i];
+            if (forced != NULL && strcmp(m->columns[i].name, forced) == 0)
+                pg_array_add_str(a, forced_value);
+            else
+                add_value(a, vals[i], m->columns[i].type);
+        }
         b->n_rows[table]++;
     }
     pg_array_add_str(&b->log[0], id->valuestring);

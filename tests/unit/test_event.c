@@ -411,6 +411,48 @@ START_TEST(test_delete_before_create)
 }
 END_TEST
 
+/* The revocation is the type's word, whatever the payload's status says. */
+static const struct {
+    const char *type;
+    mirror_table_t table;
+    const char *data;
+    const char *column, *want;
+} revoked_cases[] = {
+    {"session.revoked", MIRROR_SESSIONS,
+     "{\"id\":\"s_1\",\"user_id\":\"user_1\",\"status\":\"active\",\"updated_at\":"
+     "\"2026-01-01T00:00:00Z\"}",
+     "status", "revoked"},
+    {"session.revoked", MIRROR_SESSIONS,
+     "{\"id\":\"s_1\",\"status\":7,\"updated_at\":\"2026-01-01T00:00:00Z\"}", "status", "revoked"},
+    {"session.revoked", MIRROR_SESSIONS,
+     "{\"id\":\"s_1\",\"user_id\":\"user_1\",\"updated_at\":\"2026-01-01T00:00:00Z\"}", "user_id",
+     "user_1"},
+    {"invitation.revoked", MIRROR_INVITATIONS,
+     "{\"id\":\"inv_1\",\"state\":\"pending\",\"updated_at\":\"2026-01-01T00:00:00Z\"}", "state",
+     "revoked"},
+    {"session.created", MIRROR_SESSIONS,
+     "{\"id\":\"s_1\",\"status\":\"active\",\"updated_at\":\"2026-01-01T00:00:00Z\"}", "status",
+     "active"},
+    {"invitation.accepted", MIRROR_INVITATIONS,
+     "{\"id\":\"inv_1\",\"state\":\"accepted\",\"updated_at\":\"2026-01-01T00:00:00Z\"}", "state",
+     "accepted"},
+};
+
+START_TEST(test_revoked_state)
+{
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"id\":\"evt_1\",\"event\":\"%s\",\"created_at\":\"2026-01-02T00:00:00Z\","
+             "\"data\":%s}",
+             revoked_cases[_i].type, revoked_cases[_i].data);
+    event_batch_t *b = event_batch_new();
+    add_one(b, json, EVENT_OK);
+    assert_cell(b, revoked_cases[_i].table, revoked_cases[_i].column, revoked_cases[_i].want);
+    assert_cell(b, revoked_cases[_i].table, "deleted_at", NULL);
+    event_batch_free(b);
+}
+END_TEST
+
 START_TEST(test_batch_add)
 {
     event_batch_t *b = event_batch_new();
@@ -668,6 +710,8 @@ Suite *unit_suite(void)
     tcase_add_loop_test(tc, test_trimmed_delete, 0,
                         sizeof(trimmed_cases) / sizeof(trimmed_cases[0]));
     tcase_add_test(tc, test_delete_before_create);
+    tcase_add_loop_test(tc, test_revoked_state, 0,
+                        sizeof(revoked_cases) / sizeof(revoked_cases[0]));
     tcase_add_test(tc, test_array_layout);
     suite_add_tcase(s, tc);
     return s;
