@@ -610,6 +610,57 @@ invalid:
     return EVENT_INVALID;
 }
 
+/* How deep objects and arrays nest in `len` bytes of JSON text, strings skipped. */
+static size_t json_depth(const char *s, size_t len, size_t limit)
+{
+    size_t depth = 0, max = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len && max <= limit; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max)
+                max = depth;
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            depth--;
+        }
+    }
+    return max;
+}
+
+cJSON *event_parse_json(const char *body, size_t len, char *err, size_t errlen)
+{
+    if (len > EVENT_MAX_BYTES) {
+        snprintf(err, errlen, "JSON of %zu bytes, over the %u allowed", len, EVENT_MAX_BYTES);
+        return NULL;
+    }
+    if (json_depth(body, len, EVENT_MAX_DEPTH) > EVENT_MAX_DEPTH) {
+        snprintf(err, errlen, "JSON nested deeper than %d levels", EVENT_MAX_DEPTH);
+        return NULL;
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
+    if (root == NULL) {
+        snprintf(err, errlen, "not valid JSON");
+        return NULL;
+    }
+    /* cJSON stops after the first value; only whitespace may follow it. */
+    for (const char *p = end; p < body + len; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            cJSON_Delete(root);
+            snprintf(err, errlen, "bytes after the JSON value");
+            return NULL;
+        }
+    }
+    return root;
+}
+
 /* An envelope's created_at, when it has a valid one. */
 static bool event_time(const cJSON *envelope, int64_t *ms)
 {
@@ -620,9 +671,10 @@ static bool event_time(const cJSON *envelope, int64_t *ms)
 bool event_page_parse(event_page_t *page, const char *body, size_t len, char *err, size_t errlen)
 {
     memset(page, 0, sizeof(*page));
-    cJSON *root = cJSON_ParseWithLength(body, len);
+    char why[128];
+    cJSON *root = event_parse_json(body, len, why, sizeof(why));
     if (root == NULL) {
-        snprintf(err, errlen, "response is not valid JSON");
+        snprintf(err, errlen, "response: %s", why);
         return false;
     }
     cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");

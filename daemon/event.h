@@ -159,6 +159,21 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
 /* Frees a batch; accepts NULL. */
 void event_batch_free(event_batch_t *b);
 
+/* Bounds on a JSON input (a webhook body or an Events API page). */
+#define EVENT_MAX_DEPTH 64 /* nested objects and arrays, the outermost included */
+#define EVENT_MAX_BYTES (64u * 1024u * 1024u) /* the whole document */
+
+/*
+ * Parses one JSON document from untrusted bytes: `len` bytes of `body`
+ * (no NUL needed).  Refuses, with a reason in `err`, input over
+ * EVENT_MAX_BYTES, nested deeper than EVENT_MAX_DEPTH (checked on the
+ * bytes, before anything is allocated), invalid JSON, and anything but
+ * whitespace after the value (`{...} xyz`).  Returns the parsed value,
+ * owned by the caller, or NULL.  For a webhook body; event_page_parse uses
+ * it for a page.
+ */
+cJSON *event_parse_json(const char *body, size_t len, char *err, size_t errlen) WUR;
+
 /* One page of the Events API list response. */
 typedef struct event_page {
     cJSON *root;       /* the parsed response; owns `data` */
@@ -168,8 +183,8 @@ typedef struct event_page {
 } event_page_t;
 
 /*
- * Parses a list response.  Checks the shape (an object with a `data`
- * array) and that events are in ascending created_at order, as asked for
+ * Parses a list response with event_parse_json's bounds.  Checks the shape
+ * (an object with a `data` array) and that events are in ascending created_at order, as asked for
  * with order=asc.  On failure fills `err` and leaves `page` empty.
  */
 bool event_page_parse(event_page_t *page, const char *body, size_t len, char *err,

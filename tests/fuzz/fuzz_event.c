@@ -1,7 +1,8 @@
 /*
  * libFuzzer target for the event decoder in daemon/event.c.  The input is
  * treated twice: as an Events API list response (every envelope of the
- * page goes through event_batch_add) and as a single webhook body.  Each
+ * page goes through event_batch_add) and as a single webhook body (parsed
+ * by event_parse_json, as the receiver does).  Each
  * resulting batch has its arrays finished as the apply statement takes them.  Beyond
  * memory safety, it checks that what goes to PostgreSQL is well-formed
  * binary arrays, with one log row per accepted event, at most one mirror
@@ -97,7 +98,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
 
-    cJSON *envelope = cJSON_ParseWithLength((const char *)data, size);
+    err[0] = '\0';
+    cJSON *envelope = event_parse_json((const char *)data, size, err, sizeof(err));
+    if (envelope == NULL && err[0] == '\0')
+        abort(); /* a refusal says why */
     if (envelope != NULL) {
         event_batch_t *b = event_batch_new();
         if (b != NULL) {

@@ -534,6 +534,8 @@ static const struct {
      "\"created_at\":\"2026-01-01T00:00:00Z\"}]}",
      false, 0, NULL},
     {"{\"data\":[{\"id\":\"a\"", false, 0, NULL},
+    {"{\"data\":[]}\n", true, 0, NULL},
+    {"{\"data\":[]} {\"data\":[]}", false, 0, NULL},
     {"{\"object\":\"list\"}", false, 0, NULL},
     {"<html>502</html>", false, 0, NULL},
     {"", false, 0, NULL},
@@ -557,6 +559,75 @@ START_TEST(test_page_parse)
         ck_assert_ptr_null(page.root);
     }
     event_page_free(&page);
+}
+END_TEST
+
+/* Only whitespace may follow the value; depth and size are bounded. */
+static const struct {
+    const char *json;
+    bool ok;
+} parse_cases[] = {
+    {"{}", true},
+    {" {\"a\":1} \t\r\n", true},
+    {"{} xyz", false},
+    {"{\"a\":1}}", false},
+    {"{}{}", false},
+    {"[1] 2", false},
+    {"{\"a\":\"[[[[\"}", true},
+    {"", false},
+    {"   ", false},
+    {"{\"a\":", false},
+};
+
+START_TEST(test_parse_json)
+{
+    char err[128] = "";
+    const char *j = parse_cases[_i].json;
+    cJSON *v = event_parse_json(j, strlen(j), err, sizeof(err));
+    ck_assert_msg((v != NULL) == parse_cases[_i].ok, "%s: %s", j, err);
+    if (v == NULL)
+        ck_assert(err[0] != '\0');
+    cJSON_Delete(v);
+}
+END_TEST
+
+/* Nesting: EVENT_MAX_DEPTH levels parse, one more is refused before parsing. */
+static char *nested(size_t depth)
+{
+    char *s = malloc(2 * depth + 1);
+    ck_assert_ptr_nonnull(s);
+    for (size_t i = 0; i < depth; i++) {
+        s[i] = '[';
+        s[2 * depth - 1 - i] = ']';
+    }
+    s[2 * depth] = '\0';
+    return s;
+}
+
+START_TEST(test_parse_bounds)
+{
+    char err[128];
+    char *ok = nested(EVENT_MAX_DEPTH), *deep = nested(EVENT_MAX_DEPTH + 1);
+    cJSON *v = event_parse_json(ok, strlen(ok), err, sizeof(err));
+    ck_assert_ptr_nonnull(v);
+    cJSON_Delete(v);
+    ck_assert_ptr_null(event_parse_json(deep, strlen(deep), err, sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err, "nested"));
+    /* Far deeper than cJSON's own limit: refused, no crash. */
+    char *abyss = nested(200000);
+    ck_assert_ptr_null(event_parse_json(abyss, strlen(abyss), err, sizeof(err)));
+    /* The size is checked before a byte is read. */
+    ck_assert_ptr_null(event_parse_json(ok, (size_t)EVENT_MAX_BYTES + 1, err, sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err, "bytes"));
+    /* A page is bounded the same way. */
+    event_page_t page;
+    static const char trailing[] = "{\"data\":[]} xyz";
+    ck_assert(!event_page_parse(&page, trailing, strlen(trailing), err, sizeof(err)));
+    ck_assert_ptr_null(page.root);
+    ck_assert(!event_page_parse(&page, deep, strlen(deep), err, sizeof(err)));
+    free(ok);
+    free(deep);
+    free(abyss);
 }
 END_TEST
 
@@ -712,6 +783,8 @@ Suite *unit_suite(void)
     tcase_add_test(tc, test_delete_before_create);
     tcase_add_loop_test(tc, test_revoked_state, 0,
                         sizeof(revoked_cases) / sizeof(revoked_cases[0]));
+    tcase_add_loop_test(tc, test_parse_json, 0, sizeof(parse_cases) / sizeof(parse_cases[0]));
+    tcase_add_test(tc, test_parse_bounds);
     tcase_add_test(tc, test_array_layout);
     suite_add_tcase(s, tc);
     return s;
