@@ -19,9 +19,10 @@ tests/fuzz/fuzz_signature: tests/fuzz/fuzz_signature.c daemon/signature.c daemon
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_signature.c daemon/signature.c \
 		$(shell pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto)
 
-tests/fuzz/fuzz_event: tests/fuzz/fuzz_event.c daemon/event.c daemon/event.h daemon/pgarray.c daemon/clock.c \
-		daemon/pgarray.h tests/unit/array_reader.h
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_event.c daemon/event.c daemon/pgarray.c daemon/clock.c \
+tests/fuzz/fuzz_event: tests/fuzz/fuzz_event.c daemon/event.c daemon/event_page.c daemon/event.h \
+		daemon/pgarray.c daemon/clock.c daemon/pgarray.h tests/unit/array_reader.h
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_event.c daemon/event.c daemon/event_page.c \
+		daemon/pgarray.c daemon/clock.c \
 		$(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)
 
 fuzz-run: fuzz

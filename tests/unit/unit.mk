@@ -13,7 +13,8 @@ tests/unit/test_config: tests/unit/test_config.o daemon/config.o daemon/log.o da
                         daemon/pgarray.o
 tests/unit/test_log: tests/unit/test_log.o daemon/log.o
 tests/unit/test_backoff: tests/unit/test_backoff.o daemon/backoff.o
-tests/unit/test_event: tests/unit/test_event.o daemon/event.o daemon/pgarray.o daemon/clock.o
+tests/unit/test_event: tests/unit/test_event.o daemon/event.o daemon/event_page.o daemon/pgarray.o \
+                       daemon/clock.o
 tests/unit/test_metrics: tests/unit/test_metrics.o daemon/metrics.o
 tests/unit/test_apply: tests/unit/test_apply.o daemon/apply.o daemon/event.o daemon/pgarray.o \
                        daemon/clock.o daemon/metrics.o
