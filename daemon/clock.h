@@ -16,6 +16,9 @@
 /* Milliseconds on CLOCK_MONOTONIC: for intervals, never for dates. */
 int64_t clock_mono_ms(void);
 
+/* Microseconds on CLOCK_MONOTONIC: for timing short operations (a commit). */
+int64_t clock_mono_us(void);
+
 /* Milliseconds since the Unix epoch on CLOCK_REALTIME. */
 int64_t clock_wall_ms(void);
 

@@ -1,18 +1,18 @@
 /*
  * event: decoding and validation of WorkOS events into apply batches.
  *
- * The mirror schema is declared once, in the column tables below; the store
+ * The mirror schema is declared once, in the column tables below; apply.c
  * generates its SQL from the same tables, so a column cannot be written in
  * one place and forgotten in the other.  Validation here is deliberately as
  * strict as PostgreSQL's input functions: an event that passes never makes
  * the apply statement fail, and one that does not is kept in the log only.
+ * Parsing untrusted JSON and Events API pages is in event_page.c.
  */
 #include "event.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "clock.h"
 
@@ -171,6 +171,20 @@ static const struct {
     {"password_reset.succeeded", EVENT_ACTION_LOG, MIRROR_COUNT},
 };
 
+/*
+ * Revocations state the object's new state by their type: `column` is set
+ * to `value` whatever the payload says (WorkOS has sent session.revoked
+ * with a payload still "active"); the rest of the payload applies as usual.
+ */
+static const struct {
+    const char *type;
+    const char *column;
+    const char *value;
+} forced_states[] = {
+    {"invitation.revoked", "state", "revoked"},
+    {"session.revoked", "status", "revoked"},
+};
+
 /* Families kept in the log only, known by prefix (the name ends in '.'). */
 static const char *const log_types[] = {
     "authentication.",
@@ -204,6 +218,17 @@ const mirror_def_t *event_mirror(mirror_table_t t)
 const char *event_known_type(size_t i)
 {
     return i < sizeof(event_types) / sizeof(event_types[0]) ? event_types[i].type : NULL;
+}
+
+/* The column a type forces, with its value in *value; NULL for most types. */
+static const char *forced_column(const char *type, const char **value)
+{
+    for (size_t i = 0; i < sizeof(forced_states) / sizeof(forced_states[0]); i++)
+        if (strcmp(type, forced_states[i].type) == 0) {
+            *value = forced_states[i].value;
+            return forced_states[i].column;
+        }
+    return NULL;
 }
 
 static bool has_prefix(const char *s, const char *prefix)
@@ -254,6 +279,25 @@ size_t event_scrub(cJSON *envelope)
         }
     }
     return removed;
+}
+
+bool event_has_data(const cJSON *envelope)
+{
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(envelope, "data");
+    return data != NULL && !cJSON_IsNull(data);
+}
+
+/* Copies member `name` of `obj` when it is a string, else "-". */
+static void peek_string(const cJSON *obj, const char *name, char *buf, size_t len)
+{
+    const cJSON *v = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, name) : NULL;
+    snprintf(buf, len, "%s", cJSON_IsString(v) ? v->valuestring : "-");
+}
+
+void event_peek(const cJSON *envelope, char *id, size_t idlen, char *type, size_t typelen)
+{
+    peek_string(envelope, "id", id, idlen);
+    peek_string(envelope, "event", type, typelen);
 }
 
 event_batch_t *event_batch_new(void)
@@ -359,11 +403,16 @@ static bool value_fits(const cJSON *v, column_type_t type)
 /*
  * Looks up and checks the column values of a mirrored object: vals[i] is
  * column i's value, or NULL when absent or JSON null.  The values point
- * into `data`.  Returns false, with `why` filled, when the object cannot
- * be mirrored.
+ * into `data`.  Column `forced` (or none, NULL) takes its value from the
+ * event's type and is not read.  An upsert needs a valid updated_at and
+ * every value of its column's type; a deletion needs only a usable id, so
+ * a trimmed payload still tombstones the object -- whatever else it holds
+ * that does not fit is left out (NULL), and the stored row keeps its
+ * fields unless the payload has a usable, newer updated_at.  Returns
+ * false, with `why` filled, when the object cannot be mirrored.
  */
-static bool mirror_values(const mirror_def_t *def, cJSON *data, cJSON **vals, char *why,
-                          size_t whylen)
+static bool mirror_values(const mirror_def_t *def, cJSON *data, bool tombstone, const char *forced,
+                          cJSON **vals, char *why, size_t whylen)
 {
     cJSON *id = cJSON_GetObjectItemCaseSensitive(data, "id");
     cJSON *updated = cJSON_GetObjectItemCaseSensitive(data, "updated_at");
@@ -373,21 +422,29 @@ static bool mirror_values(const mirror_def_t *def, cJSON *data, cJSON **vals, ch
         snprintf(why, whylen, "data.id missing, not a string or too long");
         return false;
     }
-    if (!cJSON_IsString(updated) || !clock_parse_iso8601(updated->valuestring, &ms)) {
+    if (!tombstone &&
+        (!cJSON_IsString(updated) || !clock_parse_iso8601(updated->valuestring, &ms))) {
         snprintf(why, whylen, "data.updated_at missing or not a timestamp");
         return false;
     }
     for (size_t i = 0; i < def->n_columns; i++) {
         const mirror_column_t *c = &def->columns[i];
         cJSON *v = cJSON_GetObjectItemCaseSensitive(data, c->field);
+        vals[i] = NULL;
+        if (forced != NULL && strcmp(c->name, forced) == 0)
+            continue;
         if (c->sub != NULL && v != NULL && !cJSON_IsNull(v)) {
             if (!cJSON_IsObject(v)) {
+                if (tombstone)
+                    continue;
                 snprintf(why, whylen, "data.%s is not an object", c->field);
                 return false;
             }
             v = cJSON_GetObjectItemCaseSensitive(v, c->sub);
         }
         if (!value_fits(v, c->type)) {
+            if (tombstone)
+                continue;
             snprintf(why, whylen, "data.%s%s%s has the wrong type", c->field, c->sub ? "." : "",
                      c->sub ? c->sub : "");
             return false;
@@ -478,8 +535,9 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
     mirror_table_t table = MIRROR_USERS;
     bool known, mirrored = false;
     cJSON *vals[MIRROR_MAX_COLUMNS];
+    const char *forced_value = NULL;
     event_action_t action = event_classify(type->valuestring, &table, &known);
-    if (data == NULL || cJSON_IsNull(data)) {
+    if (!event_has_data(envelope)) {
         /* Kept in the log (data stored as JSON null), mirrored nowhere. */
         snprintf(why, whylen, "event has no data");
         status = EVENT_MALFORMED;
@@ -490,7 +548,9 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
         if (!cJSON_IsObject(data)) {
             snprintf(why, whylen, "data is not an object");
             status = EVENT_MALFORMED;
-        } else if (!mirror_values(&mirrors[table], data, vals, why, whylen)) {
+        } else if (!mirror_values(&mirrors[table], data, action == EVENT_ACTION_TOMBSTONE,
+                                  forced_column(type->valuestring, &forced_value), vals, why,
+                                  whylen)) {
             status = EVENT_MALFORMED;
         } else {
             mirrored = true;
@@ -514,8 +574,14 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
         pg_array_add_str(&cols[0], seq);
         pg_array_add_str(&cols[1], id->valuestring);
         pg_array_add_str(&cols[2], action == EVENT_ACTION_TOMBSTONE ? created->valuestring : NULL);
-        for (size_t i = 0; i < m->n_columns; i++)
-            add_value(&cols[EVENT_MIRROR_EXTRA_ARRAYS + i], vals[i], m->columns[i].type);
+        const char *forced = forced_column(type->valuestring, &forced_value);
+        for (size_t i = 0; i < m->n_columns; i++) {
+            pg_array_t *a = &cols[EVENT_MIRROR_EXTRA_ARRAYS + i];
+            if (forced != NULL && strcmp(m->columns[i].name, forced) == 0)
+                pg_array_add_str(a, forced_value);
+            else
+                add_value(a, vals[i], m->columns[i].type);
+        }
         b->n_rows[table]++;
     }
     pg_array_add_str(&b->log[0], id->valuestring);
@@ -542,73 +608,4 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
 invalid:
     cJSON_Delete(envelope);
     return EVENT_INVALID;
-}
-
-/* Lists one finished array; false when it cannot be sent. */
-static bool list_array(pg_array_t *a, const char **value, int *length)
-{
-    *value = pg_array_finish(a);
-    *length = (int)a->len;
-    return *value != NULL;
-}
-
-size_t event_batch_arrays(event_batch_t *b, const char **values, int *lengths)
-{
-    size_t n = 0;
-    bool ok = true;
-    for (size_t i = 0; i < EVENT_LOG_ARRAYS; i++, n++)
-        ok = list_array(&b->log[i], &values[n], &lengths[n]) && ok;
-    for (int t = 0; t < MIRROR_COUNT; t++)
-        for (size_t i = 0; i < EVENT_MIRROR_EXTRA_ARRAYS + mirrors[t].n_columns; i++, n++)
-            ok = list_array(&b->mirror[t][i], &values[n], &lengths[n]) && ok;
-    return ok ? n : 0;
-}
-
-bool event_page_parse(event_page_t *page, const char *body, size_t len, char *err, size_t errlen)
-{
-    memset(page, 0, sizeof(*page));
-    cJSON *root = cJSON_ParseWithLength(body, len);
-    if (root == NULL) {
-        snprintf(err, errlen, "response is not valid JSON");
-        return false;
-    }
-    cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
-    if (!cJSON_IsArray(data)) {
-        snprintf(err, errlen, "response has no data array");
-        goto fail;
-    }
-    /* Asked for order=asc: a page going back in time means the server and
-     * we disagree about the stream, and storing a cursor from it is unsafe. */
-    int64_t prev = INT64_MIN;
-    size_t i = 0;
-    for (cJSON *e = data->child; e != NULL; e = e->next, i++) {
-        cJSON *created = cJSON_GetObjectItemCaseSensitive(e, "created_at");
-        int64_t ms;
-        if (!cJSON_IsString(created) || !clock_parse_iso8601(created->valuestring, &ms))
-            continue;
-        if (ms < prev) {
-            snprintf(err, errlen, "events out of order at index %zu", i);
-            goto fail;
-        }
-        prev = ms;
-    }
-    cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "list_metadata");
-    cJSON *after = cJSON_GetObjectItemCaseSensitive(meta, "after");
-    page->root = root;
-    page->data = data;
-    page->n = i;
-    page->after = cJSON_IsString(after) ? after->valuestring : NULL;
-    return true;
-
-fail:
-    cJSON_Delete(root);
-    return false;
-}
-
-void event_page_free(event_page_t *page)
-{
-    if (page == NULL)
-        return;
-    cJSON_Delete(page->root);
-    memset(page, 0, sizeof(*page));
 }

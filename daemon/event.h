@@ -19,7 +19,7 @@
 #include "pgarray.h"
 #include "wur.h"
 
-/* The mirror tables, in the order the apply statement lists them. */
+/* The mirror tables (apply.c lists their arrays in this order). */
 typedef enum mirror_table {
     MIRROR_USERS,         /* user.* */
     MIRROR_MEMBERSHIPS,   /* organization_membership.* */
@@ -69,7 +69,7 @@ typedef enum event_status {
     EVENT_INVALID    /* envelope unusable (no id, type or time): not stored */
 } event_status_t;
 
-/* The event log's columns as the apply statement takes them. */
+/* The event log's columns in a batch: id, event, created_at, data, context. */
 #define EVENT_LOG_ARRAYS 5 /* id, event, created_at, data, context */
 
 /* The arrays before a mirror table's own columns: seq, event_id, deleted_at. */
@@ -82,8 +82,9 @@ typedef struct event_type_count {
 } event_type_count_t;
 
 /*
- * A batch of events being prepared for one apply transaction, kept in the
- * form the apply statement takes: one text[] per column.  `log` holds the
+ * A batch of events being prepared for one apply transaction, kept as
+ * columns: one text[] per column (apply.c turns them into the statement's
+ * parameters).  `log` holds the
  * event log rows: id, event, created_at, data (JSON text, "null" when
  * absent) and context (JSON text or NULL).  `mirror[t]` holds mirror table
  * t's rows: seq, event_id and deleted_at, then the table's columns in
@@ -128,6 +129,22 @@ const char *event_known_type(size_t i);
  */
 size_t event_scrub(cJSON *envelope);
 
+/*
+ * The "no data" rule: true when the envelope has a `data` member that is
+ * not JSON null.  An event without data is kept in the log by the poller
+ * (as malformed) and refused by the webhook receiver; both ask here.
+ */
+bool event_has_data(const cJSON *envelope);
+
+/*
+ * Copies an envelope's `id` and `event` (type) into id[idlen] and
+ * type[typelen] for log lines and per-type bookkeeping, before
+ * event_batch_add takes the envelope: each is the string, cut to fit, or
+ * "-" when absent or not a string.  Never fails; `envelope` may be
+ * anything, NULL included.
+ */
+void event_peek(const cJSON *envelope, char *id, size_t idlen, char *type, size_t typelen);
+
 /* A new, empty batch, or NULL when out of memory. */
 event_batch_t *event_batch_new(void);
 
@@ -139,23 +156,23 @@ event_batch_t *event_batch_new(void);
  */
 event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, size_t whylen);
 
-/* The most arrays a batch has: the event log's, then every mirror table's. */
-#define EVENT_MAX_ARRAYS                                                                           \
-    (EVENT_LOG_ARRAYS + MIRROR_COUNT * (EVENT_MIRROR_EXTRA_ARRAYS + MIRROR_MAX_COLUMNS))
-
-/*
- * Finishes the batch's arrays and lists them in the order the apply
- * statement takes them: the event log's, then each mirror table's in
- * mirror_table_t order.  values[i] points into the batch (valid until it
- * is freed) and is lengths[i] bytes long; both have room for
- * EVENT_MAX_ARRAYS.  Returns how many were listed, or 0 when an append ran
- * out of memory: the batch cannot be applied.  Nothing may be added
- * afterwards.
- */
-size_t event_batch_arrays(event_batch_t *b, const char **values, int *lengths) WUR;
-
 /* Frees a batch; accepts NULL. */
 void event_batch_free(event_batch_t *b);
+
+/* Bounds on a JSON input (a webhook body or an Events API page). */
+#define EVENT_MAX_DEPTH 64 /* nested objects and arrays, the outermost included */
+#define EVENT_MAX_BYTES (64u * 1024u * 1024u) /* the whole document */
+
+/*
+ * Parses one JSON document from untrusted bytes: `len` bytes of `body`
+ * (no NUL needed).  Refuses, with a reason in `err`, input over
+ * EVENT_MAX_BYTES, nested deeper than EVENT_MAX_DEPTH (checked on the
+ * bytes, before anything is allocated), invalid JSON, and anything but
+ * whitespace after the value (`{...} xyz`).  Returns the parsed value,
+ * owned by the caller, or NULL.  For a webhook body; event_page_parse uses
+ * it for a page.
+ */
+cJSON *event_parse_json(const char *body, size_t len, char *err, size_t errlen) WUR;
 
 /* One page of the Events API list response. */
 typedef struct event_page {
@@ -166,12 +183,21 @@ typedef struct event_page {
 } event_page_t;
 
 /*
- * Parses a list response.  Checks the shape (an object with a `data`
- * array) and that events are in ascending created_at order, as asked for
+ * Parses a list response with event_parse_json's bounds.  Checks the shape
+ * (an object with a `data` array) and that events are in ascending created_at order, as asked for
  * with order=asc.  On failure fills `err` and leaves `page` empty.
  */
 bool event_page_parse(event_page_t *page, const char *body, size_t len, char *err,
                       size_t errlen) WUR;
+
+/*
+ * The order check across pages: false when the page's first event has a
+ * valid created_at earlier than `after_ms` (ms since the epoch, the last
+ * event taken from the previous page; 0 when there is none), true
+ * otherwise -- an empty page, a first event without a usable time, or
+ * none to compare with.
+ */
+bool event_page_follows(const event_page_t *page, int64_t after_ms);
 
 /* Frees a parsed page; accepts an empty one. */
 void event_page_free(event_page_t *page);

@@ -17,10 +17,12 @@
 #include <event2/event.h>
 #include <systemd/sd-daemon.h>
 
+#include "clock.h"
 #include "config.h"
 #include "http_client.h"
 #include "log.h"
 #include "poller.h"
+#include "status.h"
 #include "store.h"
 #include "webhook.h"
 
@@ -95,7 +97,7 @@ static void on_shutdown_tick(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(d->base, NULL);
         return;
     }
-    struct timeval tv = {0, SHUTDOWN_TICK_MS * 1000};
+    struct timeval tv = clock_timeval(SHUTDOWN_TICK_MS);
     evtimer_add(d->ev_shutdown, &tv);
 }
 
@@ -125,15 +127,15 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 
     sd_notify(0, "RELOADING=1");
     if (!config_load(&fresh, d->cfg.path, err, sizeof(err))) {
-        log_warn("event=reload_failed error=\"%s\" note=\"keeping the running configuration\"",
-                 err);
+        log_warn("event=reload_failed error=%s note=\"keeping the running configuration\"",
+                 log_q(err));
         sd_notify(0, "READY=1");
         return;
     }
     config_reload_diff(&d->cfg, &fresh, diff, sizeof(diff));
     if (diff[0] != '\0')
-        log_warn("event=reload_needs_restart keys=\"%s\" note=\"these keep their running values\"",
-                 diff);
+        log_warn("event=reload_needs_restart keys=%s note=\"these keep their running values\"",
+                 log_q(diff));
     config_reload_apply(&d->cfg, &fresh);
     config_free(&fresh);
     log_set_level(d->cfg.log_level);
@@ -267,8 +269,7 @@ static int cmd_run(daemon_ctx_t *d, const sigset_t *old_mask)
     if (sd_watchdog_enabled(0, &d->watchdog_usec) <= 0)
         d->watchdog_usec = 0;
     uint64_t tick_usec = d->watchdog_usec > 0 ? d->watchdog_usec / 2 : 5000000;
-    struct timeval tick = {.tv_sec = (time_t)(tick_usec / 1000000),
-                           .tv_usec = (suseconds_t)(tick_usec % 1000000)};
+    struct timeval tick = clock_timeval((int64_t)(tick_usec / 1000));
     d->ev_tick = event_new(d->base, -1, EV_PERSIST, on_tick, d);
     if (d->ev_tick == NULL) {
         log_error("event=startup_failed reason=\"timer\"");
@@ -285,8 +286,8 @@ static int cmd_run(daemon_ctx_t *d, const sigset_t *old_mask)
      * right after it is in place by then. */
     store_callbacks_t cb = {.ready = on_store_ready, .lost = on_store_lost, .arg = d};
     d->store = store_new(d->base, &d->cfg, &cb, err, sizeof(err));
-    if (d->store == NULL) {
-        log_error("event=startup_failed reason=\"%s\"", err);
+    if (d->store == NULL || !apply_register(d->store, err, sizeof(err))) {
+        log_error("event=startup_failed reason=%s", log_q(err));
         goto out;
     }
     if (polling && (d->poller = poller_new(d->base, &d->cfg, d->store, d->http)) == NULL) {
@@ -297,13 +298,13 @@ static int cmd_run(daemon_ctx_t *d, const sigset_t *old_mask)
         webhook_hooks_t hooks = {.ready = is_ready, .gauges = fill_gauges, .arg = d};
         d->webhook = webhook_new(d->base, &d->cfg, d->store, &hooks, err, sizeof(err));
         if (d->webhook == NULL) {
-            log_error("event=startup_failed reason=\"%s\"", err);
+            log_error("event=startup_failed reason=%s", log_q(err));
             rc = EXIT_CONFIG;
             goto out;
         }
     }
-    log_info("event=started version=" WORKOS_SYNCD_VERSION " schema=%s base_url=%s", d->cfg.schema,
-             d->cfg.base_url);
+    log_info("event=started version=" WORKOS_SYNCD_VERSION " schema=%s base_url=%s",
+             log_q(d->cfg.schema), log_q(d->cfg.base_url));
     event_base_dispatch(d->base);
     log_info("event=stopped");
     rc = 0;
@@ -336,11 +337,83 @@ static int cmd_migrate(const config_t *cfg)
     char err[512];
     int applied;
     if (!store_migrate(cfg, &applied, err, sizeof(err))) {
-        log_error("event=migrate_failed error=\"%s\"", err);
+        log_error("event=migrate_failed error=%s", log_q(err));
         return 1;
     }
     printf("schema=%s applied=%d\n", cfg->schema, applied);
     return 0;
+}
+
+/* A sync_state value as status prints it: "-" when absent. */
+static const char *status_text(const status_value_t *v)
+{
+    return v->present ? v->text : "-";
+}
+
+/* A number of seconds: "4.8s", or "-" when absent. */
+static void print_secs(FILE *out, const char *key, const status_value_t *v)
+{
+    fprintf(out, "%s=%s%s\n", key, status_text(v), v->present ? "s" : "");
+}
+
+/*
+ * Prints the status as key=value lines, in the order and form scripts
+ * read, and returns the exit status: 0 caught up, 1 behind, failing or
+ * not migrated, 2 when the database is unreachable or unusable.
+ */
+static int print_status(FILE *out, const char *schema, const status_t *st)
+{
+    fprintf(out, "schema=%s\n", schema);
+    if (st->state == STATUS_UNREACHABLE || st->state == STATUS_UNUSABLE) {
+        fprintf(out, "state=%s\nerror=\"%s\"\n",
+                st->state == STATUS_UNUSABLE ? "database_unusable" : "database_unreachable",
+                st->error);
+        return 2;
+    }
+    fprintf(out, "schema_version=%d\nschema_latest=%d\n", st->schema_version, st->schema_latest);
+    switch (st->state) {
+    case STATUS_NOT_MIGRATED:
+        fprintf(out, "state=not_migrated\n");
+        return 1;
+    case STATUS_ERROR:
+        fprintf(out, "state=error\nerror=\"%s\"\n", st->error);
+        return 1;
+    case STATUS_NEVER_POLLED:
+        fprintf(out, "state=never_polled\n");
+        break;
+    case STATUS_FAILING:
+    case STATUS_CAUGHT_UP:
+    case STATUS_BEHIND:
+        fprintf(out, "cursor=%s\ncursor_event_at=%s\n", status_text(&st->cursor),
+                status_text(&st->cursor_event_at));
+        print_secs(out, "cursor_age", &st->cursor_age);
+        print_secs(out, "lag", &st->lag);
+        print_secs(out, "caught_up_ago", &st->caught_up_ago);
+        fprintf(out, "last_error=\"%s\"\n", status_text(&st->last_error));
+        fprintf(out, "state=%s\n",
+                st->state == STATUS_FAILING     ? "failing"
+                : st->state == STATUS_CAUGHT_UP ? "caught_up"
+                                                : "behind");
+        break;
+    case STATUS_UNREACHABLE:
+    case STATUS_UNUSABLE:
+        break;
+    }
+    if (st->poller == 1)
+        fprintf(out, "poller=pid:%s@%s\n", st->poller_pid, st->poller_addr);
+    else if (st->poller == 0)
+        fprintf(out, "poller=none\n");
+    if (st->have_rows) {
+        if (st->events.read)
+            fprintf(out, "rows_events=%lld\n", st->events.live);
+        for (int t = 0; t < MIRROR_COUNT; t++) {
+            const char *table = event_mirror((mirror_table_t)t)->table;
+            if (st->mirror[t].read)
+                fprintf(out, "rows_%s=%lld\nrows_%s_deleted=%lld\n", table, st->mirror[t].live,
+                        table, st->mirror[t].deleted);
+        }
+    }
+    return st->state == STATUS_CAUGHT_UP ? 0 : 1;
 }
 
 static int cmd_status(const config_t *cfg)
@@ -349,7 +422,9 @@ static int cmd_status(const config_t *cfg)
     int64_t fresh = cfg->poll_interval_ms * 3;
     if (fresh < 30000)
         fresh = 30000;
-    return store_status(cfg, stdout, fresh);
+    status_t st;
+    status_read(cfg, fresh, &st);
+    return print_status(stdout, cfg->schema, &st);
 }
 
 int main(int argc, char **argv)

@@ -142,6 +142,12 @@ static void print_label(FILE *out, const char *s)
             fputc(*s, out);
 }
 
+/* The HELP and TYPE lines that open metric `name`. */
+static void print_header(FILE *out, const char *name, const char *type, const char *help)
+{
+    fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
 void metrics_render(FILE *out, const metrics_gauges_t *g)
 {
     fputs("# HELP workos_syncd_events_committed_total Events committed to the log, by type and "
@@ -162,9 +168,8 @@ void metrics_render(FILE *out, const metrics_gauges_t *g)
             fprintf(out, "workos_syncd_events_committed_total{type=\"other\",source=\"%s\"} %llu\n",
                     source_names[s], (unsigned long long)m.other[s]);
 
-    fputs("# HELP workos_syncd_events_inserted_total Events new to the log, by source.\n"
-          "# TYPE workos_syncd_events_inserted_total counter\n",
-          out);
+    print_header(out, "workos_syncd_events_inserted_total", "counter",
+                 "Events new to the log, by source.");
     for (int s = 0; s < N_SOURCES; s++)
         fprintf(out, "workos_syncd_events_inserted_total{source=\"%s\"} %llu\n", source_names[s],
                 (unsigned long long)m.inserted[s]);
@@ -180,9 +185,8 @@ void metrics_render(FILE *out, const metrics_gauges_t *g)
             "workos_syncd_events_unknown_total %llu\n",
             (unsigned long long)m.malformed, (unsigned long long)m.unknown);
 
-    fputs("# HELP workos_syncd_batch_commit_seconds Time to commit one batch.\n"
-          "# TYPE workos_syncd_batch_commit_seconds histogram\n",
-          out);
+    print_header(out, "workos_syncd_batch_commit_seconds", "histogram",
+                 "Time to commit one batch.");
     for (size_t i = 0; i < N_BUCKETS; i++)
         fprintf(out, "workos_syncd_batch_commit_seconds_bucket{le=\"%g\"} %llu\n",
                 commit_buckets[i], (unsigned long long)m.commit_bucket[i]);
@@ -197,9 +201,8 @@ void metrics_render(FILE *out, const metrics_gauges_t *g)
             "workos_syncd_batches_failed_total %llu\n",
             (unsigned long long)m.batches_failed);
 
-    fputs("# HELP workos_syncd_webhook_responses_total Webhook requests answered, by status.\n"
-          "# TYPE workos_syncd_webhook_responses_total counter\n",
-          out);
+    print_header(out, "workos_syncd_webhook_responses_total", "counter",
+                 "Webhook requests answered, by status.");
     for (size_t i = 0; i < N_WEBHOOK; i++)
         fprintf(out, "workos_syncd_webhook_responses_total{status=\"%d\"} %llu\n",
                 webhook_statuses[i], (unsigned long long)m.webhook[i]);

@@ -3,12 +3,16 @@
  * libevent loop.
  *
  * One connection, one query in flight, a FIFO of jobs.  The connection is a
- * state machine (see store_state_t) that connects, brings the schema up to
- * date, prepares the apply statement and then runs jobs; when the server
- * goes away every pending job fails, the owners are told, and the store
- * reconnects with backoff.  An apply job writes a whole batch -- event log,
- * mirror rows, cursor and notification -- in ONE statement, so it commits
- * or vanishes as a unit.
+ * state machine (see store_state_t in store.c) that connects, brings the
+ * schema up to date, prepares the statements registered with it and then
+ * runs jobs; when the server goes away every pending job fails, the owners
+ * are told, and the store reconnects with backoff.  A job is one statement
+ * -- prepared or text, with text or binary parameters -- and a callback
+ * that reads its result; the store knows nothing of what the statements
+ * mean.  The sync_state statements (cursor, lock, notes) are in
+ * store_sync.c, connection set-up and migrations in store_schema.c, and the
+ * apply statement in apply.c (whose entry point, store_apply, this header
+ * brings in for its callers).
  *
  * The blocking helpers at the end serve the one-shot commands (migrate,
  * status), which run before or without an event loop.
@@ -17,41 +21,19 @@
 #define WORKOS_SYNCD_STORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #include <event2/event.h>
+#include <libpq-fe.h>
 
 #include "config.h"
-#include "event.h"
 #include "wur.h"
 
 /* The stream name of the Events API poller in sync_state. */
 #define STORE_STREAM_EVENTS_API "events_api"
 
 typedef struct store store_t;
-
-/* What one apply statement did. */
-typedef struct store_apply_result {
-    long inserted;           /* events new to the log (the rest were duplicates) */
-    long rows[MIRROR_COUNT]; /* mirror rows inserted or changed, per table */
-    int64_t commit_us;       /* time from send to commit, microseconds */
-} store_apply_result_t;
-
-/*
- * Completion of an apply.  `ok` false means the batch was not committed
- * (err says why); on success `res` describes it.  `arg` is the caller's.
- */
-typedef void (*store_apply_fn)(void *arg, bool ok, const store_apply_result_t *res,
-                               const char *err);
-
-/*
- * Completion of a cursor load: `cursor` is the id of the last applied
- * event (NULL when none), `range_start` the ISO time to start from when
- * there is no cursor.  Both are only valid during the call.
- */
-typedef void (*store_cursor_fn)(void *arg, bool ok, const char *cursor, const char *range_start,
-                                const char *err);
 
 typedef struct store_callbacks {
     void (*ready)(void *arg); /* the store is connected and its schema current */
@@ -62,7 +44,9 @@ typedef struct store_callbacks {
 /*
  * Creates the store and starts connecting.  `cfg` must outlive the store
  * (database url and schema are read at creation only).  Returns NULL with
- * `err` filled when the apply statement cannot be built.
+ * `err` filled when out of memory.  Nothing is sent before the loop runs,
+ * so statements registered right after this call are prepared on the
+ * first connection.
  */
 store_t *store_new(struct event_base *base, const config_t *cfg, const store_callbacks_t *cb,
                    char *err, size_t errlen) WUR;
@@ -72,15 +56,57 @@ void store_free(store_t *s);
 
 bool store_ready(const store_t *s); /* connected, schema current: jobs can run */
 
+/* The schema the store works in (the config's), for building statements. */
+const char *store_schema(const store_t *s);
+
 /*
- * Queues a batch for one transaction.  Takes ownership of `batch`.
- * `cursor`, when not NULL, is stored as the poller's cursor in the same
- * transaction; `caught_up` records that the batch ends at the end of the
- * stream.  `source` is "events_api" or "webhook".  `done` is always called
- * exactly once, possibly from within this call when the store is not ready.
+ * Registers a statement the store prepares as `name` on every connection,
+ * before it reports ready; a failed prepare drops the connection (and is
+ * retried with it).  Call before the loop runs.  Copies both strings.
+ * Returns false when out of memory.
  */
-void store_apply(store_t *s, event_batch_t *batch, const char *source, const char *cursor,
-                 bool caught_up, store_apply_fn done, void *arg);
+bool store_register(store_t *s, const char *name, const char *sql) WUR;
+
+/*
+ * One statement for store_run(): `prepared` names a registered statement,
+ * or is NULL and `sql` is the text.  `values`, `lengths` and `formats`
+ * (1 = binary; NULL = all text) are PQexecParams' parameter arrays.  The
+ * caller keeps all of it valid until the job's callback has been called.
+ */
+typedef struct store_query {
+    const char *prepared;
+    const char *sql;
+    int n_params;
+    const char *const *values;
+    const int *lengths;
+    const int *formats;
+} store_query_t;
+
+/* What became of one job. */
+typedef struct store_reply {
+    const PGresult *res; /* the result on success (valid during the call), else NULL */
+    const char *err;     /* why it failed (one line), else NULL */
+    bool answered;       /* the server answered; false when it never ran or the link broke */
+    int64_t elapsed_us;  /* from sending to the last result, when answered */
+} store_reply_t;
+
+typedef void (*store_job_fn)(void *arg, const store_reply_t *reply);
+
+/*
+ * Queues `q` to run after the jobs before it, alone in its implicit
+ * transaction.  `done` is always called exactly once: when the statement
+ * has returned, or with an error when the store is not ready, the
+ * connection drops, or the store is freed -- possibly from within this call.
+ */
+void store_run(store_t *s, const store_query_t *q, store_job_fn done, void *arg);
+
+/*
+ * Completion of a cursor load: `cursor` is the id of the last applied
+ * event (NULL when none), `range_start` the ISO time to start from when
+ * there is no cursor.  Both are only valid during the call.
+ */
+typedef void (*store_cursor_fn)(void *arg, bool ok, const char *cursor, const char *range_start,
+                                const char *err);
 
 /*
  * Reads the poller's cursor, first recording where to start when there is
@@ -112,10 +138,34 @@ void store_note(store_t *s, const char *error);
 bool store_migrate(const config_t *cfg, int *applied, char *err, size_t errlen) WUR;
 
 /*
- * Blocking: prints the sync status as key=value lines.  Returns 0 when
- * caught up (end of stream reached within `fresh_ms` and no error since),
- * 1 when behind or failing, 2 when the database cannot be read.
+ * Blocking: a connection for the one-shot commands, or NULL with `err`
+ * filled ("database: ...").  *unusable (when not NULL) tells a server that
+ * answered but cannot be used (its encoding) from one not reached.  The
+ * caller PQfinish()es it.
  */
-int store_status(const config_t *cfg, FILE *out, int64_t fresh_ms);
+PGconn *store_connect_blocking(const config_t *cfg, char *err, size_t errlen, bool *unusable) WUR;
+
+/*
+ * Blocking: the schema version recorded in `schema`, 0 when nothing was
+ * ever migrated, or -1 with `err` filled when it cannot be read.
+ */
+int store_schema_version(PGconn *conn, const char *schema, char *err, size_t errlen) WUR;
+
+/* The version the compiled-in migrations bring a schema to. */
+int store_schema_latest(void);
+
+/*
+ * Blocking: who holds the poller's lock for `schema`.  Returns 1 and fills
+ * `pid` and `addr` (the backend's pid and client address, or "local"), 0
+ * when nobody holds it, -1 when the query failed.
+ */
+int store_poller_holder(PGconn *conn, const char *schema, char *pid, size_t pidlen, char *addr,
+                        size_t addrlen) WUR;
+
+/* libpq's message `msg` as one line in dst (newlines become spaces). */
+void store_copy_error(char *dst, size_t len, const char *msg);
+
+/* The apply entry point that the store's callers use. */
+#include "apply.h"
 
 #endif

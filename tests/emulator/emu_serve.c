@@ -46,6 +46,7 @@ typedef enum {
     FAULT_TRUNCATE, /* 200, correct Content-Length, JSON cut in half */
     FAULT_DROP,     /* close the connection without a response */
     FAULT_DISORDER, /* 200 with the page's events reversed */
+    FAULT_TRAILING, /* 200, the whole page followed by bytes that are not JSON */
 } fault_kind_t;
 
 static const char *const fault_names[] = {
@@ -56,6 +57,7 @@ static const char *const fault_names[] = {
     [FAULT_TRUNCATE] = "truncate",
     [FAULT_DROP] = "drop",
     [FAULT_DISORDER] = "disorder",
+    [FAULT_TRAILING] = "trailing",
 };
 
 typedef struct {
@@ -230,7 +232,7 @@ static void validation_body(emu_buf_t *b, const char *field, const char *msg)
 
 static bool fault_parse_kind(const char *s, fault_kind_t *k)
 {
-    for (int i = FAULT_429; i <= FAULT_DISORDER; i++) {
+    for (int i = FAULT_429; i <= FAULT_TRAILING; i++) {
         if (strcmp(s, fault_names[i]) == 0) {
             *k = (fault_kind_t)i;
             return true;
@@ -566,6 +568,7 @@ static void handle_events(serve_t *srv, struct evhttp_request *req, const char *
     case FAULT_DELAY:
     case FAULT_TRUNCATE:
     case FAULT_DISORDER:
+    case FAULT_TRAILING:
         break;
     }
 
@@ -607,6 +610,8 @@ static void handle_events(serve_t *srv, struct evhttp_request *req, const char *
     emu_buf_adds(&body, "}}");
     if (ri.fault == FAULT_TRUNCATE)
         body.len /= 2;
+    if (ri.fault == FAULT_TRAILING)
+        emu_buf_adds(&body, " xyz");
     reply_maybe_later(srv, req, 200, &body, ri.fault == FAULT_DELAY ? arg : 0);
 
 done:
@@ -664,7 +669,7 @@ static void handle_faults(serve_t *srv, struct evhttp_request *req, const char *
     char err[128];
     if (kind_s == NULL || !fault_parse_kind(kind_s, &kind)) {
         send_error(req, 400, "invalid_fault",
-                   "kind must be one of 429, 500, delay, truncate, drop, disorder");
+                   "kind must be one of 429, 500, delay, truncate, drop, disorder, trailing");
     } else if (count_s && !emu_parse_u64(count_s, MAX_FAULT_COUNT, &count)) {
         send_error(req, 400, "invalid_fault", "count must be 0..1000000");
     } else if (ra_s && !emu_parse_u64(ra_s, 86400, &ra)) {

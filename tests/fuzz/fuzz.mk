@@ -22,7 +22,7 @@ FUZZ_FLAGS    = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
                 $(shell pkg-config --cflags libcjson libcrypto inih 2>/dev/null)
 FUZZ_TARGETS := signature event page config
 FUZZ_BINS    := $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)
-FUZZ_EVENT_SRCS := daemon/event.c daemon/pgarray.c daemon/clock.c
+FUZZ_EVENT_SRCS := daemon/event.c daemon/event_page.c daemon/pgarray.c daemon/clock.c
 FUZZ_EVENT_DEPS := $(FUZZ_EVENT_SRCS) daemon/event.h daemon/pgarray.h daemon/clock.h \
                    tests/fuzz/batch_check.h tests/unit/array_reader.h
 FUZZ_CJSON_LIBS = $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for a webhook body: the bytes are parsed as webhook.c
+ * libFuzzer target for a webhook body (parsed by event_parse_json, as the receiver does): the bytes are parsed as webhook.c
  * parses them and the envelope goes through event_batch_add, then the batch
  * is rendered as the apply statement's parameters and checked (see
  * batch_check.h).  An envelope is refused exactly when it adds no event.
@@ -19,7 +19,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char why[256];
-    cJSON *envelope = cJSON_ParseWithLength((const char *)data, size);
+    why[0] = '\0';
+    cJSON *envelope = event_parse_json((const char *)data, size, why, sizeof(why));
+    if (envelope == NULL && why[0] == '\0')
+        abort(); /* a refusal says why */
     if (envelope != NULL) {
         event_batch_t *b = event_batch_new();
         if (b != NULL) {

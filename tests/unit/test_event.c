@@ -124,25 +124,15 @@ static char *read_file(const char *path)
     return buf;
 }
 
-/* Finishes a batch: every array is listed, in the apply statement's order. */
+/* Finishes a batch: every array it has can be sent. */
 static void finish(event_batch_t *b)
 {
-    const char *values[EVENT_MAX_ARRAYS];
-    int lengths[EVENT_MAX_ARRAYS];
-    size_t want = EVENT_LOG_ARRAYS;
+    for (int i = 0; i < EVENT_LOG_ARRAYS; i++)
+        ck_assert_ptr_nonnull(pg_array_finish(&b->log[i]));
     for (int t = 0; t < MIRROR_COUNT; t++)
-        want += EVENT_MIRROR_EXTRA_ARRAYS + event_mirror((mirror_table_t)t)->n_columns;
-    ck_assert_uint_eq(event_batch_arrays(b, values, lengths), want);
-    /* The first array is the log's ids, the last the last table's last column. */
-    ck_assert_ptr_eq(values[0], pg_array_finish(&b->log[0]));
-    const mirror_def_t *last = event_mirror(MIRROR_COUNT - 1);
-    ck_assert_ptr_eq(
-        values[want - 1],
-        pg_array_finish(
-            &b->mirror[MIRROR_COUNT - 1][EVENT_MIRROR_EXTRA_ARRAYS + last->n_columns - 1]));
-    ck_assert_int_eq(
-        lengths[want - 1],
-        (int)b->mirror[MIRROR_COUNT - 1][EVENT_MIRROR_EXTRA_ARRAYS + last->n_columns - 1].len);
+        for (size_t c = 0;
+             c < EVENT_MIRROR_EXTRA_ARRAYS + event_mirror((mirror_table_t)t)->n_columns; c++)
+            ck_assert_ptr_nonnull(pg_array_finish(&b->mirror[t][c]));
 }
 
 /* Reads back column `i` of mirror table `t` from a batch (finishing it). */
@@ -320,6 +310,149 @@ static const struct {
      EVENT_MALFORMED},
 };
 
+/* Adds one envelope, expecting `want`. */
+static void add_one(event_batch_t *b, const char *json, event_status_t want)
+{
+    char why[160];
+    cJSON *e = cJSON_Parse(json);
+    ck_assert_ptr_nonnull(e);
+    event_status_t st = event_batch_add(b, e, why, sizeof(why));
+    ck_assert_msg(st == want, "%s: got %d (%s)", json, (int)st, why);
+}
+
+/* Column `name` of the only row of table `t`, compared with `want` (NULL: SQL NULL). */
+static void assert_cell(event_batch_t *b, mirror_table_t t, const char *name, const char *want)
+{
+    uint32_t n;
+    char **col = mirror_column(b, t, name, &n);
+    ck_assert_uint_eq(n, 1);
+    if (want == NULL)
+        ck_assert_msg(col[0] == NULL, "%s: got %s", name, col[0]);
+    else
+        ck_assert_msg(col[0] != NULL && strcmp(col[0], want) == 0, "%s: got %s, want %s", name,
+                      col[0] ? col[0] : "NULL", want);
+    array_elems_free(col, n);
+}
+
+/*
+ * A deletion with a usable id tombstones the object, however little else
+ * its payload holds: no updated_at, fields of the wrong type (left out).
+ */
+static const struct {
+    const char *type;
+    mirror_table_t table;
+    const char *data;
+    event_status_t status;
+} trimmed_cases[] = {
+    {"user.deleted", MIRROR_USERS, "{\"id\":\"user_1\"}", EVENT_OK},
+    {"user.deleted", MIRROR_USERS, "{\"id\":\"user_1\",\"object\":\"user\"}", EVENT_OK},
+    {"organization_membership.deleted", MIRROR_MEMBERSHIPS, "{\"id\":\"om_1\"}", EVENT_OK},
+    {"organization.deleted", MIRROR_ORGANIZATIONS, "{\"id\":\"org_1\"}", EVENT_OK},
+    {"api_key.revoked", MIRROR_API_KEYS, "{\"id\":\"key_1\",\"owner\":\"not an object\"}",
+     EVENT_OK},
+    {"user.deleted", MIRROR_USERS,
+     "{\"id\":\"user_1\",\"updated_at\":\"garbage\",\"email_verified\":\"yes\"}", EVENT_OK},
+    {"user.deleted", MIRROR_USERS, "{\"email\":\"a@b\"}", EVENT_MALFORMED},
+    {"user.deleted", MIRROR_USERS, "{\"id\":\"\"}", EVENT_MALFORMED},
+    {"user.deleted", MIRROR_USERS, "{\"id\":42}", EVENT_MALFORMED},
+};
+
+START_TEST(test_trimmed_delete)
+{
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"id\":\"evt_1\",\"event\":\"%s\",\"created_at\":\"2026-01-02T00:00:00Z\","
+             "\"data\":%s}",
+             trimmed_cases[_i].type, trimmed_cases[_i].data);
+    event_batch_t *b = event_batch_new();
+    mirror_table_t t = trimmed_cases[_i].table;
+    add_one(b, json, trimmed_cases[_i].status);
+    if (trimmed_cases[_i].status != EVENT_OK) {
+        ck_assert_uint_eq(b->n_rows[t], 0);
+        event_batch_free(b);
+        return;
+    }
+    ck_assert_uint_eq(b->n_rows[t], 1);
+    assert_cell(b, t, "deleted_at", "2026-01-02T00:00:00Z");
+    assert_cell(b, t, "event_id", "evt_1");
+    /* No usable updated_at: NULL, which the statement writes as -infinity
+     * so that a stored row keeps its fields. */
+    assert_cell(b, t, "updated_at", NULL);
+    if (t == MIRROR_USERS)
+        assert_cell(b, t, "email_verified", NULL);
+    if (t == MIRROR_API_KEYS)
+        assert_cell(b, t, "owner_id", NULL);
+    event_batch_free(b);
+}
+END_TEST
+
+/* A delete before the create: both are rows, the delete first in seq. */
+START_TEST(test_delete_before_create)
+{
+    event_batch_t *b = event_batch_new();
+    add_one(b,
+            "{\"id\":\"evt_1\",\"event\":\"user.deleted\",\"created_at\":\"2026-01-02T00:00:00Z\","
+            "\"data\":{\"id\":\"user_1\"}}",
+            EVENT_OK);
+    add_one(b,
+            "{\"id\":\"evt_2\",\"event\":\"user.created\",\"created_at\":\"2026-01-01T00:00:00Z\","
+            "\"data\":{\"id\":\"user_1\",\"updated_at\":\"2026-01-01T00:00:00Z\"}}",
+            EVENT_OK);
+    uint32_t n;
+    char **seq = mirror_column(b, MIRROR_USERS, "seq", &n);
+    char **del = mirror_column(b, MIRROR_USERS, "deleted_at", &n);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(seq[0], "0");
+    ck_assert_str_eq(del[0], "2026-01-02T00:00:00Z");
+    ck_assert_ptr_null(del[1]);
+    array_elems_free(seq, n);
+    array_elems_free(del, n);
+    event_batch_free(b);
+}
+END_TEST
+
+/* The revocation is the type's word, whatever the payload's status says. */
+static const struct {
+    const char *type;
+    mirror_table_t table;
+    const char *data;
+    const char *column, *want;
+} revoked_cases[] = {
+    {"session.revoked", MIRROR_SESSIONS,
+     "{\"id\":\"s_1\",\"user_id\":\"user_1\",\"status\":\"active\",\"updated_at\":"
+     "\"2026-01-01T00:00:00Z\"}",
+     "status", "revoked"},
+    {"session.revoked", MIRROR_SESSIONS,
+     "{\"id\":\"s_1\",\"status\":7,\"updated_at\":\"2026-01-01T00:00:00Z\"}", "status", "revoked"},
+    {"session.revoked", MIRROR_SESSIONS,
+     "{\"id\":\"s_1\",\"user_id\":\"user_1\",\"updated_at\":\"2026-01-01T00:00:00Z\"}", "user_id",
+     "user_1"},
+    {"invitation.revoked", MIRROR_INVITATIONS,
+     "{\"id\":\"inv_1\",\"state\":\"pending\",\"updated_at\":\"2026-01-01T00:00:00Z\"}", "state",
+     "revoked"},
+    {"session.created", MIRROR_SESSIONS,
+     "{\"id\":\"s_1\",\"status\":\"active\",\"updated_at\":\"2026-01-01T00:00:00Z\"}", "status",
+     "active"},
+    {"invitation.accepted", MIRROR_INVITATIONS,
+     "{\"id\":\"inv_1\",\"state\":\"accepted\",\"updated_at\":\"2026-01-01T00:00:00Z\"}", "state",
+     "accepted"},
+};
+
+START_TEST(test_revoked_state)
+{
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"id\":\"evt_1\",\"event\":\"%s\",\"created_at\":\"2026-01-02T00:00:00Z\","
+             "\"data\":%s}",
+             revoked_cases[_i].type, revoked_cases[_i].data);
+    event_batch_t *b = event_batch_new();
+    add_one(b, json, EVENT_OK);
+    assert_cell(b, revoked_cases[_i].table, revoked_cases[_i].column, revoked_cases[_i].want);
+    assert_cell(b, revoked_cases[_i].table, "deleted_at", NULL);
+    event_batch_free(b);
+}
+END_TEST
+
 START_TEST(test_batch_add)
 {
     event_batch_t *b = event_batch_new();
@@ -401,6 +534,8 @@ static const struct {
      "\"created_at\":\"2026-01-01T00:00:00Z\"}]}",
      false, 0, NULL},
     {"{\"data\":[{\"id\":\"a\"", false, 0, NULL},
+    {"{\"data\":[]}\n", true, 0, NULL},
+    {"{\"data\":[]} {\"data\":[]}", false, 0, NULL},
     {"{\"object\":\"list\"}", false, 0, NULL},
     {"<html>502</html>", false, 0, NULL},
     {"", false, 0, NULL},
@@ -423,6 +558,138 @@ START_TEST(test_page_parse)
         ck_assert(err[0] != '\0');
         ck_assert_ptr_null(page.root);
     }
+    event_page_free(&page);
+}
+END_TEST
+
+/* Only whitespace may follow the value; depth and size are bounded. */
+static const struct {
+    const char *json;
+    bool ok;
+} parse_cases[] = {
+    {"{}", true},
+    {" {\"a\":1} \t\r\n", true},
+    {"{} xyz", false},
+    {"{\"a\":1}}", false},
+    {"{}{}", false},
+    {"[1] 2", false},
+    {"{\"a\":\"[[[[\"}", true},
+    {"", false},
+    {"   ", false},
+    {"{\"a\":", false},
+};
+
+START_TEST(test_parse_json)
+{
+    char err[128] = "";
+    const char *j = parse_cases[_i].json;
+    cJSON *v = event_parse_json(j, strlen(j), err, sizeof(err));
+    ck_assert_msg((v != NULL) == parse_cases[_i].ok, "%s: %s", j, err);
+    if (v == NULL)
+        ck_assert(err[0] != '\0');
+    cJSON_Delete(v);
+}
+END_TEST
+
+/* Nesting: EVENT_MAX_DEPTH levels parse, one more is refused before parsing. */
+static char *nested(size_t depth)
+{
+    char *s = malloc(2 * depth + 1);
+    ck_assert_ptr_nonnull(s);
+    for (size_t i = 0; i < depth; i++) {
+        s[i] = '[';
+        s[2 * depth - 1 - i] = ']';
+    }
+    s[2 * depth] = '\0';
+    return s;
+}
+
+START_TEST(test_parse_bounds)
+{
+    char err[128];
+    char *ok = nested(EVENT_MAX_DEPTH), *deep = nested(EVENT_MAX_DEPTH + 1);
+    cJSON *v = event_parse_json(ok, strlen(ok), err, sizeof(err));
+    ck_assert_ptr_nonnull(v);
+    cJSON_Delete(v);
+    ck_assert_ptr_null(event_parse_json(deep, strlen(deep), err, sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err, "nested"));
+    /* Far deeper than cJSON's own limit: refused, no crash. */
+    char *abyss = nested(200000);
+    ck_assert_ptr_null(event_parse_json(abyss, strlen(abyss), err, sizeof(err)));
+    /* The size is checked before a byte is read. */
+    ck_assert_ptr_null(event_parse_json(ok, (size_t)EVENT_MAX_BYTES + 1, err, sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err, "bytes"));
+    /* A page is bounded the same way. */
+    event_page_t page;
+    static const char trailing[] = "{\"data\":[]} xyz";
+    ck_assert(!event_page_parse(&page, trailing, strlen(trailing), err, sizeof(err)));
+    ck_assert_ptr_null(page.root);
+    ck_assert(!event_page_parse(&page, deep, strlen(deep), err, sizeof(err)));
+    free(ok);
+    free(deep);
+    free(abyss);
+}
+END_TEST
+
+/* The "no data" rule: absent or JSON null is no data; anything else is data. */
+static const struct {
+    const char *json;
+    bool has;
+} data_cases[] = {
+    {"{\"id\":\"e\"}", false}, {"{\"id\":\"e\",\"data\":null}", false},
+    {"{\"data\":{}}", true},   {"{\"data\":false}", true},
+    {"{\"data\":\"\"}", true}, {"[1]", false},
+};
+
+START_TEST(test_has_data)
+{
+    cJSON *e = cJSON_Parse(data_cases[_i].json);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_msg(event_has_data(e) == data_cases[_i].has, "%s", data_cases[_i].json);
+    cJSON_Delete(e);
+    ck_assert(!event_has_data(NULL));
+}
+END_TEST
+
+START_TEST(test_peek)
+{
+    char id[8], type[32];
+    cJSON *e = cJSON_Parse("{\"id\":\"event_0123456789\",\"event\":\"user.created\"}");
+    event_peek(e, id, sizeof(id), type, sizeof(type));
+    ck_assert_str_eq(id, "event_0"); /* cut to fit */
+    ck_assert_str_eq(type, "user.created");
+    cJSON_Delete(e);
+    e = cJSON_Parse("{\"id\":7,\"event\":null}");
+    event_peek(e, id, sizeof(id), type, sizeof(type));
+    ck_assert_str_eq(id, "-");
+    ck_assert_str_eq(type, "-");
+    cJSON_Delete(e);
+    event_peek(NULL, id, sizeof(id), type, sizeof(type));
+    ck_assert_str_eq(id, "-");
+    ck_assert_str_eq(type, "-");
+}
+END_TEST
+
+/* A page follows the previous one unless its first event is older. */
+START_TEST(test_page_follows)
+{
+    static const char body[] =
+        "{\"data\":[{\"id\":\"a\",\"created_at\":\"1970-01-01T00:00:02Z\"}]}";
+    static const char untimed[] = "{\"data\":[{\"id\":\"a\"}]}";
+    static const char empty[] = "{\"data\":[]}";
+    event_page_t page;
+    char err[160];
+    ck_assert(event_page_parse(&page, body, strlen(body), err, sizeof(err)));
+    ck_assert(event_page_follows(&page, 0));
+    ck_assert(event_page_follows(&page, 1000));
+    ck_assert(event_page_follows(&page, 2000)); /* equal times are in order */
+    ck_assert(!event_page_follows(&page, 2001));
+    event_page_free(&page);
+    ck_assert(event_page_parse(&page, untimed, strlen(untimed), err, sizeof(err)));
+    ck_assert(event_page_follows(&page, 5000));
+    event_page_free(&page);
+    ck_assert(event_page_parse(&page, empty, strlen(empty), err, sizeof(err)));
+    ck_assert(event_page_follows(&page, 5000));
     event_page_free(&page);
 }
 END_TEST
@@ -508,6 +775,16 @@ Suite *unit_suite(void)
     tcase_add_test(tc, test_classify);
     tcase_add_loop_test(tc, test_page_parse, 0, sizeof(page_cases) / sizeof(page_cases[0]));
     tcase_add_test(tc, test_mirror_defs);
+    tcase_add_loop_test(tc, test_has_data, 0, sizeof(data_cases) / sizeof(data_cases[0]));
+    tcase_add_test(tc, test_peek);
+    tcase_add_test(tc, test_page_follows);
+    tcase_add_loop_test(tc, test_trimmed_delete, 0,
+                        sizeof(trimmed_cases) / sizeof(trimmed_cases[0]));
+    tcase_add_test(tc, test_delete_before_create);
+    tcase_add_loop_test(tc, test_revoked_state, 0,
+                        sizeof(revoked_cases) / sizeof(revoked_cases[0]));
+    tcase_add_loop_test(tc, test_parse_json, 0, sizeof(parse_cases) / sizeof(parse_cases[0]));
+    tcase_add_test(tc, test_parse_bounds);
     tcase_add_test(tc, test_array_layout);
     suite_add_tcase(s, tc);
     return s;

@@ -1,0 +1,94 @@
+/*
+ * apply: the one statement that writes a batch -- event log rows, mirror
+ * upserts, the cursor and the notification -- in one implicit transaction.
+ *
+ * This module owns everything about that statement: its SQL text
+ * (generated from the mirror tables in event.c), the order and number of
+ * its parameters, and what its result row means, including the metrics a
+ * committed batch feeds.  The store runs it as it runs any other job.
+ */
+#ifndef WORKOS_SYNCD_APPLY_H
+#define WORKOS_SYNCD_APPLY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "store.h"
+#include "wur.h"
+
+/* The name the apply statement is prepared under. */
+#define APPLY_STMT "workos_syncd_apply"
+
+/*
+ * The statement's parameters: $1 source, $2 stream (NULL: no cursor), $3
+ * cursor, $4 caught_up, then from $APPLY_FIRST_ARRAY the batch's arrays:
+ * the event log's columns, followed by each mirror table's (seq, event_id,
+ * deleted_at, then its columns) in mirror_table_t order.
+ */
+#define APPLY_FIRST_ARRAY 5
+#define APPLY_MAX_PARAMS                                                                           \
+    (APPLY_FIRST_ARRAY - 1 + EVENT_LOG_ARRAYS +                                                    \
+     MIRROR_COUNT * (EVENT_MIRROR_EXTRA_ARRAYS + MIRROR_MAX_COLUMNS))
+
+/* The apply statement's text for `schema`, malloc'ed, or NULL when out of memory. */
+char *apply_sql(const char *schema) WUR;
+
+/*
+ * Lists a batch's arrays in the statement's order from index
+ * APPLY_FIRST_ARRAY - 1 of `values`/`lengths` (room for APPLY_MAX_PARAMS),
+ * finishing them.  values[i] points into the batch, valid until it is
+ * freed.  Returns the index past the last one listed, or 0 when an append
+ * had run out of memory: the batch cannot be applied.  Nothing may be
+ * added to the batch afterwards.
+ */
+size_t apply_arrays(event_batch_t *b, const char **values, int *lengths) WUR;
+
+/* What one apply statement did. */
+typedef struct store_apply_result {
+    long inserted;           /* events new to the log (the rest were duplicates) */
+    long rows[MIRROR_COUNT]; /* mirror rows inserted or changed, per table */
+    int64_t commit_us;       /* time from send to commit, microseconds */
+} store_apply_result_t;
+
+/*
+ * Completion of an apply.  `ok` false means the batch was not committed
+ * (err says why); on success `res` describes it.  `arg` is the caller's.
+ */
+typedef void (*store_apply_fn)(void *arg, bool ok, const store_apply_result_t *res,
+                               const char *err);
+
+/*
+ * Reads the statement's one result row into *r (commit_us untouched).
+ * Returns false when `res` is not that row.
+ */
+bool apply_read_result(const PGresult *res, store_apply_result_t *r) WUR;
+
+/*
+ * Counts a committed batch in the metrics: its commit time, the events
+ * new to the log from `source`, and what the batch held by type, malformed
+ * and unknown.
+ */
+void apply_account(const event_batch_t *b, const char *source, const store_apply_result_t *r);
+
+/*
+ * Registers the apply statement with the store, for its schema (in
+ * store_apply.c, with store_apply).  Call right after store_new().
+ * Returns false with `err` filled when out of memory.
+ */
+bool apply_register(store_t *s, char *err, size_t errlen) WUR;
+
+/*
+ * Queues a batch for one transaction.  Takes ownership of `batch`.
+ * `cursor`, when not NULL, is stored as the poller's cursor in the same
+ * transaction; `caught_up` records that the batch ends at the end of the
+ * stream.  `source` is "events_api" or "webhook" (a static string).  A
+ * committed batch is counted in the metrics.  `done` is always called
+ * exactly once, possibly from within this call when the store is not
+ * ready.  (The name keeps the store_ prefix its callers have always used.)
+ */
+void store_apply(store_t *s, event_batch_t *batch, const char *source, const char *cursor,
+                 bool caught_up, store_apply_fn done, void *arg);
+
+#endif

@@ -1,0 +1,130 @@
+/*
+ * event_page: untrusted JSON in, and the Events API's list pages.
+ *
+ * The part of event.h that reads bytes from the network: the one bounded
+ * JSON parser for webhook bodies and pages (size, depth, nothing after
+ * the value), and the page parser with its order checks, within a page
+ * and across pages.
+ */
+#include "event.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+
+/* How deep objects and arrays nest in `len` bytes of JSON text, strings skipped. */
+static size_t json_depth(const char *s, size_t len, size_t limit)
+{
+    size_t depth = 0, max = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len && max <= limit; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max)
+                max = depth;
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            depth--;
+        }
+    }
+    return max;
+}
+
+cJSON *event_parse_json(const char *body, size_t len, char *err, size_t errlen)
+{
+    if (len > EVENT_MAX_BYTES) {
+        snprintf(err, errlen, "JSON of %zu bytes, over the %u allowed", len, EVENT_MAX_BYTES);
+        return NULL;
+    }
+    if (json_depth(body, len, EVENT_MAX_DEPTH) > EVENT_MAX_DEPTH) {
+        snprintf(err, errlen, "JSON nested deeper than %d levels", EVENT_MAX_DEPTH);
+        return NULL;
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
+    if (root == NULL) {
+        snprintf(err, errlen, "not valid JSON");
+        return NULL;
+    }
+    /* cJSON stops after the first value; only whitespace may follow it. */
+    for (const char *p = end; p < body + len; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            cJSON_Delete(root);
+            snprintf(err, errlen, "bytes after the JSON value");
+            return NULL;
+        }
+    }
+    return root;
+}
+
+/* An envelope's created_at, when it has a valid one. */
+static bool event_time(const cJSON *envelope, int64_t *ms)
+{
+    const cJSON *created = cJSON_GetObjectItemCaseSensitive(envelope, "created_at");
+    return cJSON_IsString(created) && clock_parse_iso8601(created->valuestring, ms);
+}
+
+bool event_page_parse(event_page_t *page, const char *body, size_t len, char *err, size_t errlen)
+{
+    memset(page, 0, sizeof(*page));
+    char why[128];
+    cJSON *root = event_parse_json(body, len, why, sizeof(why));
+    if (root == NULL) {
+        snprintf(err, errlen, "response: %s", why);
+        return false;
+    }
+    cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+    if (!cJSON_IsArray(data)) {
+        snprintf(err, errlen, "response has no data array");
+        goto fail;
+    }
+    /* Asked for order=asc: a page going back in time means the server and
+     * we disagree about the stream, and storing a cursor from it is unsafe. */
+    int64_t prev = INT64_MIN;
+    size_t i = 0;
+    for (cJSON *e = data->child; e != NULL; e = e->next, i++) {
+        int64_t ms;
+        if (!event_time(e, &ms))
+            continue;
+        if (ms < prev) {
+            snprintf(err, errlen, "events out of order at index %zu", i);
+            goto fail;
+        }
+        prev = ms;
+    }
+    cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "list_metadata");
+    cJSON *after = cJSON_GetObjectItemCaseSensitive(meta, "after");
+    page->root = root;
+    page->data = data;
+    page->n = i;
+    page->after = cJSON_IsString(after) ? after->valuestring : NULL;
+    return true;
+
+fail:
+    cJSON_Delete(root);
+    return false;
+}
+
+bool event_page_follows(const event_page_t *page, int64_t after_ms)
+{
+    int64_t ms;
+    if (page->data == NULL || page->data->child == NULL || after_ms == 0)
+        return true;
+    return !event_time(page->data->child, &ms) || ms >= after_ms;
+}
+
+void event_page_free(event_page_t *page)
+{
+    if (page == NULL)
+        return;
+    cJSON_Delete(page->root);
+    memset(page, 0, sizeof(*page));
+}

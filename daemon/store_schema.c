@@ -1,0 +1,231 @@
+/*
+ * store_schema: reaching the database and bringing its schema up to date.
+ *
+ * The connection parameters every connection uses (blocking or not), the
+ * encoding the database must have, the schema version query and the
+ * migration script, shared by the event-loop store and the one-shot
+ * commands (migrate, status).
+ */
+#include "store_schema.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "migrations.h"
+
+#define VERSION_SQL "SELECT coalesce(max(version), 0) FROM %s.schema_migrations"
+
+char *store_schema_version_sql(const char *schema)
+{
+    char *buf = NULL;
+    return asprintf(&buf, VERSION_SQL, schema) < 0 ? NULL : buf;
+}
+
+int store_schema_latest(void)
+{
+    int v = 0;
+    for (size_t i = 0; i < migrations_count; i++)
+        if (migrations[i].version > v)
+            v = migrations[i].version;
+    return v;
+}
+
+/*
+ * The pending migrations as one script: each in its own transaction, under
+ * an advisory lock so two daemons starting together do not interleave, and
+ * each recorded in schema_migrations.  The migrations are idempotent, so a
+ * script that races another migrator is still correct.
+ */
+char *store_schema_migration_sql(const char *schema, int from_version, int *count)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (f == NULL)
+        return NULL;
+    *count = 0;
+    for (size_t i = 0; i < migrations_count; i++) {
+        const migration_t *m = &migrations[i];
+        if (m->version <= from_version)
+            continue;
+        fprintf(f,
+                "BEGIN;\nSELECT pg_advisory_xact_lock(hashtext('workos-syncd migrate %s'));\n"
+                "CREATE SCHEMA IF NOT EXISTS %s;\n"
+                "CREATE TABLE IF NOT EXISTS %s.schema_migrations (version integer PRIMARY KEY, "
+                "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());\n",
+                schema, schema, schema);
+        for (const char *p = m->sql; *p != '\0';) {
+            const char *hit = strstr(p, "@SCHEMA@");
+            if (hit == NULL) {
+                fputs(p, f);
+                break;
+            }
+            fwrite(p, 1, (size_t)(hit - p), f);
+            fputs(schema, f);
+            p = hit + strlen("@SCHEMA@");
+        }
+        fprintf(f,
+                "\nINSERT INTO %s.schema_migrations (version, name) VALUES (%d, '%s') "
+                "ON CONFLICT (version) DO NOTHING;\nCOMMIT;\n",
+                schema, m->version, m->name);
+        (*count)++;
+    }
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* The version query fails with these when nothing was ever migrated. */
+bool store_schema_missing(const PGresult *res)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    return state != NULL && (strcmp(state, "42P01") == 0 || strcmp(state, "3F000") == 0);
+}
+
+static void on_notice(void *arg, const char *message);
+
+PGconn *store_schema_connect(const config_t *cfg, bool blocking)
+{
+    const char *keys[5], *vals[5];
+    int n = 0;
+    if (cfg->database_url != NULL && cfg->database_url[0] != '\0') {
+        keys[n] = "dbname";
+        vals[n++] = cfg->database_url;
+    }
+    keys[n] = "fallback_application_name";
+    vals[n++] = "workos-syncd";
+    /* What the daemon sends is UTF-8, whatever the environment says. */
+    keys[n] = "client_encoding";
+    vals[n++] = "UTF8";
+    keys[n] = "connect_timeout";
+    vals[n++] = "10";
+    keys[n] = NULL;
+    vals[n] = NULL;
+    PGconn *conn =
+        blocking ? PQconnectdbParams(keys, vals, 1) : PQconnectStartParams(keys, vals, 1);
+    if (conn != NULL)
+        PQsetNoticeProcessor(conn, on_notice, NULL);
+    return conn;
+}
+
+/* Server notices ("already exists, skipping") go to the debug log, not stderr. */
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char line[512];
+    snprintf(line, sizeof(line), "%s", message);
+    line[strcspn(line, "\n")] = '\0';
+    log_debug("event=db_notice message=%s", log_q(line));
+}
+
+void store_copy_error(char *dst, size_t len, const char *msg)
+{
+    snprintf(dst, len, "%s", msg != NULL && msg[0] != '\0' ? msg : "unknown error");
+    for (char *p = dst; *p != '\0'; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = (p[1] == '\0') ? '\0' : ' ';
+}
+
+/*
+ * The database must store what WorkOS sends: in UTF8, or in SQL_ASCII,
+ * which keeps bytes as they are.  Any other encoding would make the
+ * server convert every batch and fail it on the first character it cannot
+ * represent, so such a database is refused up front, with the reason.
+ */
+bool store_schema_encoding_ok(PGconn *conn, char *err, size_t errlen)
+{
+    const char *enc = PQparameterStatus(conn, "server_encoding");
+    if (enc == NULL || strcmp(enc, "UTF8") == 0 || strcmp(enc, "SQL_ASCII") == 0)
+        return true;
+    snprintf(err, errlen,
+             "the database's encoding is %s; workos-syncd needs a UTF8 database "
+             "(CREATE DATABASE ... ENCODING 'UTF8')",
+             enc);
+    return false;
+}
+
+PGconn *store_connect_blocking(const config_t *cfg, char *err, size_t errlen, bool *unusable)
+{
+    PGconn *conn = store_schema_connect(cfg, true);
+    if (unusable != NULL)
+        *unusable = false;
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+        char msg[512];
+        store_copy_error(msg, sizeof(msg), conn ? PQerrorMessage(conn) : "out of memory");
+        snprintf(err, errlen, "database: %s", msg);
+        PQfinish(conn);
+        return NULL;
+    }
+    char why[256];
+    if (!store_schema_encoding_ok(conn, why, sizeof(why))) {
+        snprintf(err, errlen, "database: %s", why);
+        if (unusable != NULL)
+            *unusable = true;
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+int store_schema_version(PGconn *conn, const char *schema, char *err, size_t errlen)
+{
+    char *sql = store_schema_version_sql(schema);
+    if (sql == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    PGresult *res = PQexec(conn, sql);
+    free(sql);
+    int v = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        v = atoi(PQgetvalue(res, 0, 0));
+    } else if (store_schema_missing(res)) {
+        v = 0;
+    } else {
+        char msg[512];
+        store_copy_error(msg, sizeof(msg), PQresultErrorMessage(res));
+        snprintf(err, errlen, "database: %s", msg);
+    }
+    PQclear(res);
+    return v;
+}
+
+bool store_migrate(const config_t *cfg, int *applied, char *err, size_t errlen)
+{
+    bool ok = false;
+    char *sql = NULL;
+    PGresult *res = NULL;
+    PGconn *conn = store_connect_blocking(cfg, err, errlen, NULL);
+
+    *applied = 0;
+    if (conn == NULL)
+        return false;
+    int v = store_schema_version(conn, cfg->schema, err, errlen);
+    if (v < 0)
+        goto fail;
+    sql = store_schema_migration_sql(cfg->schema, v, applied);
+    if (sql == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (*applied > 0) {
+        res = PQexec(conn, sql);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+            char msg[512];
+            store_copy_error(msg, sizeof(msg), PQresultErrorMessage(res));
+            snprintf(err, errlen, "migration failed: %s", msg);
+            *applied = 0;
+            goto fail;
+        }
+    }
+    ok = true;
+fail:
+    PQclear(res);
+    free(sql);
+    PQfinish(conn);
+    return ok;
+}

@@ -1,0 +1,43 @@
+/*
+ * store_schema: connection set-up and schema migrations, shared by the
+ * store's event-loop connection (store.c) and the one-shot commands.
+ * Internal to the store modules; the rest of the daemon uses store.h.
+ */
+#ifndef WORKOS_SYNCD_STORE_SCHEMA_H
+#define WORKOS_SYNCD_STORE_SCHEMA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+#include "store.h"
+#include "wur.h"
+
+/*
+ * Starts a connection with the daemon's parameters (the config's url,
+ * UTF8 client encoding, a connect timeout, notices to the debug log):
+ * blocking, or non-blocking for PQconnectPoll.  NULL when out of memory.
+ */
+PGconn *store_schema_connect(const config_t *cfg, bool blocking) WUR;
+
+/*
+ * True when the server's encoding lets it store what WorkOS sends (UTF8
+ * or SQL_ASCII); otherwise false with the reason in `err`.
+ */
+bool store_schema_encoding_ok(PGconn *conn, char *err, size_t errlen) WUR;
+
+/* The schema version query for `schema`, malloc'ed; NULL when out of memory. */
+char *store_schema_version_sql(const char *schema) WUR;
+
+/* True when `res` failed because nothing was ever migrated (no schema or table). */
+bool store_schema_missing(const PGresult *res);
+
+/*
+ * The migrations after `from_version` as one script, each in its own
+ * transaction under an advisory lock; *count says how many.  Malloc'ed;
+ * NULL when out of memory.
+ */
+char *store_schema_migration_sql(const char *schema, int from_version, int *count) WUR;
+
+#endif

@@ -1,0 +1,164 @@
+/*
+ * Unit tests for apply: the statement's text and its parameter list agree
+ * (every array a batch has is one parameter, in the order the SQL unnests
+ * them), its result row is read as the counts it is, and a committed
+ * batch lands in the metrics by type, source, malformed and unknown.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apply.h"
+#include "metrics.h"
+#include "runner.h"
+
+/* How many parameters a full statement takes. */
+static size_t n_params(void)
+{
+    size_t n = APPLY_FIRST_ARRAY - 1 + EVENT_LOG_ARRAYS;
+    for (int t = 0; t < MIRROR_COUNT; t++)
+        n += EVENT_MIRROR_EXTRA_ARRAYS + event_mirror((mirror_table_t)t)->n_columns;
+    return n;
+}
+
+static event_batch_t *batch_of(const char *const *json, size_t n)
+{
+    event_batch_t *b = event_batch_new();
+    char why[160];
+    ck_assert_ptr_nonnull(b);
+    for (size_t i = 0; i < n; i++) {
+        cJSON *e = cJSON_Parse(json[i]);
+        ck_assert_ptr_nonnull(e);
+        ck_assert_int_ne(event_batch_add(b, e, why, sizeof(why)), EVENT_INVALID);
+    }
+    return b;
+}
+
+static const char *const sample[] = {
+    "{\"id\":\"event_1\",\"event\":\"user.created\",\"created_at\":\"2026-01-01T00:00:00Z\","
+    "\"data\":{\"id\":\"user_1\",\"updated_at\":\"2026-01-01T00:00:00Z\"}}",
+    "{\"id\":\"event_2\",\"event\":\"user.created\",\"created_at\":\"2026-01-01T00:00:01Z\","
+    "\"data\":{\"id\":\"user_2\",\"updated_at\":\"2026-01-01T00:00:01Z\"}}",
+    "{\"id\":\"event_3\",\"event\":\"user.updated\",\"created_at\":\"2026-01-01T00:00:02Z\","
+    "\"data\":{\"id\":\"user_3\",\"updated_at\":\"not a time\"}}",
+    "{\"id\":\"event_4\",\"event\":\"brand_new.thing\",\"created_at\":\"2026-01-01T00:00:03Z\","
+    "\"data\":{}}",
+};
+
+START_TEST(test_arrays_in_order)
+{
+    event_batch_t *b = batch_of(sample, 4);
+    const char *values[APPLY_MAX_PARAMS];
+    int lengths[APPLY_MAX_PARAMS];
+    size_t want = n_params();
+    ck_assert_uint_le(want, APPLY_MAX_PARAMS);
+    ck_assert_uint_eq(apply_arrays(b, values, lengths), want);
+    /* The first array is the log's ids, the last the last table's last column. */
+    ck_assert_ptr_eq(values[APPLY_FIRST_ARRAY - 1], pg_array_finish(&b->log[0]));
+    const mirror_def_t *last = event_mirror(MIRROR_COUNT - 1);
+    pg_array_t *tail =
+        &b->mirror[MIRROR_COUNT - 1][EVENT_MIRROR_EXTRA_ARRAYS + last->n_columns - 1];
+    ck_assert_ptr_eq(values[want - 1], pg_array_finish(tail));
+    ck_assert_int_eq(lengths[want - 1], (int)tail->len);
+    /* The users' seq array follows the log's five. */
+    ck_assert_ptr_eq(values[APPLY_FIRST_ARRAY - 1 + EVENT_LOG_ARRAYS],
+                     pg_array_finish(&b->mirror[MIRROR_USERS][0]));
+    event_batch_free(b);
+}
+END_TEST
+
+START_TEST(test_sql_takes_every_param)
+{
+    char *sql = apply_sql("workos");
+    ck_assert_ptr_nonnull(sql);
+    int max = 0;
+    for (const char *p = strchr(sql, '$'); p != NULL; p = strchr(p + 1, '$'))
+        if (atoi(p + 1) > max)
+            max = atoi(p + 1);
+    ck_assert_int_eq(max, (int)n_params());
+    char want[64];
+    snprintf(want, sizeof(want), "$%d::text[]", APPLY_FIRST_ARRAY);
+    ck_assert_ptr_nonnull(strstr(sql, want));
+    ck_assert_ptr_nonnull(strstr(sql, "INSERT INTO workos.events"));
+    for (int t = 0; t < MIRROR_COUNT; t++) {
+        char table[96];
+        snprintf(table, sizeof(table), "INSERT INTO workos.%s AS t",
+                 event_mirror((mirror_table_t)t)->table);
+        ck_assert_msg(strstr(sql, table) != NULL, "no upsert into %s", table);
+    }
+    ck_assert_ptr_nonnull(strstr(sql, "INSERT INTO workos.sync_state"));
+    free(sql);
+}
+END_TEST
+
+START_TEST(test_read_result)
+{
+    store_apply_result_t r = {0};
+    ck_assert(!apply_read_result(NULL, &r));
+    PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+    ck_assert(!apply_read_result(res, &r)); /* no row */
+    PGresAttDesc attrs[1 + MIRROR_COUNT];
+    memset(attrs, 0, sizeof(attrs));
+    for (int i = 0; i < 1 + MIRROR_COUNT; i++)
+        attrs[i].name = (char *)"n";
+    ck_assert(PQsetResultAttrs(res, 1 + MIRROR_COUNT, attrs));
+    ck_assert(PQsetvalue(res, 0, 0, (char *)"7", 1));
+    for (int t = 0; t < MIRROR_COUNT; t++) {
+        char v[8];
+        snprintf(v, sizeof(v), "%d", t + 1);
+        ck_assert(PQsetvalue(res, 0, 1 + t, v, (int)strlen(v)));
+    }
+    ck_assert(apply_read_result(res, &r));
+    ck_assert_int_eq(r.inserted, 7);
+    for (int t = 0; t < MIRROR_COUNT; t++)
+        ck_assert_int_eq(r.rows[t], t + 1);
+    PQclear(res);
+}
+END_TEST
+
+static char *render(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    metrics_gauges_t g = {.now_ms = 0};
+    metrics_render(f, &g);
+    fclose(f);
+    return buf;
+}
+
+START_TEST(test_account)
+{
+    metrics_reset();
+    event_batch_t *b = batch_of(sample, 4);
+    store_apply_result_t r = {.inserted = 3, .commit_us = 2000};
+    apply_account(b, "webhook", &r);
+    char *t = render();
+    ck_assert_ptr_nonnull(
+        strstr(t, "\nworkos_syncd_events_committed_total{type=\"user.created\",source=\"webhook\"} "
+                  "2\n"));
+    ck_assert_ptr_nonnull(
+        strstr(t, "\nworkos_syncd_events_committed_total{type=\"user.updated\",source=\"webhook\"} "
+                  "1\n"));
+    ck_assert_ptr_nonnull(
+        strstr(t, "\nworkos_syncd_events_inserted_total{source=\"webhook\"} 3\n"));
+    ck_assert_ptr_nonnull(strstr(t, "\nworkos_syncd_events_malformed_total 1\n"));
+    ck_assert_ptr_nonnull(strstr(t, "\nworkos_syncd_events_unknown_total 1\n"));
+    ck_assert_ptr_nonnull(strstr(t, "\nworkos_syncd_batch_commit_seconds_count 1\n"));
+    free(t);
+    event_batch_free(b);
+}
+END_TEST
+
+Suite *unit_suite(void)
+{
+    Suite *s = suite_create("apply");
+    TCase *tc = tcase_create("apply");
+    tcase_add_test(tc, test_arrays_in_order);
+    tcase_add_test(tc, test_sql_takes_every_param);
+    tcase_add_test(tc, test_read_result);
+    tcase_add_test(tc, test_account);
+    suite_add_tcase(s, tc);
+    return s;
+}
