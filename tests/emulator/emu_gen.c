@@ -1568,6 +1568,42 @@ static bool step(gen_t *g, action_t a)
     return false;
 }
 
+/* ---- a populated environment (--users) ---- */
+
+/* Creates n users, about n/20 organizations, one or two memberships per
+ * user (mostly active), zero to three sessions per user (about a third of
+ * them revoked later), one to three API keys per organization and an
+ * invitation for about one user in ten, as ordinary events. */
+static void populate(gen_t *g, uint64_t n)
+{
+    uint64_t norgs = n / 20 ? n / 20 : 1;
+    for (uint64_t i = 0; i < norgs; i++) {
+        org_create(g);
+        uint32_t keys = 1 + pick(g, 3);
+        for (uint32_t k = 0; k < keys; k++)
+            key_create(g, (uint32_t)(g->norgs - 1));
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        g->ascii = emu_rng_below(&g->rng, 25) == 0;
+        user_create(g);
+        uint32_t u = (uint32_t)(g->nusers - 1);
+        uint32_t memberships = 1 + (pick(g, 4) == 0);
+        for (uint32_t m = 0; m < memberships; m++) {
+            uint32_t org = pick(g, g->norgs);
+            if (!user_in_org(g, u, org))
+                om_create(g, u, org, NULL);
+        }
+        uint32_t sessions = pick(g, 4);
+        for (uint32_t k = 0; k < sessions; k++)
+            session_create(g, u, pick(g, N_(methods)));
+        if (pick(g, 10) == 0)
+            inv_create(g);
+    }
+    for (size_t i = 0; i < g->nsess; i++)
+        if (pick(g, 3) == 0)
+            session_revoke(g, (uint32_t)i);
+}
+
 /* ---- expected state ---- */
 
 static void add_field(cJSON *fields, const char *name, const cJSON *v)
@@ -1696,8 +1732,8 @@ static void gen_free(gen_t *g)
 
 static void usage(void)
 {
-    fputs("usage: workos-emulator gen --count N [--seed S] [--out FILE] [--expect FILE]\n"
-          "         [--start 2026-01-01T00:00:00Z]\n",
+    fputs("usage: workos-emulator gen {--count N | --users N [--count N]} [--seed S]\n"
+          "         [--out FILE] [--expect FILE] [--start 2026-01-01T00:00:00Z]\n",
           stderr);
 }
 
@@ -1711,17 +1747,14 @@ static FILE *open_out(const char *path)
 int emu_gen_main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"count", required_argument, NULL, 'n'},
-        {"seed", required_argument, NULL, 's'},
-        {"out", required_argument, NULL, 'o'},
-        {"expect", required_argument, NULL, 'x'},
-        {"start", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"count", required_argument, NULL, 'n'},  {"users", required_argument, NULL, 'u'},
+        {"seed", required_argument, NULL, 's'},   {"out", required_argument, NULL, 'o'},
+        {"expect", required_argument, NULL, 'x'}, {"start", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *out_path = NULL, *expect_path = NULL, *start = "2026-01-01T00:00:00Z";
-    uint64_t count = 0, seed = 1;
-    bool have_count = false;
+    uint64_t count = 0, seed = 1, users = 0;
+    bool have_count = false, have_users = false;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1732,6 +1765,13 @@ int emu_gen_main(int argc, char **argv)
                 return 64;
             }
             have_count = true;
+            break;
+        case 'u':
+            if (!emu_parse_u64(optarg, 10000000, &users) || users == 0) {
+                fprintf(stderr, "workos-emulator: --users must be 1..10000000\n");
+                return 64;
+            }
+            have_users = true;
             break;
         case 's':
             if (!emu_parse_u64(optarg, UINT64_MAX, &seed)) {
@@ -1756,7 +1796,7 @@ int emu_gen_main(int argc, char **argv)
             return 64;
         }
     }
-    if (!have_count || optind != argc) {
+    if ((!have_count && !have_users) || optind != argc) {
         usage();
         return 64;
     }
@@ -1778,6 +1818,11 @@ int emu_gen_main(int argc, char **argv)
         goto out;
     }
     setvbuf(g->out, NULL, _IOFBF, 1 << 20);
+    if (have_users) {
+        populate(g, users);
+        if (g->target < g->count)
+            g->target = g->count;
+    }
 
     uint32_t total = 0;
     while (g->count < g->target) {
