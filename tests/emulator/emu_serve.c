@@ -1,10 +1,14 @@
 /*
  * The emulator's HTTP side. GET /events answers from the event store the way
  * the WorkOS Events API does (bearer auth, limit/order/after/range and both
- * spellings of the type filter). The /_emulator/ control endpoints let a test
- * append events, queue faults and read counters while a client is polling.
- * Every /events request leaves one logfmt line in the request log so a test
- * can check afterwards how the client paced and positioned itself.
+ * spellings of the type filter), optionally over a retention window; the
+ * list endpoints are answered by emu_lists from the state of the stream. All
+ * API requests share the rate limits (emu_limit), the fault queue (by scope)
+ * and the added latency, answered by timers so the loop never blocks. The
+ * /_emulator/ control endpoints let a test append events, queue faults and
+ * read counters while a client is polling. Every /events request leaves one
+ * logfmt line in the request log, every state request one in the state log,
+ * so a test can check afterwards how the client paced and positioned itself.
  */
 #include "emu_serve.h"
 
@@ -1009,7 +1013,7 @@ static void usage(void)
 {
     fputs("usage: workos-emulator serve --events FILE.jsonl [--port N] [--bind ADDR]\n"
           "         [--port-file PATH] [--api-key KEY] [--request-log PATH]\n"
-          "         [--filter-param both|events|events[]] [--fault KIND:N[:ARG]]...\n"
+          "         [--filter-param both|events|events[]] [--fault [SCOPE/]KIND:N[:ARG]]...\n"
           "         [--fault-scope events|state|all] [--rate-limit N]\n"
           "         [--limit-overall N/60s] [--limit-user-management N/10s] [--latency MS]\n"
           "         [--retention-events N] [--retention SECONDS]\n"
@@ -1148,7 +1152,8 @@ int emu_serve_main(int argc, char **argv)
         case 'U':
             if (!emu_limit_parse(optarg, c == 'O' ? &lim_overall : &lim_um,
                                  c == 'O' ? &win_overall : &win_um)) {
-                fprintf(stderr, "workos-emulator: --limit-%s %s: expected N/SECONDSs\n",
+                fprintf(stderr,
+                        "workos-emulator: --limit-%s %s: expected N/WINDOW, e.g. 6000/60s\n",
                         c == 'O' ? "overall" : "user-management", optarg);
                 rc = 64;
                 goto out;
