@@ -7,7 +7,7 @@
 
 UNIT_TESTS += tests/unit/test_config tests/unit/test_log tests/unit/test_backoff \
               tests/unit/test_event tests/unit/test_metrics tests/unit/test_signature \
-              tests/unit/test_webhook
+              tests/unit/test_webhook tests/unit/test_webhook_head
 
 tests/unit/test_config: tests/unit/test_config.o daemon/config.o daemon/log.o daemon/event.o daemon/clock.o \
                         daemon/pgarray.o
@@ -17,6 +17,7 @@ tests/unit/test_event: tests/unit/test_event.o daemon/event.o daemon/pgarray.o d
 tests/unit/test_metrics: tests/unit/test_metrics.o daemon/metrics.o
 tests/unit/test_signature: tests/unit/test_signature.o daemon/signature.o
 tests/unit/test_webhook: tests/unit/test_webhook.o daemon/webhook_fsm.o
+tests/unit/test_webhook_head: tests/unit/test_webhook_head.o daemon/webhook_head.o daemon/signature.o
 
 CHECK_CFLAGS := $(shell pkg-config --cflags check)
 CHECK_LIBS   := $(shell pkg-config --libs check)
