@@ -13,7 +13,11 @@
  * store is orphaned and freed when the store reports, so the listener and
  * the store may be freed in either order.
  *
- * Connections are counted and bounded (see "connection accounting").
+ * Connections are counted and bounded (see "connection accounting"), and
+ * each runs under the header-time gate of webhook_gate.h: what a request's
+ * head already shows to be refused is answered before its body is read,
+ * unverified bodies share one byte budget, and every request must arrive
+ * whole within a deadline.
  */
 #include "webhook.h"
 
@@ -31,6 +35,8 @@
 #include "log.h"
 #include "signature.h"
 #include "webhook_fsm.h"
+#include "webhook_gate.h"
+#include "webhook_head.h"
 
 /* A group waiting to commit holds at most this many requests and body
  * bytes (a lone request may pass the byte bound). */
@@ -38,6 +44,12 @@
 #define MAX_GROUP_BYTES ((size_t)64 << 20)
 #define SWEEP_INTERVAL_MS 100      /* how soon a dropped connection's socket is closed */
 #define BODY_CAP_SLACK (64 * 1024) /* see body_cap() */
+/* Until they are options: body bytes admitted by the gate and not yet
+ * verified, across all connections, count at most this many bodies of
+ * max_body (past it, new webhooks get 503); and how long a request's head
+ * and body may take to arrive in all. */
+#define UNVERIFIED_BODIES 8
+#define REQUEST_DEADLINE_MS 10000
 
 typedef struct pending {
     struct evhttp_request *req; /* owned (evhttp_request_own) until answered */
@@ -60,6 +72,7 @@ struct webhook {
     webhook_hooks_t hooks;
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
+    webhook_gate_t *gate; /* under every connection it tracks */
     int connections;
     bool paused;
     struct bufferevent **tracked; /* one per open connection, referenced */
@@ -366,39 +379,51 @@ static void on_request(struct evhttp_request *req, void *arg)
     webhook_t *w = arg;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    bool get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+    const char *method;
 
-    if (path == NULL)
-        path = "";
-    if (strcmp(path, w->cfg->webhook_path) == 0) {
-        if (cmd != EVHTTP_REQ_POST) {
-            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-            reply_error(req, 405, "Method Not Allowed", "use POST");
-            return;
-        }
+    switch (evhttp_request_get_command(req)) {
+    case EVHTTP_REQ_POST:
+        method = "POST";
+        break;
+    case EVHTTP_REQ_GET:
+        method = "GET";
+        break;
+    case EVHTTP_REQ_HEAD:
+        method = "HEAD";
+        break;
+    default:
+        method = "";
+        break;
+    }
+    /* The gate has refused most of what is refused here already; this
+     * stays the answer for a connection made without it. */
+    switch (webhook_route(method, path != NULL ? path : "", w->cfg->webhook_path)) {
+    case WEBHOOK_ROUTE_WEBHOOK:
         handle_webhook(w, req);
         return;
-    }
-    bool known = strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
-                 strcmp(path, "/metrics") == 0;
-    if (!known) {
+    case WEBHOOK_ROUTE_WEBHOOK_METHOD:
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+        reply_error(req, 405, "Method Not Allowed", "use POST");
+        return;
+    case WEBHOOK_ROUTE_NOT_FOUND:
         handle_plain(req, 404, "Not Found", "not found");
         return;
-    }
-    if (!get) {
+    case WEBHOOK_ROUTE_PROBE_METHOD:
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
         handle_plain(req, 405, "Method Not Allowed", "use GET");
         return;
-    }
-    if (strcmp(path, "/healthz") == 0) {
+    case WEBHOOK_ROUTE_HEALTHZ:
         handle_plain(req, 200, "OK", "ok");
-    } else if (strcmp(path, "/readyz") == 0) {
+        return;
+    case WEBHOOK_ROUTE_READYZ: {
         char why[256] = "ready";
         bool ready = w->hooks.ready == NULL || w->hooks.ready(w->hooks.arg, why, sizeof(why));
         handle_plain(req, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", why);
-    } else {
+        return;
+    }
+    case WEBHOOK_ROUTE_METRICS:
         handle_metrics(w, req);
+        return;
     }
 }
 
@@ -451,7 +476,8 @@ static struct bufferevent *new_connection(struct event_base *base, void *arg)
         w->tracked = t;
         w->cap_tracked = cap;
     }
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    (void)base;
+    struct bufferevent *bev = webhook_gate_connection(w->gate);
     if (bev == NULL)
         return NULL;
     bufferevent_incref(bev);
@@ -468,9 +494,9 @@ static struct bufferevent *new_connection(struct event_base *base, void *arg)
 
 /*
  * libevent answers bodies over its limit itself, with an HTML page we
- * cannot count or shape.  Its limit sits a little above max_body, so an
- * oversized webhook normally reaches handle_webhook and gets our 413; only
- * a body far over the limit is refused by libevent before it is read.
+ * cannot count or shape.  The gate refuses a Content-Length over max_body
+ * from the head already; this limit, a little above it, stays a backstop
+ * behind which handle_webhook's own 413 check sits.
  */
 static ev_ssize_t body_cap(const config_t *cfg)
 {
@@ -526,7 +552,9 @@ webhook_t *webhook_new(struct event_base *base, const config_t *cfg, store_t *st
         snprintf(err, errlen, "[webhook] listen: '%s' is not host:port", cfg->listen);
         goto fail;
     }
-    w->http = evhttp_new(base);
+    webhook_gate_limits_t lim = {cfg, UNVERIFIED_BODIES * cfg->max_body, REQUEST_DEADLINE_MS};
+    w->gate = webhook_gate_new(base, &lim);
+    w->http = w->gate != NULL ? evhttp_new(base) : NULL;
     if (w->http == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -568,7 +596,9 @@ fail:
 
 void webhook_set_config(webhook_t *w, const config_t *cfg)
 {
+    webhook_gate_limits_t lim = {cfg, UNVERIFIED_BODIES * cfg->max_body, REQUEST_DEADLINE_MS};
     w->cfg = cfg;
+    webhook_gate_set_limits(w->gate, &lim);
     evhttp_set_max_body_size(w->http, body_cap(cfg));
     set_timeout(w->http, cfg->client_timeout_ms);
 }
@@ -603,5 +633,7 @@ void webhook_free(webhook_t *w)
     for (size_t i = 0; i < w->n_tracked; i++)
         bufferevent_decref(w->tracked[i]);
     free(w->tracked);
+    /* Last: the connections released above were its users. */
+    webhook_gate_free(w->gate);
     free(w);
 }
