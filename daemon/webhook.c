@@ -44,12 +44,8 @@
 #define MAX_GROUP_BYTES ((size_t)64 << 20)
 #define SWEEP_INTERVAL_MS 100      /* how soon a dropped connection's socket is closed */
 #define BODY_CAP_SLACK (64 * 1024) /* see body_cap() */
-/* Until they are options: body bytes admitted by the gate and not yet
- * verified, across all connections, count at most this many bodies of
- * max_body (past it, new webhooks get 503); and how long a request's head
- * and body may take to arrive in all. */
+/* [webhook] max_unverified_bytes = 0: this many bodies of max_body. */
 #define UNVERIFIED_BODIES 8
-#define REQUEST_DEADLINE_MS 10000
 
 typedef struct pending {
     struct evhttp_request *req; /* owned (evhttp_request_own) until answered */
@@ -255,20 +251,17 @@ static void handle_webhook(webhook_t *w, struct evhttp_request *req)
         reject(req, 401, "Unauthorized", reason, why);
         return;
     }
-    cJSON *envelope = cJSON_ParseWithLength(body, len);
+    cJSON *envelope = event_parse_json(body, len, why, sizeof(why));
     /* From here on the parsed envelope is all that is needed: the raw
      * body goes now rather than when the request is answered. */
     evbuffer_drain(in, len);
     if (envelope == NULL) {
-        reject(req, 400, "Bad Request", "invalid_json", "body is not valid JSON");
+        reject(req, 400, "Bad Request", "invalid_json", why);
         return;
     }
-    char id[128] = "-";
-    cJSON *idj = cJSON_GetObjectItemCaseSensitive(envelope, "id");
-    if (cJSON_IsString(idj))
-        snprintf(id, sizeof(id), "%s", idj->valuestring);
-    cJSON *data = cJSON_GetObjectItemCaseSensitive(envelope, "data");
-    if (data == NULL || cJSON_IsNull(data)) {
+    char id[128], type[128];
+    event_peek(envelope, id, sizeof(id), type, sizeof(type));
+    if (!event_has_data(envelope)) {
         /* The poller keeps such an event in the log; a webhook sender can
          * be told, and nothing is stored. */
         cJSON_Delete(envelope);
@@ -312,14 +305,14 @@ static void handle_webhook(webhook_t *w, struct evhttp_request *req)
             event_batch_free(fresh->batch);
         free(fresh);
         free(p);
-        log_info("event=webhook_rejected remote=%s id=%s status=400 reason=%s",
-                 log_q(peer_of(req, peer, sizeof(peer))), log_q(id), log_q(why));
+        log_info("event=webhook_rejected remote=%s id=%s type=%s status=400 reason=%s",
+                 log_q(peer_of(req, peer, sizeof(peer))), log_q(id), log_q(type), log_q(why));
         reply_error(req, 400, "Bad Request", why);
         return;
     case EVENT_MALFORMED:
-        log_warn("event=malformed_event remote=%s id=%s source=webhook reason=%s "
+        log_warn("event=malformed_event remote=%s id=%s type=%s source=webhook reason=%s "
                  "note=\"kept in the log only\"",
-                 log_q(peer_of(req, peer, sizeof(peer))), log_q(id), log_q(why));
+                 log_q(peer_of(req, peer, sizeof(peer))), log_q(id), log_q(type), log_q(why));
         break;
     case EVENT_UNKNOWN:
     case EVENT_OK:
@@ -533,6 +526,15 @@ static bool split_listen(const char *listen, char *host, size_t hostlen, int *po
     return true;
 }
 
+/* The gate's bounds from the config. */
+static webhook_gate_limits_t gate_limits(const config_t *cfg)
+{
+    size_t budget = cfg->max_unverified_bytes != 0 ? cfg->max_unverified_bytes
+                                                   : UNVERIFIED_BODIES * cfg->max_body;
+    webhook_gate_limits_t lim = {cfg, budget, cfg->request_deadline_ms};
+    return lim;
+}
+
 webhook_t *webhook_new(struct event_base *base, const config_t *cfg, store_t *store,
                        const webhook_hooks_t *hooks, char *err, size_t errlen)
 {
@@ -552,7 +554,7 @@ webhook_t *webhook_new(struct event_base *base, const config_t *cfg, store_t *st
         snprintf(err, errlen, "[webhook] listen: '%s' is not host:port", cfg->listen);
         goto fail;
     }
-    webhook_gate_limits_t lim = {cfg, UNVERIFIED_BODIES * cfg->max_body, REQUEST_DEADLINE_MS};
+    webhook_gate_limits_t lim = gate_limits(cfg);
     w->gate = webhook_gate_new(base, &lim);
     w->http = w->gate != NULL ? evhttp_new(base) : NULL;
     if (w->http == NULL) {
@@ -596,7 +598,7 @@ fail:
 
 void webhook_set_config(webhook_t *w, const config_t *cfg)
 {
-    webhook_gate_limits_t lim = {cfg, UNVERIFIED_BODIES * cfg->max_body, REQUEST_DEADLINE_MS};
+    webhook_gate_limits_t lim = gate_limits(cfg);
     w->cfg = cfg;
     webhook_gate_set_limits(w->gate, &lim);
     evhttp_set_max_body_size(w->http, body_cap(cfg));
