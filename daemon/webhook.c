@@ -42,8 +42,8 @@
  * bytes (a lone request may pass the byte bound). */
 #define MAX_GROUP 2000
 #define MAX_GROUP_BYTES ((size_t)64 << 20)
-#define SWEEP_INTERVAL_MS 100      /* how soon a dropped connection's socket is closed */
-#define BODY_CAP_SLACK (64 * 1024) /* see body_cap() */
+#define SWEEP_INTERVAL_MS 100              /* how soon a dropped connection's socket is closed */
+#define BODY_CAP_SLACK ((size_t)64 * 1024) /* see body_cap() */
 /* [webhook] max_unverified_bytes = 0: this many bodies of max_body. */
 #define UNVERIFIED_BODIES 8
 
@@ -463,7 +463,7 @@ static struct bufferevent *new_connection(struct event_base *base, void *arg)
     webhook_t *w = arg;
     if (w->n_tracked == w->cap_tracked) {
         size_t cap = w->cap_tracked ? w->cap_tracked * 2 : 64;
-        struct bufferevent **t = realloc(w->tracked, cap * sizeof(*t));
+        struct bufferevent **t = realloc(w->tracked, cap * sizeof(struct bufferevent *));
         if (t == NULL)
             return NULL; /* evhttp then makes an untracked one itself */
         w->tracked = t;
@@ -581,12 +581,16 @@ webhook_t *webhook_new(struct event_base *base, const config_t *cfg, store_t *st
         snprintf(err, errlen, "[webhook] listen: cannot bind %s", cfg->listen);
         goto fail;
     }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } addr;
+    memset(&addr, 0, sizeof(addr));
+    socklen_t sl = sizeof(addr);
     int bound_port = 0; /* what port 0 picked */
-    if (getsockname(evhttp_bound_socket_get_fd(w->bound), (struct sockaddr *)&ss, &sl) == 0)
-        bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                    : ((struct sockaddr_in *)&ss)->sin_port);
+    if (getsockname(evhttp_bound_socket_get_fd(w->bound), &addr.sa, &sl) == 0)
+        bound_port = ntohs(addr.sa.sa_family == AF_INET6 ? addr.in6.sin6_port : addr.in.sin_port);
     log_info("event=listening address=%s port=%d path=%s", log_q(host), bound_port,
              log_q(cfg->webhook_path));
     return w;

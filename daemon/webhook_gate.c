@@ -81,7 +81,7 @@ static void close_connection(gate_conn_t *c)
 
 static const char *peer_of(int fd, char *buf, size_t len)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     socklen_t sl = sizeof(ss);
     char host[INET6_ADDRSTRLEN] = "-";
     unsigned port = 0;
