@@ -91,13 +91,23 @@ static void post(poller_t *p, poller_event_t ev, const char *text, const char *r
                  int64_t retry_after_ms, const store_apply_result_t *res);
 static void on_response(void *arg, const http_response_t *resp);
 
+/*
+ * Out of memory in the poller is fatal: the fetch cursor moves past every
+ * event of a page taken, so an event dropped for want of memory would be
+ * skipped for good.  The cursor in the database is safe, and systemd
+ * restarts the daemon from it.
+ */
+static _Noreturn void out_of_memory(const char *where)
+{
+    log_error("event=out_of_memory where=%s note=\"exiting; the stored cursor is safe\"", where);
+    abort();
+}
+
 static char *copy_or_die(const char *src)
 {
     char *copy = src != NULL ? strdup(src) : NULL;
-    if (src != NULL && copy == NULL) {
-        log_error("event=bug where=poller reason=\"out of memory\"");
-        abort(); /* a cursor we cannot remember is a cursor we might skip past */
-    }
+    if (src != NULL && copy == NULL)
+        out_of_memory("poller_copy"); /* a cursor we cannot remember we might skip past */
     return copy;
 }
 
@@ -262,11 +272,11 @@ static void take_page(poller_t *p, event_page_t *page)
             snprintf(idbuf, sizeof(idbuf), "%s", id->valuestring);
         if (cJSON_IsString(type))
             snprintf(typebuf, sizeof(typebuf), "%s", type->valuestring);
-        if (p->pending == NULL && (p->pending = event_batch_new()) == NULL) {
-            cJSON_Delete(e);
-            continue;
-        }
+        if (p->pending == NULL && (p->pending = event_batch_new()) == NULL)
+            out_of_memory("poller_batch");
         switch (event_batch_add(p->pending, e, why, sizeof(why))) {
+        case EVENT_NOMEM:
+            out_of_memory("poller_batch_add");
         case EVENT_OK:
             break;
         case EVENT_UNKNOWN:
@@ -330,9 +340,9 @@ static WUR poller_event_t take_response(poller_t *p, const http_response_t *resp
     cJSON *last = cJSON_GetArrayItem(page.data, (int)n - 1);
     cJSON *last_id = last ? cJSON_GetObjectItemCaseSensitive(last, "id") : NULL;
     if (cJSON_IsString(last_id))
-        fallback = strdup(last_id->valuestring);
+        fallback = copy_or_die(last_id->valuestring);
     else if (page.after != NULL)
-        fallback = strdup(page.after);
+        fallback = copy_or_die(page.after);
 
     take_page(p, &page);
     if (p->pending != NULL && p->pending->n_events > 0)

@@ -244,6 +244,10 @@ static void handle_webhook(webhook_t *w, struct evhttp_request *req)
         log_info("event=webhook_rejected status=400 reason=\"%s\"", why);
         reply_error(req, 400, "Bad Request", why);
         return;
+    case EVENT_NOMEM:
+        free(p);
+        reply_error(req, 503, "Service Unavailable", "out of memory");
+        return;
     case EVENT_MALFORMED:
         log_warn("event=malformed_event id=%s source=webhook reason=\"%s\" note=\"kept in the log "
                  "only\"",
