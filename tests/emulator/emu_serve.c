@@ -96,6 +96,7 @@ struct serve {
     size_t rate_head, rate_n;
     uint64_t requests, rate_limited, faults_fired;
     char *last_after;
+    char *known_types; /* --known-types as ",a,b,", or NULL: every name is known */
     pending_t *pending;
     struct event *sig_term, *sig_int;
 };
@@ -378,6 +379,55 @@ static bool collect_filter(const serve_t *srv, const params_t *ps, uint32_t *typ
     return any;
 }
 
+/* The first requested type not in --known-types, copied, or NULL when all
+ * are (or no list was given). `names` is the comma list collect_filter made. */
+static char *unknown_type(const serve_t *srv, const char *names)
+{
+    for (const char *v = names; srv->known_types && v && *v;) {
+        const char *c = strchr(v, ',');
+        size_t len = c ? (size_t)(c - v) : strlen(v);
+        char *probe = emu_xmalloc(len + 3);
+        snprintf(probe, len + 3, ",%.*s,", (int)len, v);
+        bool known = strstr(srv->known_types, probe) != NULL;
+        free(probe);
+        if (!known)
+            return emu_xstrndup(v, len);
+        v = c ? c + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* Reads --known-types: a file of names (one a line, or comma-separated) when
+ * the argument names a readable file, else a comma-separated list. */
+EMU_WUR static bool load_known_types(serve_t *srv, const char *arg, char *err, size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (access(arg, R_OK) == 0) {
+        if (!emu_read_file(arg, &text, &len, err, errlen))
+            return false;
+    } else {
+        text = emu_xstrdup(arg);
+        len = strlen(text);
+    }
+    emu_buf_t b = {0};
+    emu_buf_adds(&b, ",");
+    for (size_t i = 0; i < len; i++) {
+        char ch = text[i];
+        if (ch == '\n' || ch == '\r' || ch == ' ' || ch == '\t')
+            ch = ',';
+        if (ch != ',' || b.data[b.len - 1] != ',')
+            emu_buf_add(&b, &ch, 1);
+    }
+    if (b.data[b.len - 1] != ',')
+        emu_buf_adds(&b, ",");
+    free(text);
+    free(srv->known_types);
+    srv->known_types = emu_xstrdup(b.data);
+    emu_buf_free(&b);
+    return true;
+}
+
 static void pending_fire(evutil_socket_t fd, short what, void *arg)
 {
     pending_t *p = arg;
@@ -569,6 +619,19 @@ static void handle_events(serve_t *srv, struct evhttp_request *req, const char *
         break;
     }
 
+    /* WorkOS refuses the whole request when one name is unknown to it. */
+    char *unknown = filtered ? unknown_type(srv, ri.filter.data) : NULL;
+    if (unknown != NULL) {
+        emu_buf_adds(&body, "{\"message\":\"Invalid events request\","
+                            "\"code\":\"invalid_events_request\",\"errors\":[{\"field\":"
+                            "\"events\",\"code\":\"unknown_event_type\",\"value\":");
+        emu_buf_json_str(&body, unknown);
+        emu_buf_adds(&body, "}]}");
+        free(unknown);
+        ri.status = 400;
+        reply_maybe_later(srv, req, 400, &body, ri.fault == FAULT_DELAY ? arg : 0);
+        goto done;
+    }
     if (!build_query(srv, ps, &ri, &q, types, &body)) {
         ri.status = 422;
         reply_maybe_later(srv, req, 422, &body, ri.fault == FAULT_DELAY ? arg : 0);
@@ -795,7 +858,7 @@ static void usage(void)
     fputs("usage: workos-emulator serve --events FILE.jsonl [--port N] [--bind ADDR]\n"
           "         [--port-file PATH] [--api-key KEY] [--request-log PATH]\n"
           "         [--filter-param both|events|events[]] [--fault KIND:N[:ARG]]...\n"
-          "         [--rate-limit N]\n",
+          "         [--rate-limit N] [--known-types FILE|LIST]\n",
           stderr);
 }
 
@@ -824,6 +887,7 @@ static void serve_cleanup(serve_t *srv)
     free(srv->rate_ring);
     free(srv->auth);
     free(srv->last_after);
+    free(srv->known_types);
 }
 
 int emu_serve_main(int argc, char **argv)
@@ -838,6 +902,7 @@ int emu_serve_main(int argc, char **argv)
         {"filter-param", required_argument, NULL, 'f'},
         {"fault", required_argument, NULL, 'F'},
         {"rate-limit", required_argument, NULL, 'r'},
+        {"known-types", required_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -899,6 +964,13 @@ int emu_serve_main(int argc, char **argv)
         case 'r':
             if (!emu_parse_u64(optarg, MAX_RATE, &rate)) {
                 fprintf(stderr, "workos-emulator: --rate-limit must be 0..%u\n", MAX_RATE);
+                rc = 64;
+                goto out;
+            }
+            break;
+        case 'K':
+            if (!load_known_types(&srv, optarg, err, sizeof(err))) {
+                fprintf(stderr, "workos-emulator: --known-types: %s\n", err);
                 rc = 64;
                 goto out;
             }
