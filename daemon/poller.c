@@ -607,7 +607,7 @@ static void check_backoff(poller_t *p)
                   "note=\"nothing to poll; check [workos] events\"",
                   log_q(p->refused_list), (long long)delay);
     else
-        log_warn("event=poll_refused_types_ok retry_in_ms=%lld note=\"%s\"", (long long)delay,
+        log_warn("event=poll_refused_types_accepted retry_in_ms=%lld note=\"%s\"", (long long)delay,
                  "every event type is accepted on its own; fetching again after the backoff");
     store_note(p->store, p->last_error);
     wake_in(p, delay);
