@@ -309,6 +309,10 @@ static void handle_webhook(webhook_t *w, struct evhttp_request *req)
                  log_q(peer_of(req, peer, sizeof(peer))), log_q(id), log_q(type), log_q(why));
         reply_error(req, 400, "Bad Request", why);
         return;
+    case EVENT_NOMEM:
+        free(p);
+        reply_error(req, 503, "Service Unavailable", "out of memory");
+        return;
     case EVENT_MALFORMED:
         log_warn("event=malformed_event remote=%s id=%s type=%s source=webhook reason=%s "
                  "note=\"kept in the log only\"",

@@ -126,6 +126,7 @@ struct serve {
     emu_state_t *state;
     emu_lists_t *lists;
     size_t state_applied; /* events of the store folded into state */
+    char *known_types;    /* --known-types as ",a,b,", or NULL: every name is known */
     pending_t *pending;
     struct event *sig_term, *sig_int;
 };
@@ -374,6 +375,55 @@ static bool collect_filter(const serve_t *srv, const emu_params_t *ps, uint32_t 
         }
     }
     return any;
+}
+
+/* The first requested type not in --known-types, copied, or NULL when all
+ * are (or no list was given). `names` is the comma list collect_filter made. */
+static char *unknown_type(const serve_t *srv, const char *names)
+{
+    for (const char *v = names; srv->known_types && v && *v;) {
+        const char *c = strchr(v, ',');
+        size_t len = c ? (size_t)(c - v) : strlen(v);
+        char *probe = emu_xmalloc(len + 3);
+        snprintf(probe, len + 3, ",%.*s,", (int)len, v);
+        bool known = strstr(srv->known_types, probe) != NULL;
+        free(probe);
+        if (!known)
+            return emu_xstrndup(v, len);
+        v = c ? c + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* Reads --known-types: a file of names (one a line, or comma-separated) when
+ * the argument names a readable file, else a comma-separated list. */
+EMU_WUR static bool load_known_types(serve_t *srv, const char *arg, char *err, size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (access(arg, R_OK) == 0) {
+        if (!emu_read_file(arg, &text, &len, err, errlen))
+            return false;
+    } else {
+        text = emu_xstrdup(arg);
+        len = strlen(text);
+    }
+    emu_buf_t b = {0};
+    emu_buf_adds(&b, ",");
+    for (size_t i = 0; i < len; i++) {
+        char ch = text[i];
+        if (ch == '\n' || ch == '\r' || ch == ' ' || ch == '\t')
+            ch = ',';
+        if (ch != ',' || b.data[b.len - 1] != ',')
+            emu_buf_add(&b, &ch, 1);
+    }
+    if (b.data[b.len - 1] != ',')
+        emu_buf_adds(&b, ",");
+    free(text);
+    free(srv->known_types);
+    srv->known_types = emu_xstrdup(b.data);
+    emu_buf_free(&b);
+    return true;
 }
 
 static void pending_unlink(serve_t *srv, pending_t *p)
@@ -647,6 +697,19 @@ static void handle_events(serve_t *srv, struct evhttp_request *req, const char *
         break;
     }
 
+    /* WorkOS refuses the whole request when one name is unknown to it. */
+    char *unknown = filtered ? unknown_type(srv, ri.filter.data) : NULL;
+    if (unknown != NULL) {
+        emu_buf_adds(&body, "{\"message\":\"Invalid events request\","
+                            "\"code\":\"invalid_events_request\",\"errors\":[{\"field\":"
+                            "\"events\",\"code\":\"unknown_event_type\",\"value\":");
+        emu_buf_json_str(&body, unknown);
+        emu_buf_adds(&body, "}]}");
+        free(unknown);
+        ri.status = 400;
+        api_reply(srv, req, 400, &body, ri.fault == FAULT_DELAY ? arg : 0, false);
+        goto done;
+    }
     int bad = build_query(srv, ps, &ri, &q, types, &body);
     if (bad) {
         ri.status = bad;
@@ -1025,7 +1088,8 @@ static void usage(void)
           "         [--fault-scope events|state|all] [--rate-limit N]\n"
           "         [--limit-overall N/60s] [--limit-user-management N/10s] [--latency MS]\n"
           "         [--retention-events N] [--retention SECONDS]\n"
-          "         [--expired-cursor 400|restart] [--state-log PATH]\n",
+          "         [--expired-cursor 400|restart] [--state-log PATH]\n"
+          "         [--known-types FILE|LIST]\n",
           stderr);
 }
 
@@ -1060,6 +1124,7 @@ static void serve_cleanup(serve_t *srv)
     emu_limit_free(&srv->user_management);
     free(srv->auth);
     free(srv->last_after);
+    free(srv->known_types);
 }
 
 int emu_serve_main(int argc, char **argv)
@@ -1082,6 +1147,7 @@ int emu_serve_main(int argc, char **argv)
         {"retention", required_argument, NULL, 'T'},
         {"expired-cursor", required_argument, NULL, 'X'},
         {"state-log", required_argument, NULL, 's'},
+        {"known-types", required_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1207,6 +1273,13 @@ int emu_serve_main(int argc, char **argv)
         case 'r':
             if (!emu_parse_u64(optarg, MAX_RATE, &rate)) {
                 fprintf(stderr, "workos-emulator: --rate-limit must be 0..%u\n", MAX_RATE);
+                rc = 64;
+                goto out;
+            }
+            break;
+        case 'K':
+            if (!load_known_types(&srv, optarg, err, sizeof(err))) {
+                fprintf(stderr, "workos-emulator: --known-types: %s\n", err);
                 rc = 64;
                 goto out;
             }
