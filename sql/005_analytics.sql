@@ -142,6 +142,17 @@ CREATE TABLE IF NOT EXISTS @SCHEMA@.rollup_fail_events (
     event text PRIMARY KEY
 );
 
+-- Counters are updated in place again and again: leave room on their
+-- pages so that the new version lands beside the old (a HOT update).
+ALTER TABLE @SCHEMA@.rollup_auth_daily SET (fillfactor = 50);
+ALTER TABLE @SCHEMA@.rollup_radar_daily SET (fillfactor = 50);
+ALTER TABLE @SCHEMA@.rollup_active_counts SET (fillfactor = 50);
+ALTER TABLE @SCHEMA@.rollup_org_active_counts SET (fillfactor = 50);
+ALTER TABLE @SCHEMA@.rollup_sessions_daily SET (fillfactor = 50);
+ALTER TABLE @SCHEMA@.rollup_users_daily SET (fillfactor = 50);
+ALTER TABLE @SCHEMA@.rollup_fail_ip SET (fillfactor = 50);
+ALTER TABLE @SCHEMA@.rollup_fail_account SET (fillfactor = 50);
+
 -- Mirror indexes the questions over invitations, users and impersonated
 -- sessions use (none of these columns changes after insert, so updates in
 -- place stay possible).
@@ -206,44 +217,69 @@ BEGIN
         ON CONFLICT (zone, day) DO UPDATE SET detections = t.detections + excluded.detections
         RETURNING 1
     ),
-    -- (zone, period, user) of every success naming a user, and whether one
-    -- of them was an MFA step.
+    -- (zone, local day, user) of every success naming a user, and whether
+    -- one of them was an MFA step.  A user new to a day is tried for its
+    -- week and month; one the day already held is in them already, which
+    -- spares most sign-ins two probes.
     pu AS MATERIALIZED (
-        SELECT az.zone, p.grain, p.start, az.user_id, bool_or(az.method = 'mfa') AS mfa
+        SELECT zone, lt::date AS day, user_id, bool_or(method = 'mfa') AS mfa
           FROM az
-         CROSS JOIN LATERAL (VALUES ('d'::"char", az.lt::date),
-                                    ('w'::"char", date_trunc('week', az.lt)::date),
-                                    ('m'::"char", date_trunc('month', az.lt)::date)) AS p(grain, start)
-         WHERE az.ok AND az.user_id IS NOT NULL
-         GROUP BY 1, 2, 3, 4
+         WHERE ok AND user_id IS NOT NULL
+         GROUP BY 1, 2, 3
     ),
-    am AS (
+    amd AS (
         INSERT INTO @SCHEMA@.rollup_active_members (zone, grain, start, user_id)
-        SELECT zone, grain, start, user_id FROM pu ORDER BY 1, 2, 3, 4
+        SELECT zone, 'd', day, user_id FROM pu ORDER BY 1, 3, 4
+        ON CONFLICT DO NOTHING
+        RETURNING zone, grain, start, user_id
+    ),
+    amp AS (
+        INSERT INTO @SCHEMA@.rollup_active_members (zone, grain, start, user_id)
+        SELECT DISTINCT d.zone, p.grain, p.start, d.user_id
+          FROM amd d
+         CROSS JOIN LATERAL (VALUES ('w'::"char", date_trunc('week', d.start::timestamp)::date),
+                                    ('m'::"char", date_trunc('month', d.start::timestamp)::date))
+               AS p(grain, start)
+         ORDER BY 1, 2, 3, 4
         ON CONFLICT DO NOTHING
         RETURNING zone, grain, start
     ),
-    mm AS (
+    mmd AS (
         INSERT INTO @SCHEMA@.rollup_mfa_members (zone, grain, start, user_id)
-        SELECT zone, grain, start, user_id FROM pu WHERE mfa ORDER BY 1, 2, 3, 4
+        SELECT zone, 'd', day, user_id FROM pu WHERE mfa ORDER BY 1, 3, 4
+        ON CONFLICT DO NOTHING
+        RETURNING zone, grain, start, user_id
+    ),
+    mmp AS (
+        INSERT INTO @SCHEMA@.rollup_mfa_members (zone, grain, start, user_id)
+        SELECT DISTINCT d.zone, p.grain, p.start, d.user_id
+          FROM mmd d
+         CROSS JOIN LATERAL (VALUES ('w'::"char", date_trunc('week', d.start::timestamp)::date),
+                                    ('m'::"char", date_trunc('month', d.start::timestamp)::date))
+               AS p(grain, start)
+         ORDER BY 1, 2, 3, 4
         ON CONFLICT DO NOTHING
         RETURNING zone, grain, start
     ),
     ac AS (
         INSERT INTO @SCHEMA@.rollup_active_counts AS t (zone, grain, start, users, mfa_users)
         SELECT zone, grain, start, sum(u), sum(m)
-          FROM (SELECT zone, grain, start, 1 AS u, 0 AS m FROM am
+          FROM (SELECT zone, grain, start, 1 AS u, 0 AS m FROM amd
                 UNION ALL
-                SELECT zone, grain, start, 0, 1 FROM mm) x
+                SELECT zone, grain, start, 1, 0 FROM amp
+                UNION ALL
+                SELECT zone, grain, start, 0, 1 FROM mmd
+                UNION ALL
+                SELECT zone, grain, start, 0, 1 FROM mmp) x
          GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
         ON CONFLICT (zone, grain, start) DO UPDATE
            SET users = t.users + excluded.users, mfa_users = t.mfa_users + excluded.mfa_users
         RETURNING 1
     ),
     -- Per organization: a success naming its organization, or a session
-    -- started in one (impersonations aside).
-    po AS (
-        SELECT DISTINCT x.zone, p.grain, p.start, x.organization_id, x.user_id
+    -- started in one (impersonations aside); days first, as above.
+    pod AS (
+        SELECT DISTINCT x.zone, x.lt::date AS day, x.organization_id, x.user_id
           FROM (SELECT zone, lt, organization_id, user_id FROM az
                  WHERE ok AND organization_id IS NOT NULL AND user_id IS NOT NULL
                 UNION ALL
@@ -251,28 +287,44 @@ BEGIN
                   FROM s CROSS JOIN z
                  WHERE NOT s.impersonated AND s.organization_id IS NOT NULL
                    AND s.user_id IS NOT NULL) x
-         CROSS JOIN LATERAL (VALUES ('d'::"char", x.lt::date),
-                                    ('w'::"char", date_trunc('week', x.lt)::date),
-                                    ('m'::"char", date_trunc('month', x.lt)::date)) AS p(grain, start)
     ),
-    om AS (
+    omd AS (
         INSERT INTO @SCHEMA@.rollup_org_active_members (zone, grain, start, organization_id, user_id)
-        SELECT zone, grain, start, organization_id, user_id FROM po ORDER BY 1, 2, 3, 4, 5
+        SELECT zone, 'd', day, organization_id, user_id FROM pod ORDER BY 1, 3, 4, 5
+        ON CONFLICT DO NOTHING
+        RETURNING zone, grain, start, organization_id, user_id
+    ),
+    omp AS (
+        INSERT INTO @SCHEMA@.rollup_org_active_members (zone, grain, start, organization_id, user_id)
+        SELECT DISTINCT d.zone, p.grain, p.start, d.organization_id, d.user_id
+          FROM omd d
+         CROSS JOIN LATERAL (VALUES ('w'::"char", date_trunc('week', d.start::timestamp)::date),
+                                    ('m'::"char", date_trunc('month', d.start::timestamp)::date))
+               AS p(grain, start)
+         ORDER BY 1, 2, 3, 4, 5
         ON CONFLICT DO NOTHING
         RETURNING zone, grain, start, organization_id
     ),
     oc AS (
         INSERT INTO @SCHEMA@.rollup_org_active_counts AS t (zone, grain, start, organization_id, users)
-        SELECT zone, grain, start, organization_id, count(*) FROM om
+        SELECT zone, grain, start, organization_id, count(*)
+          FROM (SELECT zone, grain, start, organization_id FROM omd
+                UNION ALL
+                SELECT zone, grain, start, organization_id FROM omp) x
          GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
         ON CONFLICT (zone, grain, start, organization_id) DO UPDATE SET users = t.users + excluded.users
         RETURNING 1
     ),
+    -- A first success is written only when it is earlier than the one kept
+    -- (a probe, not a row lock, for every user seen before).
     fs AS (
         INSERT INTO @SCHEMA@.rollup_first_success AS t (user_id, first_at)
-        SELECT user_id, min(created_at) FROM a
-         WHERE ok AND user_id IS NOT NULL
-         GROUP BY 1 ORDER BY 1
+        SELECT x.user_id, x.first_at
+          FROM (SELECT user_id, min(created_at) AS first_at FROM a
+                 WHERE ok AND user_id IS NOT NULL GROUP BY 1) x
+         WHERE NOT EXISTS (SELECT 1 FROM @SCHEMA@.rollup_first_success k
+                            WHERE k.user_id = x.user_id AND k.first_at <= x.first_at)
+         ORDER BY 1
         ON CONFLICT (user_id) DO UPDATE SET first_at = excluded.first_at
          WHERE excluded.first_at < t.first_at
         RETURNING 1
@@ -697,32 +749,30 @@ LANGUAGE sql STABLE AS $fn$
      ORDER BY 1
 $fn$;
 
--- Invitations per local day and organization: sent (created), accepted,
--- revoked, and expired without being accepted (on the day they expired),
--- from the mirror.  Any zone.
+-- Invitations per local day, for one organization or (NULL) all of them:
+-- sent (created), accepted, revoked, and expired without being accepted
+-- (on the day they expired), from the mirror.  Any zone.
 CREATE OR REPLACE FUNCTION @SCHEMA@.invitations_daily(from_day date, to_day date,
     tz text DEFAULT 'UTC', organization text DEFAULT NULL)
 RETURNS TABLE (day date, organization_id text, sent bigint, accepted bigint, revoked bigint,
                expired bigint)
 LANGUAGE sql STABLE AS $fn$
-    SELECT (x.at AT TIME ZONE tz)::date, x.organization_id,
+    SELECT (x.at AT TIME ZONE tz)::date, organization,
            count(*) FILTER (WHERE x.what = 's'), count(*) FILTER (WHERE x.what = 'a'),
            count(*) FILTER (WHERE x.what = 'r'), count(*) FILTER (WHERE x.what = 'e')
       FROM @SCHEMA@.invitations i
-     CROSS JOIN LATERAL (VALUES ('s', i.created_at, i.organization_id),
-                                ('a', i.accepted_at, i.organization_id),
-                                ('r', i.revoked_at, i.organization_id),
+     CROSS JOIN LATERAL (VALUES ('s', i.created_at), ('a', i.accepted_at), ('r', i.revoked_at),
                                 ('e', CASE WHEN i.accepted_at IS NULL AND i.revoked_at IS NULL
                                             AND i.state IN ('pending', 'expired')
-                                            AND i.expires_at <= now() THEN i.expires_at END,
-                                 i.organization_id)) AS x(what, at, organization_id)
+                                            AND i.expires_at <= now() THEN i.expires_at END))
+           AS x(what, at)
      WHERE i.created_at < (to_day + 1)::timestamp AT TIME ZONE tz
        AND i.deleted_at IS NULL
        AND (organization IS NULL OR i.organization_id = organization)
        AND x.at >= from_day::timestamp AT TIME ZONE tz
        AND x.at < (to_day + 1)::timestamp AT TIME ZONE tz
-     GROUP BY 1, 2
-     ORDER BY 1, 2
+     GROUP BY 1
+     ORDER BY 1
 $fn$;
 
 -- The invitations sent in the local days [from_day, to_day], per
