@@ -621,27 +621,39 @@ END
 $fn$;
 
 -- The IP addresses with the most failed authentications in [since, until).
+-- PL/pgSQL, so that each part runs with its bounds as plain values and the
+-- ragged ends reach the log through events (event, created_at).
 CREATE OR REPLACE FUNCTION @SCHEMA@.auth_failures_by_ip(since timestamptz,
     until timestamptz DEFAULT now(), top integer DEFAULT 20)
 RETURNS TABLE (ip_address text, failures bigint)
-LANGUAGE sql STABLE AS $fn$
-    WITH r AS MATERIALIZED (SELECT * FROM @SCHEMA@.rollup_fail_ranges(since, until)),
-         fev AS MATERIALIZED (SELECT array_agg(event) AS names FROM @SCHEMA@.rollup_fail_events)
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    r record;
+    names text[] := ARRAY(SELECT event FROM @SCHEMA@.rollup_fail_events);
+BEGIN
+    SELECT * INTO r FROM @SCHEMA@.rollup_fail_ranges(since, until);
+    RETURN QUERY
     SELECT nullif(x.ip, ''), sum(x.n)::bigint
-      FROM (SELECT f.ip_address, f.failures FROM @SCHEMA@.rollup_fail_ip f, r
+      FROM (SELECT f.ip_address, f.failures FROM @SCHEMA@.rollup_fail_ip f
              WHERE f.grain = 'm' AND f.start >= r.m0 AND f.start < r.m1
             UNION ALL
-            SELECT f.ip_address, f.failures FROM @SCHEMA@.rollup_fail_ip f, r
-             WHERE f.grain = 'd' AND ((f.start >= r.d0 AND f.start < r.m0)
-                                      OR (f.start >= r.m1 AND f.start < r.d1))
+            SELECT f.ip_address, f.failures FROM @SCHEMA@.rollup_fail_ip f
+             WHERE f.grain = 'd' AND f.start >= r.d0 AND f.start < r.m0
             UNION ALL
-            SELECT coalesce(e.data ->> 'ip_address', ''), 1 FROM @SCHEMA@.events e, r, fev
-             WHERE e.event = ANY (fev.names) AND e.event LIKE 'authentication.%\_failed'
-               AND ((e.created_at >= r.l0 AND e.created_at < r.l1)
-                    OR (e.created_at >= r.l2 AND e.created_at < r.l3))) x(ip, n)
+            SELECT f.ip_address, f.failures FROM @SCHEMA@.rollup_fail_ip f
+             WHERE f.grain = 'd' AND f.start >= r.m1 AND f.start < r.d1
+            UNION ALL
+            SELECT coalesce(e.data ->> 'ip_address', ''), 1 FROM @SCHEMA@.events e
+             WHERE e.event = ANY (names) AND e.event LIKE 'authentication.%\_failed'
+               AND e.created_at >= r.l0 AND e.created_at < r.l1
+            UNION ALL
+            SELECT coalesce(e.data ->> 'ip_address', ''), 1 FROM @SCHEMA@.events e
+             WHERE e.event = ANY (names) AND e.event LIKE 'authentication.%\_failed'
+               AND e.created_at >= r.l2 AND e.created_at < r.l3) x(ip, n)
      GROUP BY x.ip
      ORDER BY 2 DESC, 1
-     LIMIT top
+     LIMIT top;
+END
 $fn$;
 
 -- The accounts (e-mail tried, else user id) with the most failures in
@@ -649,26 +661,35 @@ $fn$;
 CREATE OR REPLACE FUNCTION @SCHEMA@.auth_failures_by_account(since timestamptz,
     until timestamptz DEFAULT now(), top integer DEFAULT 20)
 RETURNS TABLE (account text, failures bigint)
-LANGUAGE sql STABLE AS $fn$
-    WITH r AS MATERIALIZED (SELECT * FROM @SCHEMA@.rollup_fail_ranges(since, until)),
-         fev AS MATERIALIZED (SELECT array_agg(event) AS names FROM @SCHEMA@.rollup_fail_events)
-    SELECT x.account, sum(x.n)::bigint
-      FROM (SELECT f.account, f.failures FROM @SCHEMA@.rollup_fail_account f, r
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    r record;
+    names text[] := ARRAY(SELECT event FROM @SCHEMA@.rollup_fail_events);
+BEGIN
+    SELECT * INTO r FROM @SCHEMA@.rollup_fail_ranges(since, until);
+    RETURN QUERY
+    SELECT x.a, sum(x.n)::bigint
+      FROM (SELECT f.account, f.failures FROM @SCHEMA@.rollup_fail_account f
              WHERE f.grain = 'm' AND f.start >= r.m0 AND f.start < r.m1
             UNION ALL
-            SELECT f.account, f.failures FROM @SCHEMA@.rollup_fail_account f, r
-             WHERE f.grain = 'd' AND ((f.start >= r.d0 AND f.start < r.m0)
-                                      OR (f.start >= r.m1 AND f.start < r.d1))
+            SELECT f.account, f.failures FROM @SCHEMA@.rollup_fail_account f
+             WHERE f.grain = 'd' AND f.start >= r.d0 AND f.start < r.m0
             UNION ALL
-            SELECT coalesce(e.data ->> 'email', e.data ->> 'user_id'), 1
-              FROM @SCHEMA@.events e, r, fev
-             WHERE e.event = ANY (fev.names) AND e.event LIKE 'authentication.%\_failed'
-               AND coalesce(e.data ->> 'email', e.data ->> 'user_id') IS NOT NULL
-               AND ((e.created_at >= r.l0 AND e.created_at < r.l1)
-                    OR (e.created_at >= r.l2 AND e.created_at < r.l3))) x(account, n)
-     GROUP BY x.account
+            SELECT f.account, f.failures FROM @SCHEMA@.rollup_fail_account f
+             WHERE f.grain = 'd' AND f.start >= r.m1 AND f.start < r.d1
+            UNION ALL
+            SELECT coalesce(e.data ->> 'email', e.data ->> 'user_id'), 1 FROM @SCHEMA@.events e
+             WHERE e.event = ANY (names) AND e.event LIKE 'authentication.%\_failed'
+               AND e.created_at >= r.l0 AND e.created_at < r.l1
+            UNION ALL
+            SELECT coalesce(e.data ->> 'email', e.data ->> 'user_id'), 1 FROM @SCHEMA@.events e
+             WHERE e.event = ANY (names) AND e.event LIKE 'authentication.%\_failed'
+               AND e.created_at >= r.l2 AND e.created_at < r.l3) x(a, n)
+     WHERE x.a IS NOT NULL
+     GROUP BY x.a
      ORDER BY 2 DESC, 1
-     LIMIT top
+     LIMIT top;
+END
 $fn$;
 
 -- Credential stuffing: addresses that failed against at least min_accounts
