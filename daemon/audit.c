@@ -1,14 +1,14 @@
 /*
  * audit: `workos-syncd verify` and `workos-syncd forget` on a blocking
  * connection.  The chain itself is written by the triggers of
- * sql/004_audit.sql; verify reads it back in position order through the
- * view audit_verify_items (each item's digest as stored and as recomputed
- * from the row it names) and folds the link hashes here with OpenSSL, so
- * the database does the per-row work in one pass and this file does the
- * one inherently sequential part.
+ * sql/004_audit.sql; verify reads it back link by link, in commit order,
+ * through the view audit_verify_links (each link's stored hash and its
+ * rows' digests recomputed from the rows), inside one read-only snapshot,
+ * and folds the hashes here with OpenSSL: the database does the per-row
+ * work, this file the one inherently sequential part.
  *
- * A link is hash = SHA-256(previous hash || digest_1 || ... || digest_n)
- * over the items first_pos..last_pos; the first link's previous hash is
+ * A link is hash = SHA-256(previous link's hash || digest_1 || ... ||
+ * digest_n) over the rows it names; the first link's previous hash is
  * empty.  The head row names the last link, so a truncated tail shows as a
  * head the chain does not reach.
  */
@@ -23,7 +23,7 @@
 #include "log.h"
 
 #define HASH_LEN 32
-#define FETCH_SQL "FETCH 20000 FROM audit_walk"
+#define FETCH_SQL "FETCH 2000 FROM audit_walk"
 #define EXIT_BROKEN 1
 #define EXIT_ERROR 2
 
@@ -74,18 +74,28 @@ static int hex_val(char c)
     return -1;
 }
 
-/* Decodes exactly HASH_LEN bytes of lower-case hex; false otherwise. */
-static bool hex_decode(const char *hex, unsigned char *dst)
+/*
+ * Decodes lower-case hex into a new buffer of *len bytes (caller frees).
+ * Returns NULL on malformed input or no memory.
+ */
+static unsigned char *hex_decode(const char *hex, size_t *len)
 {
-    if (strlen(hex) != 2 * HASH_LEN)
-        return false;
-    for (int i = 0; i < HASH_LEN; i++) {
+    size_t n = strlen(hex);
+    if (n % 2 != 0)
+        return NULL;
+    unsigned char *dst = malloc(n / 2 + 1);
+    if (dst == NULL)
+        return NULL;
+    for (size_t i = 0; i < n / 2; i++) {
         int hi = hex_val(hex[2 * i]), lo = hex_val(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return false;
+        if (hi < 0 || lo < 0) {
+            free(dst);
+            return NULL;
+        }
         dst[i] = (unsigned char)(hi << 4 | lo);
     }
-    return true;
+    *len = n / 2;
+    return dst;
 }
 
 static void hex_encode(const unsigned char *src, size_t len, char *dst)
@@ -98,124 +108,125 @@ static void hex_encode(const unsigned char *src, size_t len, char *dst)
     dst[2 * len] = '\0';
 }
 
-/* The fold over the items: the link being hashed and the last link's hash. */
+/* The fold over the links: the last link's number and hash. */
 typedef struct chain_walk {
     EVP_MD_CTX *md;
-    bool link_open;       /* md holds a started link */
-    long long link_first; /* pos of the open link's first item */
-    long long next_pos;   /* the pos the next item must have */
+    long long link; /* the last link checked; 0 before the first */
     unsigned char prev[HASH_LEN];
     size_t prev_len; /* 0 before the first link */
-    long long items, pruned, links;
+    long long rows;
 } chain_walk_t;
 
-static void report_broken(FILE *out, long long pos, const char *id, const char *expected,
+static void report_broken(FILE *out, long long link, const char *id, const char *expected,
                           const char *stored, const char *reason)
 {
-    fprintf(out, "state=broken\nbroken_pos=%lld\nbroken_id=%s\nexpected=%s\nstored=%s\nreason=%s\n",
-            pos, log_q(id), log_q(expected), log_q(stored), reason);
+    fprintf(out,
+            "state=broken\nbroken_link=%lld\nbroken_id=%s\nexpected=%s\nstored=%s\nreason=%s\n",
+            link, log_q(id), log_q(expected), log_q(stored), reason);
 }
 
 /*
- * One item of the cursor: columns pos, kind, ref, digest, pruned,
- * recomputed, link_hash, link_first (hex for the bytea ones).  Returns
- * false (and reports) at the first broken link.
+ * One link of the cursor: columns link, kind, hash, n, first_ref, digests,
+ * missing (hash and digests in hex).  Returns 1 when it holds, 0 at a
+ * broken link (reported), -1 on an internal error (reported).
  */
-static bool walk_item(chain_walk_t *w, const PGresult *res, int row, FILE *out)
+static int walk_link(chain_walk_t *w, const PGresult *res, int row, FILE *out)
 {
-    long long pos = strtoll(PQgetvalue(res, row, 0), NULL, 10);
-    const char *ref = PQgetvalue(res, row, 2);
-    const char *digest_hex = PQgetvalue(res, row, 3);
-    bool pruned = PQgetvalue(res, row, 4)[0] == 't';
-    bool missing = PQgetisnull(res, row, 5);
-    const char *recomputed = PQgetvalue(res, row, 5);
-    unsigned char digest[HASH_LEN];
-    char pos_text[32];
+    long long link = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+    const char *stored = PQgetvalue(res, row, 2);
+    const char *first_ref = PQgetvalue(res, row, 4);
+    char text[32];
 
-    if (pos != w->next_pos) {
-        snprintf(pos_text, sizeof(pos_text), "%lld", w->next_pos);
-        report_broken(out, w->next_pos, "", pos_text, PQgetvalue(res, row, 0),
-                      "chain item missing");
-        return false;
+    if (link != w->link + 1) {
+        snprintf(text, sizeof(text), "%lld", w->link + 1);
+        report_broken(out, w->link + 1, "", text, PQgetvalue(res, row, 0), "link missing");
+        return 0;
     }
-    w->next_pos++;
-    if (!hex_decode(digest_hex, digest)) {
-        report_broken(out, pos, ref, "a SHA-256 digest", digest_hex, "item digest malformed");
-        return false;
+    if (!PQgetisnull(res, row, 6)) {
+        report_broken(out, link, PQgetvalue(res, row, 6), "a row", "none", "row missing");
+        return 0;
     }
-    if (missing && !pruned) {
-        report_broken(out, pos, ref, digest_hex, "", "row missing");
-        return false;
-    }
-    if (!missing && strcmp(recomputed, digest_hex) != 0) {
-        report_broken(out, pos, ref, digest_hex, recomputed, "row differs from its digest");
-        return false;
-    }
-    w->items++;
-    w->pruned += pruned;
-    if (!w->link_open) {
-        if (EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1 ||
-            EVP_DigestUpdate(w->md, w->prev, w->prev_len) != 1) {
-            fprintf(out, "state=error\nerror=\"sha256 failed\"\n");
-            return false;
-        }
-        w->link_open = true;
-        w->link_first = pos;
-    }
-    if (EVP_DigestUpdate(w->md, digest, HASH_LEN) != 1) {
-        fprintf(out, "state=error\nerror=\"sha256 failed\"\n");
-        return false;
-    }
-    if (PQgetisnull(res, row, 6))
-        return true; /* the link goes on */
-
+    size_t len = 0;
+    unsigned char *digests = hex_decode(PQgetvalue(res, row, 5), &len);
     unsigned char h[HASH_LEN];
     unsigned int hlen = 0;
+    bool ok = digests != NULL && EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) == 1 &&
+              EVP_DigestUpdate(w->md, w->prev, w->prev_len) == 1 &&
+              EVP_DigestUpdate(w->md, digests, len) == 1 &&
+              EVP_DigestFinal_ex(w->md, h, &hlen) == 1 && hlen == HASH_LEN;
+    free(digests);
+    if (!ok) {
+        fprintf(out, "state=error\nerror=\"cannot hash link %lld\"\n", link);
+        return -1;
+    }
     char expected[2 * HASH_LEN + 1];
-    if (EVP_DigestFinal_ex(w->md, h, &hlen) != 1 || hlen != HASH_LEN) {
-        fprintf(out, "state=error\nerror=\"sha256 failed\"\n");
-        return false;
-    }
-    w->link_open = false;
     hex_encode(h, HASH_LEN, expected);
-    if (strtoll(PQgetvalue(res, row, 7), NULL, 10) != w->link_first) {
-        snprintf(pos_text, sizeof(pos_text), "%lld", w->link_first);
-        report_broken(out, pos, ref, pos_text, PQgetvalue(res, row, 7), "link bounds differ");
-        return false;
-    }
-    if (strcmp(expected, PQgetvalue(res, row, 6)) != 0) {
-        report_broken(out, pos, ref, expected, PQgetvalue(res, row, 6), "link hash differs");
-        return false;
+    if (strcmp(expected, stored) != 0) {
+        report_broken(out, link, first_ref, expected, stored, "link hash differs");
+        return 0;
     }
     memcpy(w->prev, h, HASH_LEN);
     w->prev_len = HASH_LEN;
-    w->links++;
-    return true;
+    w->link = link;
+    w->rows += strtoll(PQgetvalue(res, row, 3), NULL, 10);
+    return 1;
+}
+
+/* Runs a query that returns rows; prints the error and returns NULL on failure. */
+static PGresult *query_row(PGconn *conn, FILE *out, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(out, "state=error\nerror=%s\n", log_q(PQresultErrorMessage(res)));
+        PQclear(res);
+        return NULL;
+    }
+    return res;
 }
 
 /*
- * Rows of the log with no chain item (written with the triggers off): the
- * first such id, or NULL.  Returns false on a query error.
+ * Every row of the log and the feed must be named by a link.  Returns 1
+ * when so, 0 when not (the first unnamed row reported), -1 on an error.
  */
-static bool first_unchained(PGconn *conn, const char *schema, char *id, size_t idlen, FILE *out)
+static int check_counts(PGconn *conn, const char *schema, long long *pruned, FILE *out)
 {
     char *sql = NULL;
+    int rc = -1;
+    PGresult *res = NULL;
     if (asprintf(&sql,
-                 "SELECT e.id FROM %s.events e WHERE NOT EXISTS (SELECT 1 FROM %s.audit_chain a "
-                 "WHERE a.kind = 'event' AND a.ref = e.id) UNION ALL SELECT c.seq::text FROM "
-                 "%s.changes c WHERE NOT EXISTS (SELECT 1 FROM %s.audit_chain a WHERE a.kind = "
-                 "'change' AND a.ref = c.seq::text) LIMIT 1",
-                 schema, schema, schema, schema) < 0)
-        return false;
-    PGresult *res = PQexec(conn, sql);
+                 "SELECT events = event_refs AND changes = change_refs, pruned FROM "
+                 "%s.audit_verify_counts",
+                 schema) < 0)
+        return -1;
+    res = query_row(conn, out, sql);
     free(sql);
-    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-    if (!ok)
-        fprintf(out, "state=error\nerror=%s\n", log_q(PQresultErrorMessage(res)));
-    else if (PQntuples(res) > 0)
-        snprintf(id, idlen, "%s", PQgetvalue(res, 0, 0));
+    sql = NULL;
+    if (res == NULL)
+        return -1;
+    *pruned = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    if (PQgetvalue(res, 0, 0)[0] == 't') {
+        rc = 1;
+        goto done;
+    }
     PQclear(res);
-    return ok;
+    if (asprintf(&sql,
+                 "(SELECT id FROM %s.events EXCEPT SELECT unnest(refs) FROM %s.audit_links WHERE "
+                 "kind = 'event') UNION ALL (SELECT seq::text FROM %s.changes EXCEPT SELECT "
+                 "unnest(refs) FROM %s.audit_links WHERE kind = 'change') LIMIT 1",
+                 schema, schema, schema, schema) < 0) {
+        res = NULL;
+        goto done;
+    }
+    res = query_row(conn, out, sql);
+    if (res == NULL)
+        goto done;
+    report_broken(out, 0, PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "", "a link naming it",
+                  "none", "row not in the chain");
+    rc = 0;
+done:
+    PQclear(res);
+    free(sql);
+    return rc;
 }
 
 int audit_verify(const config_t *cfg, FILE *out)
@@ -224,8 +235,9 @@ int audit_verify(const config_t *cfg, FILE *out)
     int rc = EXIT_ERROR;
     char *sql = NULL;
     PGresult *res = NULL;
-    chain_walk_t w = {.next_pos = 1};
-    char head_pos[32] = "", head_hash[2 * HASH_LEN + 1] = "";
+    chain_walk_t w = {0};
+    long long head_link = 0, pruned = 0;
+    char head_hash[2 * HASH_LEN + 1] = "";
     PGconn *conn = audit_connect(cfg, out);
 
     if (conn == NULL)
@@ -235,82 +247,67 @@ int audit_verify(const config_t *cfg, FILE *out)
         goto done;
     if (!exec_ok(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", out))
         goto done;
-    if (asprintf(&sql, "SELECT pos, encode(hash, 'hex') FROM %s.audit_head", schema) < 0)
+    if (asprintf(&sql, "SELECT link, encode(hash, 'hex') FROM %s.audit_head", schema) < 0)
         goto done;
-    res = PQexec(conn, sql);
+    res = query_row(conn, out, sql);
     free(sql);
     sql = NULL;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        fprintf(out, "state=error\nerror=%s\n",
-                log_q(PQresultStatus(res) == PGRES_TUPLES_OK ? "no chain head (not migrated?)"
-                                                             : PQresultErrorMessage(res)));
+    if (res == NULL)
+        goto done;
+    if (PQntuples(res) != 1) {
+        fprintf(out, "state=error\nerror=\"no chain head (not migrated?)\"\n");
         goto done;
     }
-    snprintf(head_pos, sizeof(head_pos), "%s", PQgetvalue(res, 0, 0));
+    head_link = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     snprintf(head_hash, sizeof(head_hash), "%s", PQgetvalue(res, 0, 1));
     PQclear(res);
     res = NULL;
-    fprintf(out, "schema=%s\nhead_pos=%s\nhead_hash=%s\n", schema, head_pos, head_hash);
+    fprintf(out, "schema=%s\nhead_link=%lld\nhead_hash=%s\n", schema, head_link, head_hash);
 
     if (asprintf(&sql,
-                 "DECLARE audit_walk NO SCROLL CURSOR FOR SELECT pos, kind, ref, "
-                 "encode(digest, 'hex'), pruned, encode(recomputed, 'hex'), encode(link_hash, "
-                 "'hex'), link_first FROM %s.audit_verify_items ORDER BY pos",
+                 "DECLARE audit_walk NO SCROLL CURSOR FOR SELECT link, kind, encode(hash, 'hex'), "
+                 "n, first_ref, encode(digests, 'hex'), missing FROM %s.audit_verify_links ORDER "
+                 "BY link",
                  schema) < 0)
         goto done;
     if (!exec_ok(conn, sql, out))
         goto done;
     for (;;) {
-        res = PQexec(conn, FETCH_SQL);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            fprintf(out, "state=error\nerror=%s\n", log_q(PQresultErrorMessage(res)));
+        res = query_row(conn, out, FETCH_SQL);
+        if (res == NULL)
             goto done;
-        }
         int n = PQntuples(res);
         if (n == 0)
             break;
-        for (int i = 0; i < n; i++)
-            if (!walk_item(&w, res, i, out)) {
-                rc = EXIT_BROKEN;
+        for (int i = 0; i < n; i++) {
+            int r = walk_link(&w, res, i, out);
+            if (r <= 0) {
+                rc = r == 0 ? EXIT_BROKEN : EXIT_ERROR;
                 goto done;
             }
+        }
         PQclear(res);
         res = NULL;
     }
-    PQclear(res);
-    res = NULL;
 
-    char expected[2 * HASH_LEN + 1] = "";
-    hex_encode(w.prev, w.prev_len, expected);
-    char end_pos[32];
-    snprintf(end_pos, sizeof(end_pos), "%lld", w.next_pos - 1);
-    if (w.link_open) {
-        report_broken(out, w.link_first, "", "a link over these items", "none",
-                      "items after the last link");
+    char reached[2 * HASH_LEN + 1];
+    hex_encode(w.prev, w.prev_len, reached);
+    if (w.link != head_link || strcmp(reached, head_hash) != 0) {
+        char want[128], got[128];
+        snprintf(want, sizeof(want), "%lld:%s", head_link, head_hash);
+        snprintf(got, sizeof(got), "%lld:%s", w.link, reached);
+        report_broken(out, w.link, "", want, got, "chain does not reach the head");
         rc = EXIT_BROKEN;
         goto done;
     }
-    if (strcmp(end_pos, head_pos) != 0 || strcmp(expected, head_hash) != 0) {
-        char stored[128];
-        snprintf(stored, sizeof(stored), "%s:%s", end_pos, expected);
-        char want[128];
-        snprintf(want, sizeof(want), "%s:%s", head_pos, head_hash);
-        report_broken(out, w.next_pos - 1, "", want, stored, "chain does not reach the head");
-        rc = EXIT_BROKEN;
+    int c = check_counts(conn, schema, &pruned, out);
+    if (c <= 0) {
+        rc = c == 0 ? EXIT_BROKEN : EXIT_ERROR;
         goto done;
     }
-    char unchained[256] = "";
-    if (!first_unchained(conn, schema, unchained, sizeof(unchained), out))
-        goto done;
-    if (unchained[0] != '\0') {
-        report_broken(out, 0, unchained, "a chain item", "none", "row not in the chain");
-        rc = EXIT_BROKEN;
-        goto done;
-    }
-    fprintf(out, "items=%lld\nlinks=%lld\npruned=%lld\nstate=intact\n", w.items, w.links, w.pruned);
+    fprintf(out, "links=%lld\nrows=%lld\npruned=%lld\nstate=intact\n", w.link, w.rows, pruned);
     rc = 0;
 done:
-    fprintf(out, "exit=%d\n", rc);
     PQclear(res);
     free(sql);
     EVP_MD_CTX_free(w.md);

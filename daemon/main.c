@@ -380,6 +380,14 @@ int main(int argc, char **argv)
         argc--;
         argv++;
     }
+    const char *forget_user = NULL;
+    bool forget_force = false;
+    if (command != NULL && strcmp(command, "forget") == 0 &&
+        (!audit_take_forget_args(&argc, argv, &forget_user, &forget_force) ||
+         forget_user == NULL)) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
     while ((opt = getopt(argc, argv, "c:hV")) != -1) {
         switch (opt) {
         case 'c':
@@ -395,14 +403,6 @@ int main(int argc, char **argv)
             usage(stderr);
             return EXIT_USAGE;
         }
-    }
-    const char *forget_user = NULL;
-    bool forget_force = false;
-    if (command != NULL && strcmp(command, "forget") == 0 &&
-        (!audit_take_forget_args(&argc, argv, &forget_user, &forget_force) ||
-         forget_user == NULL)) {
-        usage(stderr);
-        return EXIT_USAGE;
     }
     if (command == NULL || optind != argc) {
         usage(stderr);
