@@ -17,6 +17,7 @@
 #include <event2/event.h>
 #include <systemd/sd-daemon.h>
 
+#include "audit.h"
 #include "clock.h"
 #include "config.h"
 #include "http_client.h"
@@ -57,6 +58,11 @@ static void usage(FILE *out)
                  "  status    print cursor, lag, last error and row counts;\n"
                  "            exit 0 when caught up, 1 when behind, 2 when the database is\n"
                  "            unreachable or unusable\n"
+                 "  verify    check the audit trail's hash chain; print its head;\n"
+                 "            exit 0 when intact, 1 when broken, 2 on a database error\n"
+                 "  forget USER_ID [--force]\n"
+                 "            erase a deleted user's personal data from the event log and\n"
+                 "            the change feed (--force: even if the user is live)\n"
                  "\n"
                  "options:\n"
                  "  -c FILE   configuration file (default " DEFAULT_CONFIG ")\n"
@@ -451,6 +457,14 @@ int main(int argc, char **argv)
         argc--;
         argv++;
     }
+    const char *forget_user = NULL;
+    bool forget_force = false;
+    if (command != NULL && strcmp(command, "forget") == 0 &&
+        (!audit_take_forget_args(&argc, argv, &forget_user, &forget_force) ||
+         forget_user == NULL)) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
     while ((opt = getopt(argc, argv, "c:hV")) != -1) {
         switch (opt) {
         case 'c':
@@ -472,7 +486,8 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (strcmp(command, "run") != 0 && strcmp(command, "migrate") != 0 &&
-        strcmp(command, "status") != 0) {
+        strcmp(command, "status") != 0 && strcmp(command, "verify") != 0 &&
+        strcmp(command, "forget") != 0) {
         fprintf(stderr, "workos-syncd: unknown command '%s'\n", command);
         usage(stderr);
         return EXIT_USAGE;
@@ -496,6 +511,10 @@ int main(int argc, char **argv)
         rc = cmd_run(&d, &old_mask);
     else if (strcmp(command, "migrate") == 0)
         rc = cmd_migrate(&d.cfg);
+    else if (strcmp(command, "verify") == 0)
+        rc = audit_verify(&d.cfg, stdout);
+    else if (strcmp(command, "forget") == 0)
+        rc = audit_forget(&d.cfg, forget_user, forget_force, stdout);
     else
         rc = cmd_status(&d.cfg);
     config_free(&d.cfg);

@@ -1,0 +1,378 @@
+/*
+ * audit: `workos-syncd verify` and `workos-syncd forget` on a blocking
+ * connection.  The chain itself is written by the triggers of
+ * sql/004_audit.sql; verify reads it back link by link, in commit order,
+ * through the view audit_verify_links (each link's stored hash and its
+ * rows' digests recomputed from the rows), inside one read-only snapshot,
+ * and folds the hashes here with OpenSSL: the database does the per-row
+ * work, this file the one inherently sequential part.
+ *
+ * A link is hash = SHA-256(previous link's hash || digest_1 || ... ||
+ * digest_n) over the rows it names; the first link's previous hash is
+ * empty.  The head row names the last link, so a truncated tail shows as a
+ * head the chain does not reach.
+ */
+#include "audit.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+#include <openssl/evp.h>
+
+#include "log.h"
+
+#define HASH_LEN 32
+#define FETCH_SQL "FETCH 2000 FROM audit_walk"
+#define EXIT_BROKEN 1
+#define EXIT_ERROR 2
+
+static PGconn *audit_connect(const config_t *cfg, FILE *out)
+{
+    const char *keys[5], *vals[5];
+    int n = 0;
+    if (cfg->database_url != NULL && cfg->database_url[0] != '\0') {
+        keys[n] = "dbname";
+        vals[n++] = cfg->database_url;
+    }
+    keys[n] = "fallback_application_name";
+    vals[n++] = "workos-syncd";
+    keys[n] = "client_encoding";
+    vals[n++] = "UTF8";
+    keys[n] = "connect_timeout";
+    vals[n++] = "10";
+    keys[n] = NULL;
+    vals[n] = NULL;
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+        fprintf(out, "state=database_unreachable\nerror=%s\n",
+                log_q(conn != NULL ? PQerrorMessage(conn) : "out of memory"));
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+/* Runs `sql` (no parameters); prints the error and returns false on failure. */
+static bool exec_ok(PGconn *conn, const char *sql, FILE *out)
+{
+    PGresult *res = PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+    bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    if (!ok)
+        fprintf(out, "state=error\nerror=%s\n", log_q(PQresultErrorMessage(res)));
+    PQclear(res);
+    return ok;
+}
+
+static int hex_val(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/*
+ * Decodes lower-case hex into a new buffer of *len bytes (caller frees).
+ * Returns NULL on malformed input or no memory.
+ */
+static unsigned char *hex_decode(const char *hex, size_t *len)
+{
+    size_t n = strlen(hex);
+    if (n % 2 != 0)
+        return NULL;
+    unsigned char *dst = malloc(n / 2 + 1);
+    if (dst == NULL)
+        return NULL;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hex_val(hex[2 * i]), lo = hex_val(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            free(dst);
+            return NULL;
+        }
+        dst[i] = (unsigned char)(hi << 4 | lo);
+    }
+    *len = n / 2;
+    return dst;
+}
+
+static void hex_encode(const unsigned char *src, size_t len, char *dst)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        dst[2 * i] = digits[src[i] >> 4];
+        dst[2 * i + 1] = digits[src[i] & 15];
+    }
+    dst[2 * len] = '\0';
+}
+
+/* The fold over the links: the last link's number and hash. */
+typedef struct chain_walk {
+    EVP_MD_CTX *md;
+    long long link; /* the last link checked; 0 before the first */
+    unsigned char prev[HASH_LEN];
+    size_t prev_len; /* 0 before the first link */
+    long long rows;
+} chain_walk_t;
+
+static void report_broken(FILE *out, long long link, const char *id, const char *expected,
+                          const char *stored, const char *reason)
+{
+    fprintf(out,
+            "state=broken\nbroken_link=%lld\nbroken_id=%s\nexpected=%s\nstored=%s\nreason=%s\n",
+            link, log_q(id), log_q(expected), log_q(stored), reason);
+}
+
+/*
+ * One link of the cursor: columns link, kind, hash, n, first_ref, digests,
+ * missing (hash and digests in hex).  Returns 1 when it holds, 0 at a
+ * broken link (reported), -1 on an internal error (reported).
+ */
+static int walk_link(chain_walk_t *w, const PGresult *res, int row, FILE *out)
+{
+    long long link = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+    const char *stored = PQgetvalue(res, row, 2);
+    const char *first_ref = PQgetvalue(res, row, 4);
+    char text[32];
+
+    if (link != w->link + 1) {
+        snprintf(text, sizeof(text), "%lld", w->link + 1);
+        report_broken(out, w->link + 1, "", text, PQgetvalue(res, row, 0), "link missing");
+        return 0;
+    }
+    if (!PQgetisnull(res, row, 6)) {
+        report_broken(out, link, PQgetvalue(res, row, 6), "a row", "none", "row missing");
+        return 0;
+    }
+    size_t len = 0;
+    unsigned char *digests = hex_decode(PQgetvalue(res, row, 5), &len);
+    unsigned char h[HASH_LEN];
+    unsigned int hlen = 0;
+    bool ok = digests != NULL && EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) == 1 &&
+              EVP_DigestUpdate(w->md, w->prev, w->prev_len) == 1 &&
+              EVP_DigestUpdate(w->md, digests, len) == 1 &&
+              EVP_DigestFinal_ex(w->md, h, &hlen) == 1 && hlen == HASH_LEN;
+    free(digests);
+    if (!ok) {
+        fprintf(out, "state=error\nerror=\"cannot hash link %lld\"\n", link);
+        return -1;
+    }
+    char expected[2 * HASH_LEN + 1];
+    hex_encode(h, HASH_LEN, expected);
+    if (strcmp(expected, stored) != 0) {
+        report_broken(out, link, first_ref, expected, stored, "link hash differs");
+        return 0;
+    }
+    memcpy(w->prev, h, HASH_LEN);
+    w->prev_len = HASH_LEN;
+    w->link = link;
+    w->rows += strtoll(PQgetvalue(res, row, 3), NULL, 10);
+    return 1;
+}
+
+/* Runs a query that returns rows; prints the error and returns NULL on failure. */
+static PGresult *query_row(PGconn *conn, FILE *out, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(out, "state=error\nerror=%s\n", log_q(PQresultErrorMessage(res)));
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+/*
+ * Every row of the log and the feed must be named by a link.  Returns 1
+ * when so, 0 when not (the first unnamed row reported), -1 on an error.
+ */
+static int check_counts(PGconn *conn, const char *schema, long long *pruned, FILE *out)
+{
+    char *sql = NULL;
+    int rc = -1;
+    PGresult *res = NULL;
+    if (asprintf(&sql,
+                 "SELECT events = event_refs AND changes = change_refs, pruned FROM "
+                 "%s.audit_verify_counts",
+                 schema) < 0)
+        return -1;
+    res = query_row(conn, out, sql);
+    free(sql);
+    sql = NULL;
+    if (res == NULL)
+        return -1;
+    *pruned = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    if (PQgetvalue(res, 0, 0)[0] == 't') {
+        rc = 1;
+        goto done;
+    }
+    PQclear(res);
+    if (asprintf(&sql,
+                 "(SELECT id FROM %s.events EXCEPT SELECT unnest(refs) FROM %s.audit_links WHERE "
+                 "kind = 'event') UNION ALL (SELECT seq::text FROM %s.changes EXCEPT SELECT "
+                 "unnest(refs) FROM %s.audit_links WHERE kind = 'change') LIMIT 1",
+                 schema, schema, schema, schema) < 0) {
+        res = NULL;
+        goto done;
+    }
+    res = query_row(conn, out, sql);
+    if (res == NULL)
+        goto done;
+    report_broken(out, 0, PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "", "a link naming it",
+                  "none", "row not in the chain");
+    rc = 0;
+done:
+    PQclear(res);
+    free(sql);
+    return rc;
+}
+
+int audit_verify(const config_t *cfg, FILE *out)
+{
+    const char *schema = cfg->schema;
+    int rc = EXIT_ERROR;
+    char *sql = NULL;
+    PGresult *res = NULL;
+    chain_walk_t w = {0};
+    long long head_link = 0, pruned = 0;
+    char head_hash[2 * HASH_LEN + 1] = "";
+    PGconn *conn = audit_connect(cfg, out);
+
+    if (conn == NULL)
+        return EXIT_ERROR;
+    w.md = EVP_MD_CTX_new();
+    if (w.md == NULL)
+        goto done;
+    if (!exec_ok(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", out))
+        goto done;
+    if (asprintf(&sql, "SELECT link, encode(hash, 'hex') FROM %s.audit_head", schema) < 0)
+        goto done;
+    res = query_row(conn, out, sql);
+    free(sql);
+    sql = NULL;
+    if (res == NULL)
+        goto done;
+    if (PQntuples(res) != 1) {
+        fprintf(out, "state=error\nerror=\"no chain head (not migrated?)\"\n");
+        goto done;
+    }
+    head_link = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    snprintf(head_hash, sizeof(head_hash), "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+    res = NULL;
+    fprintf(out, "schema=%s\nhead_link=%lld\nhead_hash=%s\n", schema, head_link, head_hash);
+
+    if (asprintf(&sql,
+                 "DECLARE audit_walk NO SCROLL CURSOR FOR SELECT link, kind, encode(hash, 'hex'), "
+                 "n, first_ref, encode(digests, 'hex'), missing FROM %s.audit_verify_links ORDER "
+                 "BY link",
+                 schema) < 0)
+        goto done;
+    if (!exec_ok(conn, sql, out))
+        goto done;
+    for (;;) {
+        res = query_row(conn, out, FETCH_SQL);
+        if (res == NULL)
+            goto done;
+        int n = PQntuples(res);
+        if (n == 0)
+            break;
+        for (int i = 0; i < n; i++) {
+            int r = walk_link(&w, res, i, out);
+            if (r <= 0) {
+                rc = r == 0 ? EXIT_BROKEN : EXIT_ERROR;
+                goto done;
+            }
+        }
+        PQclear(res);
+        res = NULL;
+    }
+
+    char reached[2 * HASH_LEN + 1];
+    hex_encode(w.prev, w.prev_len, reached);
+    if (w.link != head_link || strcmp(reached, head_hash) != 0) {
+        char want[128], got[128];
+        snprintf(want, sizeof(want), "%lld:%s", head_link, head_hash);
+        snprintf(got, sizeof(got), "%lld:%s", w.link, reached);
+        report_broken(out, w.link, "", want, got, "chain does not reach the head");
+        rc = EXIT_BROKEN;
+        goto done;
+    }
+    int c = check_counts(conn, schema, &pruned, out);
+    if (c <= 0) {
+        rc = c == 0 ? EXIT_BROKEN : EXIT_ERROR;
+        goto done;
+    }
+    fprintf(out, "links=%lld\nrows=%lld\npruned=%lld\nstate=intact\n", w.link, w.rows, pruned);
+    rc = 0;
+done:
+    PQclear(res);
+    free(sql);
+    EVP_MD_CTX_free(w.md);
+    PQfinish(conn);
+    return rc;
+}
+
+int audit_forget(const config_t *cfg, const char *user_id, bool force, FILE *out)
+{
+    char *sql = NULL;
+    int rc = EXIT_ERROR;
+    PGresult *res = NULL;
+    PGconn *conn = audit_connect(cfg, out);
+
+    if (conn == NULL)
+        return EXIT_ERROR;
+    if (asprintf(&sql, "SELECT events, changes FROM %s.audit_forget($1, $2::boolean)",
+                 cfg->schema) < 0)
+        goto done;
+    const char *params[2] = {user_id, force ? "true" : "false"};
+    res = PQexecParams(conn, sql, 2, NULL, params, NULL, NULL, 0);
+    fprintf(out, "user_id=%s\nforced=%s\n", log_q(user_id), force ? "true" : "false");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        if (state != NULL && strcmp(state, "55006") == 0) {
+            fprintf(out, "state=refused\nreason=\"user is live in the mirror; use --force\"\n");
+            rc = EXIT_BROKEN;
+        } else {
+            fprintf(out, "state=error\nerror=%s\n", log_q(PQresultErrorMessage(res)));
+        }
+        goto done;
+    }
+    fprintf(out, "events=%s\nchanges=%s\nstate=forgotten\n", PQgetvalue(res, 0, 0),
+            PQgetvalue(res, 0, 1));
+    rc = 0;
+done:
+    PQclear(res);
+    free(sql);
+    PQfinish(conn);
+    return rc;
+}
+
+bool audit_take_forget_args(int *argc, char **argv, const char **user_id, bool *force)
+{
+    int out = 1;
+    *user_id = NULL;
+    *force = false;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--force") == 0) {
+            *force = true;
+            continue;
+        }
+        if (a[0] == '-') {
+            argv[out++] = argv[i];
+            /* "-c FILE": the value stays with its option. */
+            if (strcmp(a, "-c") == 0 && i + 1 < *argc)
+                argv[out++] = argv[++i];
+            continue;
+        }
+        if (*user_id != NULL)
+            return false;
+        *user_id = a;
+    }
+    argv[out] = NULL;
+    *argc = out;
+    return true;
+}

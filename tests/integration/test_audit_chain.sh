@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Tamper evidence and protection of the audit trail, on a generated stream
+# mirrored by the daemon:
+#   - events and changes refuse UPDATE, DELETE and TRUNCATE, also an
+#     UPDATE through a path that may not make that change;
+#   - `verify` passes (exit 0, head printed), and on copies of the database
+#     tampered with by a superuser with the triggers off it reports, each
+#     case on its own: an edited payload, a deleted row, a reordered pair
+#     of chain items, a truncated tail and a row slipped in unchained
+#     (exit 1, the first broken link);
+#   - two writers at once still make one chain;
+#   - forget refuses a live user, redacts a deleted one in events and
+#     changes, records the run, and verify still passes;
+#   - audit_prune deletes in bounded batches, records a checkpoint and
+#     verify still passes.
+source "$(dirname "$0")/lib.sh"
+require_bins
+
+pg_start
+gen_stream 600 1111
+emu_start "$EVENTS_SERVED"
+daemon_config
+daemon_start
+wait_caught_up 60
+daemon_stop
+assert_mirror_matches "$EXPECTED"
+n_events=$(sql "select count(*) from workos.events")
+[ "$(sql "select count(*) from workos.changes")" -gt 0 ] || fail "no change rows"
+
+# --- append-only ------------------------------------------------------------
+refused() { # SQL: must fail with the append-only error
+    local out
+    if out=$(sql "$1" 2>&1); then fail "not refused: $1"; fi
+    printf '%s' "$out" | grep -q 'append-only' || fail "refused for another reason: $1: $out"
+}
+refused "update workos.events set data = '{}' where id = (select min(id) from workos.events)"
+refused "delete from workos.events where id = (select min(id) from workos.events)"
+refused "truncate workos.events"
+refused "update workos.changes set changes = '{}' where seq = 1"
+refused "delete from workos.changes where seq = 1"
+refused "truncate workos.changes"
+refused "delete from workos.audit_links where link = 1"
+refused "update workos.audit_head set link = 0"
+refused "begin; set local workos.audit_path = 'subjects'; update workos.events set data = '{}' where id = (select min(id) from workos.events); commit"
+refused "begin; set local workos.audit_path = 'retention'; update workos.changes set changes = '{}' where seq = 1; commit"
+assert_eq "$n_events" "$(sql "select count(*) from workos.events")" "events after the refusals"
+log "append-only: UPDATE, DELETE and TRUNCATE refused"
+
+# --- verify -------------------------------------------------------------------
+verify_ok() {
+    local rc=0
+    syncd verify >"$T/verify.out" 2>&1 || rc=$?
+    [ "$rc" -eq 0 ] || fail "verify exit $rc: $(cat "$T/verify.out")"
+    grep -qx 'state=intact' "$T/verify.out" || fail "verify: $(cat "$T/verify.out")"
+    grep -q '^head_hash=[0-9a-f]\{64\}$' "$T/verify.out" || fail "no head hash: $(cat "$T/verify.out")"
+}
+verify_ok
+log "verify: $(grep -E '^(head_link|rows|links)=' "$T/verify.out" | tr '\n' ' ')"
+
+# tampered NAME REASON ID SQL: verify on a copy of the database with SQL run
+# by the superuser, triggers off, must exit 1 naming REASON, and ID: the
+# missing row, or a row of the broken link.
+case_no=0
+tampered() {
+    local name=$1 reason=$2 id=$3 sqltext=$4 rc=0 db
+    case_no=$((case_no + 1))
+    db=tamper_$case_no
+    sql "create database $db template postgres"
+    PGDATABASE=$db q -c "set session_replication_role = replica; $sqltext" >/dev/null
+    DATABASE_URL="${DATABASE_URL%/*}/$db" "$SYNCD" verify -c "$SYNCD_CONF" >"$T/verify-$db.out" 2>&1 || rc=$?
+    [ "$rc" -eq 1 ] || fail "$name: verify exit $rc, want 1: $(cat "$T/verify-$db.out")"
+    grep -qx "reason=$reason" "$T/verify-$db.out" || fail "$name: $(cat "$T/verify-$db.out")"
+    if [ -n "$id" ] && ! grep -qx "broken_id=$id" "$T/verify-$db.out"; then
+        local link
+        link=$(sed -n 's/^broken_link=//p' "$T/verify-$db.out")
+        assert_eq t "$(sql "select '$id' = any(refs) from workos.audit_links where link = 0$link")" \
+            "$name: $id in the broken link $link"
+    fi
+    log "$name detected: $(grep -E '^(broken_link|broken_id|reason)=' "$T/verify-$db.out" | tr '\n' ' ')"
+    sql "drop database $db"
+}
+victim=$(sql "select id from workos.events where event = 'user.updated' order by id limit 1")
+tampered "edited payload" "link hash differs" "$victim" \
+    "update workos.events set data = jsonb_set(data, '{first_name}', '\"Mallory\"') where id = '$victim'"
+tampered "deleted row" "row missing" "$victim" "delete from workos.events where id = '$victim'"
+# Two rows of one link change places.
+pair=$(sql "select link from workos.audit_links where kind = 'event' and cardinality(refs) >= 2 order by link limit 1")
+tampered "reordered pair" "link hash differs" "" \
+    "update workos.audit_links set refs = refs[2:2] || refs[1:1] || refs[3:] where link = $pair"
+# The same two events swap their times: each row differs, the order holds.
+tampered "reordered times" "link hash differs" "" \
+    "with p as (select refs[1] a, refs[2] b from workos.audit_links where link = $pair),
+          t as (select (select created_at from workos.events, p where id = p.a) ta,
+                       (select created_at from workos.events, p where id = p.b) tb)
+     update workos.events e set created_at = case when e.id = p.a then t.tb else t.ta end
+       from p, t where e.id in (p.a, p.b)"
+# The last links and their rows are gone; the head still names the end.
+tampered "truncated tail" "chain does not reach the head" "" \
+    "with gone as (delete from workos.audit_links where link > (select max(link) - 3 from workos.audit_links) returning kind, refs),
+          e as (delete from workos.events e using gone g where g.kind = 'event' and e.id = any(g.refs))
+     delete from workos.changes c using gone g where g.kind = 'change' and c.seq::text = any(g.refs)"
+tampered "unchained row" "row not in the chain" "evt_slipped_in" \
+    "insert into workos.events (id, event, created_at, data, source) values ('evt_slipped_in', 'user.updated', now(), '{}', 'webhook')"
+
+# --- two writers at once --------------------------------------------------------
+writer() { # N PREFIX: N single-row transactions
+    local i
+    for i in $(seq 1 "$1"); do
+        echo "insert into workos.events (id, event, created_at, data, source) values ('evt_$2_$i', 'authentication.password_succeeded', now(), '{\"user_id\": \"user_$2\"}', 'webhook');"
+    done | q >/dev/null
+}
+writer 200 w1 &
+w1=$!
+writer 200 w2 &
+w2=$!
+wait "$w1" || fail "writer 1 failed"
+wait "$w2" || fail "writer 2 failed"
+assert_eq 400 "$(sql "select count(*) from workos.audit_links, unnest(refs) r where r like 'evt_w_\\_%'")" "chained rows of the two writers"
+verify_ok
+log "two concurrent writers: one chain"
+
+# --- forget -----------------------------------------------------------------------
+live=$(sql "select id from workos.users where deleted_at is null order by id limit 1")
+gone=$(sql "select u.id from workos.users u where u.deleted_at is not null
+             and exists (select 1 from workos.events e where e.data->>'id' = u.id and e.data->>'email' is not null)
+           order by id limit 1")
+[ -n "$live" ] && [ -n "$gone" ] || fail "the stream has no live or no deleted user"
+sql "select workos.audit_fill_subjects(100000)" >/dev/null
+rc=0
+syncd forget "$live" >"$T/forget.out" 2>&1 || rc=$?
+assert_eq 1 "$rc" "forget of a live user: exit"
+grep -qx 'state=refused' "$T/forget.out" || fail "forget live: $(cat "$T/forget.out")"
+assert_eq 0 "$(sql "select count(*) from workos.audit_erasures")" "erasures after a refusal"
+
+before=$(sql "select count(*) from workos.events where user_id = '$gone' and data->>'email' is not null")
+[ "$before" -gt 0 ] || fail "no event of $gone carries an email"
+syncd forget "$gone" >"$T/forget.out" 2>&1 || fail "forget $gone: $(cat "$T/forget.out")"
+grep -qx 'state=forgotten' "$T/forget.out" || fail "forget: $(cat "$T/forget.out")"
+assert_eq 0 "$(sql "select count(*) from workos.events where user_id = '$gone' and (data->>'email' is not null or data->>'first_name' is not null or data->>'last_name' is not null)")" "events of $gone still carrying personal data"
+assert_eq 0 "$(sql "select count(*) from workos.changes where user_id = '$gone' and (changes->'email'->>'new' is not null or changes->'first_name'->>'new' is not null)")" "changes of $gone still carrying personal data"
+[ "$(sql "select count(*) from workos.events where user_id = '$gone' and redacted_at is not null")" -ge "$before" ] ||
+    fail "redacted rows not marked"
+# Ids, types and times stay.
+assert_eq "$n_events" "$(sql "select count(*) from workos.events where id not like 'evt_w%'")" "events after forget"
+assert_eq "$gone|f" "$(sql "select user_id, forced from workos.audit_erasures")" "the erasure record"
+verify_ok
+log "forget $gone: $(grep -E '^(events|changes)=' "$T/forget.out" | tr '\n' ' '); verify intact"
+# A forced erasure of a live user is recorded as forced.
+syncd forget "$live" --force >"$T/forget.out" 2>&1 || fail "forget --force: $(cat "$T/forget.out")"
+assert_eq t "$(sql "select forced from workos.audit_erasures where user_id = '$live'")" "forced erasure recorded"
+verify_ok
+# A redacted row edited afterwards is still caught: its fixed part is checked.
+tampered "edited redacted row" "link hash differs" "" \
+    "update workos.events set event = 'user.created' where id = (select id from workos.events where user_id = '$gone' and redacted_at is not null and event <> 'user.created' order by id limit 1)"
+
+# --- retention --------------------------------------------------------------------
+cut=$(sql "select created_at from workos.events where id not like 'evt_w%' order by created_at offset 100 limit 1")
+old=$(sql "select count(*) from workos.events where created_at < '$cut'")
+assert_eq 40 "$(sql "select workos.audit_prune('$cut', null, 40)")" "first prune batch"
+left=$((old - 40))
+assert_eq "$left" "$(sql "select workos.audit_prune('$cut', null, 100000)")" "second prune batch"
+assert_eq 0 "$(sql "select workos.audit_prune('$cut', null, 100000)")" "nothing left to prune"
+assert_eq 0 "$(sql "select count(*) from workos.events where created_at < '$cut'")" "events older than the cut"
+assert_eq "2|$old" "$(sql "select count(*), max(total) from workos.audit_checkpoints")" "checkpoints"
+sql "select c.last_hash = l.hash from workos.audit_checkpoints c join workos.audit_links l on l.link = c.last_link order by c.id desc limit 1" |
+    grep -qx t || fail "checkpoint hash is not its link's hash"
+assert_eq "$old" "$(sql "select count(*) from workos.audit_pruned")" "digests kept for the pruned rows"
+# authentication.* has its own, shorter horizon.
+auth=$(sql "select count(*) from workos.events where event like 'authentication.%' and id not like 'evt_w%'")
+pruned=$(sql "select workos.audit_prune(null, now() + interval '1 day', 100000)")
+[ "$pruned" -ge "$auth" ] || fail "auth prune removed $pruned, want >= $auth"
+assert_eq 0 "$(sql "select count(*) from workos.events where event like 'authentication.%'")" "authentication events left"
+[ "$(sql "select count(*) from workos.events")" -gt 0 ] || fail "the auth horizon pruned other events"
+verify_ok
+grep -qx "pruned=$((old + pruned))" "$T/verify.out" || fail "verify's pruned count: $(cat "$T/verify.out")"
+log "pruned $old then $pruned authentication events; verify intact"
+# Once pruned, a row deleted by hand is still a missing row, not a pruned one.
+tampered "deleted row after pruning" "row missing" "" \
+    "delete from workos.events where id = (select id from workos.events order by created_at limit 1)"
