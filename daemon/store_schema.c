@@ -51,7 +51,8 @@ char *store_schema_migration_sql(const char *schema, int from_version, int *coun
         if (m->version <= from_version)
             continue;
         fprintf(f,
-                "BEGIN;\nSELECT pg_advisory_xact_lock(hashtext('workos-syncd migrate %s'));\n"
+                "BEGIN;\nSET LOCAL statement_timeout = 0;\n"
+                "SELECT pg_advisory_xact_lock(hashtext('workos-syncd migrate %s'));\n"
                 "CREATE SCHEMA IF NOT EXISTS %s;\n"
                 "CREATE TABLE IF NOT EXISTS %s.schema_migrations (version integer PRIMARY KEY, "
                 "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());\n",
@@ -88,10 +89,49 @@ bool store_schema_missing(const PGresult *res)
 
 static void on_notice(void *arg, const char *message);
 
+/*
+ * The options the user gave for the connection: the `options` of the
+ * database url (URI or key=value form), else PGOPTIONS, which libpq would
+ * have used had the daemon not passed options of its own.  Malloc'ed,
+ * NULL when there are none (or when out of memory: then the daemon's own
+ * settings still apply).
+ */
+static char *user_options(const char *url)
+{
+    char *found = NULL;
+    if (url != NULL && url[0] != '\0') {
+        PQconninfoOption *opts = PQconninfoParse(url, NULL);
+        for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++)
+            if (strcmp(o->keyword, "options") == 0 && o->val != NULL && o->val[0] != '\0')
+                found = strdup(o->val);
+        PQconninfoFree(opts);
+        if (found != NULL)
+            return found;
+    }
+    const char *env = getenv("PGOPTIONS");
+    return env != NULL && env[0] != '\0' ? strdup(env) : NULL;
+}
+
+char *store_schema_options(const config_t *cfg)
+{
+    char *user = user_options(cfg->database_url);
+    char *buf = NULL;
+    /* The server reads -c switches in order, so a setting the user wrote
+     * (after ours) wins over the config's. */
+    int r = asprintf(&buf, "-c lock_timeout=%lldms -c statement_timeout=%lldms%s%s",
+                     (long long)cfg->lock_timeout_ms, (long long)cfg->statement_timeout_ms,
+                     user != NULL ? " " : "", user != NULL ? user : "");
+    free(user);
+    return r < 0 ? NULL : buf;
+}
+
 PGconn *store_schema_connect(const config_t *cfg, bool blocking)
 {
-    const char *keys[5], *vals[5];
+    const char *keys[6], *vals[6];
     int n = 0;
+    char *options = store_schema_options(cfg);
+    if (options == NULL)
+        return NULL;
     if (cfg->database_url != NULL && cfg->database_url[0] != '\0') {
         keys[n] = "dbname";
         vals[n++] = cfg->database_url;
@@ -103,13 +143,50 @@ PGconn *store_schema_connect(const config_t *cfg, bool blocking)
     vals[n++] = "UTF8";
     keys[n] = "connect_timeout";
     vals[n++] = "10";
+    /* After the url, so these replace its options (which they include). */
+    keys[n] = "options";
+    vals[n++] = options;
     keys[n] = NULL;
     vals[n] = NULL;
     PGconn *conn =
         blocking ? PQconnectdbParams(keys, vals, 1) : PQconnectStartParams(keys, vals, 1);
+    free(options);
     if (conn != NULL)
         PQsetNoticeProcessor(conn, on_notice, NULL);
     return conn;
+}
+
+bool store_sqlstate_is_connection(const char *sqlstate)
+{
+    static const char *const exact[] = {"57P01", "57P02", "57P03", "25006"};
+    if (sqlstate == NULL)
+        return false;
+    if (strncmp(sqlstate, "08", 2) == 0 && strlen(sqlstate) == 5)
+        return true;
+    for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+        if (strcmp(sqlstate, exact[i]) == 0)
+            return true;
+    return false;
+}
+
+int store_schema_host_count(const config_t *cfg)
+{
+    int n = 1;
+    if (cfg->database_url == NULL || cfg->database_url[0] == '\0')
+        return n;
+    PQconninfoOption *opts = PQconninfoParse(cfg->database_url, NULL);
+    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
+        if ((strcmp(o->keyword, "host") != 0 && strcmp(o->keyword, "hostaddr") != 0) ||
+            o->val == NULL)
+            continue;
+        int c = 1;
+        for (const char *p = o->val; *p != '\0'; p++)
+            c += *p == ',';
+        if (c > n)
+            n = c;
+    }
+    PQconninfoFree(opts);
+    return n;
 }
 
 /* Server notices ("already exists, skipping") go to the debug log, not stderr. */

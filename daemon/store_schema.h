@@ -15,11 +15,28 @@
 #include "wur.h"
 
 /*
- * Starts a connection with the daemon's parameters (the config's url,
- * UTF8 client encoding, a connect timeout, notices to the debug log):
- * blocking, or non-blocking for PQconnectPoll.  NULL when out of memory.
+ * The startup `options` every connection sends: the config's lock_timeout
+ * and statement_timeout as -c switches, followed by the options the user
+ * gave (the url's `options`, else PGOPTIONS), which therefore override
+ * them.  Malloc'ed; NULL when out of memory.
+ */
+char *store_schema_options(const config_t *cfg) WUR;
+
+/*
+ * Starts a connection with the daemon's parameters (the config's url --
+ * one host or several, which libpq tries in turn, honouring
+ * target_session_attrs --, UTF8 client encoding, a connect timeout, the
+ * options of store_schema_options, notices to the debug log): blocking,
+ * or non-blocking for PQconnectPoll.  NULL when out of memory.
  */
 PGconn *store_schema_connect(const config_t *cfg, bool blocking) WUR;
+
+/*
+ * How many hosts the config's url names (its host or hostaddr list; 1
+ * when it names none or cannot be parsed), so a connect attempt that
+ * walks the list gets the time for each of them.
+ */
+int store_schema_host_count(const config_t *cfg);
 
 /*
  * True when the server's encoding lets it store what WorkOS sends (UTF8
