@@ -21,8 +21,7 @@
 #include "metrics.h"
 #include "store_schema.h"
 
-#define CONNECT_TIMEOUT_MS 10000 /* per host the url names */
-#define QUERY_TIMEOUT_MS 60000   /* at least; statement_timeout plus a margin when longer */
+#define QUERY_TIMEOUT_MS 60000 /* at least; statement_timeout plus a margin when longer */
 #define QUERY_TIMEOUT_MARGIN_MS 10000
 #define RECONNECT_BASE_MS 200
 #define RECONNECT_CAP_MS 5000
@@ -62,8 +61,12 @@ struct store {
     struct event *ev_timer; /* reconnect delay, or connect/query timeout */
     bool want_write;        /* output still buffered in libpq */
     backoff_t backoff;
-    int64_t connect_timeout_ms; /* for one walk through the url's hosts */
+    int64_t connect_timeout_ms; /* for one host of the url */
     int64_t query_timeout_ms;   /* the client's own limit on a statement */
+    int host_count;             /* hosts the url names */
+    int first_host;             /* the host the next connect attempt starts with */
+    int host_index;             /* CONNECTING: how many hosts this attempt has left behind */
+    char host_seen[320];        /* CONNECTING: "host:port" libpq is trying */
     bool connected_before;      /* reached IDLE at least once: later readiness is a reconnect */
     char *version_sql;          /* with the schema's name, built once */
     prepared_t *prepared;       /* registered statements */
@@ -188,9 +191,24 @@ static void send_or_disconnect(store_t *s, int sent, store_state_t next)
     s->state = next;
 }
 
+/* Notes which host libpq is trying; each new one gets the full connect timeout. */
+static void track_host(store_t *s)
+{
+    char seen[sizeof(s->host_seen)];
+    snprintf(seen, sizeof(seen), "%s:%s", PQhost(s->conn) ? PQhost(s->conn) : "",
+             PQport(s->conn) ? PQport(s->conn) : "");
+    if (strcmp(seen, s->host_seen) == 0)
+        return;
+    if (s->host_seen[0] != '\0')
+        s->host_index++;
+    snprintf(s->host_seen, sizeof(s->host_seen), "%s", seen);
+    log_debug("event=db_connecting host=%s", log_q(seen));
+    arm_timer(s, s->connect_timeout_ms);
+}
+
 static void start_connect(store_t *s)
 {
-    s->conn = store_schema_connect(s->cfg, false);
+    s->conn = store_schema_connect(s->cfg, false, s->first_host);
     if (s->conn == NULL || PQstatus(s->conn) == CONNECTION_BAD) {
         char err[512];
         store_copy_error(err, sizeof(err), s->conn ? PQerrorMessage(s->conn) : "out of memory");
@@ -198,7 +216,9 @@ static void start_connect(store_t *s)
         return;
     }
     s->state = STORE_CONNECTING;
-    arm_timer(s, s->connect_timeout_ms);
+    s->host_index = 0;
+    s->host_seen[0] = '\0';
+    track_host(s);
     /* libpq wants PQconnectPoll called once the socket is writable. */
     watch_socket(s, EV_WRITE);
 }
@@ -397,9 +417,11 @@ static void continue_connect(store_t *s)
 
     switch (PQconnectPoll(s->conn)) {
     case PGRES_POLLING_READING:
+        track_host(s);
         watch_socket(s, EV_READ);
         return;
     case PGRES_POLLING_WRITING:
+        track_host(s);
         watch_socket(s, EV_WRITE);
         return;
     case PGRES_POLLING_OK:
@@ -483,9 +505,18 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     case STORE_DISCONNECTED:
         start_connect(s);
         return;
-    case STORE_CONNECTING:
-        disconnect(s, "connect timed out");
+    case STORE_CONNECTING: {
+        /* libpq leaves the timeout of a non-blocking connect to its caller
+         * and cannot be told to skip a host: a host that never answers
+         * (gone without a trace) would hold every attempt.  The next
+         * attempt starts with the host after it. */
+        char why[400];
+        snprintf(why, sizeof(why), "connect to %s timed out", s->host_seen);
+        if (s->host_count > 1)
+            s->first_host = (s->first_host + s->host_index + 1) % s->host_count;
+        disconnect(s, why);
         return;
+    }
     case STORE_CHECKING:
     case STORE_MIGRATING:
     case STORE_PREPARING:
@@ -510,7 +541,8 @@ store_t *store_new(struct event_base *base, const config_t *cfg, const store_cal
     s->cb = *cb;
     s->state = STORE_DISCONNECTED;
     backoff_init(&s->backoff, RECONNECT_BASE_MS, RECONNECT_CAP_MS);
-    s->connect_timeout_ms = (int64_t)CONNECT_TIMEOUT_MS * store_schema_host_count(cfg);
+    s->connect_timeout_ms = (int64_t)store_schema_connect_timeout_s(cfg) * 1000;
+    s->host_count = store_schema_host_count(cfg);
     s->query_timeout_ms = cfg->statement_timeout_ms + QUERY_TIMEOUT_MARGIN_MS;
     if (s->query_timeout_ms < QUERY_TIMEOUT_MS)
         s->query_timeout_ms = QUERY_TIMEOUT_MS;

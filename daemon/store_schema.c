@@ -89,32 +89,34 @@ bool store_schema_missing(const PGresult *res)
 
 static void on_notice(void *arg, const char *message);
 
-/*
- * The options the user gave for the connection: the `options` of the
- * database url (URI or key=value form), else PGOPTIONS, which libpq would
- * have used had the daemon not passed options of its own.  Malloc'ed,
- * NULL when there are none (or when out of memory: then the daemon's own
- * settings still apply).
- */
-static char *user_options(const char *url)
+/* The url's value for `keyword` (URI or key=value form), malloc'ed; NULL when absent. */
+static char *url_value(const char *url, const char *keyword)
 {
     char *found = NULL;
-    if (url != NULL && url[0] != '\0') {
-        PQconninfoOption *opts = PQconninfoParse(url, NULL);
-        for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++)
-            if (strcmp(o->keyword, "options") == 0 && o->val != NULL && o->val[0] != '\0')
-                found = strdup(o->val);
-        PQconninfoFree(opts);
-        if (found != NULL)
-            return found;
-    }
-    const char *env = getenv("PGOPTIONS");
-    return env != NULL && env[0] != '\0' ? strdup(env) : NULL;
+    if (url == NULL || url[0] == '\0')
+        return NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, NULL);
+    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++)
+        if (strcmp(o->keyword, keyword) == 0 && o->val != NULL && o->val[0] != '\0')
+            found = strdup(o->val);
+    PQconninfoFree(opts);
+    return found;
+}
+
+/* The url's value for `keyword`, else the environment's `env`; malloc'ed or NULL. */
+static char *user_value(const char *url, const char *keyword, const char *env)
+{
+    char *v = url_value(url, keyword);
+    if (v != NULL)
+        return v;
+    const char *e = getenv(env);
+    return e != NULL && e[0] != '\0' ? strdup(e) : NULL;
 }
 
 char *store_schema_options(const config_t *cfg)
 {
-    char *user = user_options(cfg->database_url);
+    /* PGOPTIONS is what libpq would have used had the daemon passed no options. */
+    char *user = user_value(cfg->database_url, "options", "PGOPTIONS");
     char *buf = NULL;
     /* The server reads -c switches in order, so a setting the user wrote
      * (after ours) wins over the config's. */
@@ -125,12 +127,66 @@ char *store_schema_options(const config_t *cfg)
     return r < 0 ? NULL : buf;
 }
 
-PGconn *store_schema_connect(const config_t *cfg, bool blocking)
+int store_schema_connect_timeout_s(const config_t *cfg)
 {
-    const char *keys[6], *vals[6];
+    char *v = user_value(cfg->database_url, "connect_timeout", "PGCONNECT_TIMEOUT");
+    char *end = NULL;
+    long s = v != NULL ? strtol(v, &end, 10) : 0;
+    bool ok = v != NULL && end != v && *end == '\0' && s > 0;
+    free(v);
+    if (!ok)
+        return 10;
+    return s < 2 ? 2 : s > 3600 ? 3600 : (int)s; /* libpq's own floor is 2 s */
+}
+
+/* How many items the comma-separated `list` has. */
+static int list_count(const char *list)
+{
+    int c = 1;
+    for (const char *p = list; *p != '\0'; p++)
+        c += *p == ',';
+    return c;
+}
+
+int store_schema_host_count(const config_t *cfg)
+{
+    int n = 1;
+    for (int k = 0; k < 2; k++) {
+        char *v = url_value(cfg->database_url, k == 0 ? "host" : "hostaddr");
+        if (v != NULL && list_count(v) > n)
+            n = list_count(v);
+        free(v);
+    }
+    return n;
+}
+
+/*
+ * `list` with its `n` items rotated to start at item `first`; a list of
+ * another length (one port for all hosts) unchanged.  Malloc'ed; NULL when
+ * out of memory.
+ */
+static char *rotate_list(const char *list, int n, int first)
+{
+    if (first % n == 0 || list_count(list) != n)
+        return strdup(list);
+    const char *cut = list;
+    for (int i = 0; i < first % n; i++)
+        cut = strchr(cut, ',') + 1;
+    char *buf = NULL;
+    return asprintf(&buf, "%s,%.*s", cut, (int)(cut - list - 1), list) < 0 ? NULL : buf;
+}
+
+PGconn *store_schema_connect(const config_t *cfg, bool blocking, int first_host)
+{
+    static const char *const listed[] = {"host", "hostaddr", "port"};
+    const char *keys[10], *vals[10];
+    char *owned[4] = {NULL};
+    char timeout[16];
     int n = 0;
-    char *options = store_schema_options(cfg);
-    if (options == NULL)
+    PGconn *conn = NULL;
+
+    owned[0] = store_schema_options(cfg);
+    if (owned[0] == NULL)
         return NULL;
     if (cfg->database_url != NULL && cfg->database_url[0] != '\0') {
         keys[n] = "dbname";
@@ -141,18 +197,33 @@ PGconn *store_schema_connect(const config_t *cfg, bool blocking)
     /* What the daemon sends is UTF-8, whatever the environment says. */
     keys[n] = "client_encoding";
     vals[n++] = "UTF8";
+    snprintf(timeout, sizeof(timeout), "%d", store_schema_connect_timeout_s(cfg));
     keys[n] = "connect_timeout";
-    vals[n++] = "10";
+    vals[n++] = timeout;
     /* After the url, so these replace its options (which they include). */
     keys[n] = "options";
-    vals[n++] = options;
+    vals[n++] = owned[0];
+    /* The url's hosts, tried from `first_host` on (see store.c). */
+    int hosts = store_schema_host_count(cfg);
+    for (int k = 0; k < 3 && hosts > 1 && first_host % hosts != 0; k++) {
+        char *v = url_value(cfg->database_url, listed[k]);
+        if (v == NULL)
+            continue;
+        owned[k + 1] = rotate_list(v, hosts, first_host);
+        free(v);
+        if (owned[k + 1] == NULL)
+            goto fail;
+        keys[n] = listed[k];
+        vals[n++] = owned[k + 1];
+    }
     keys[n] = NULL;
     vals[n] = NULL;
-    PGconn *conn =
-        blocking ? PQconnectdbParams(keys, vals, 1) : PQconnectStartParams(keys, vals, 1);
-    free(options);
+    conn = blocking ? PQconnectdbParams(keys, vals, 1) : PQconnectStartParams(keys, vals, 1);
     if (conn != NULL)
         PQsetNoticeProcessor(conn, on_notice, NULL);
+fail:
+    for (int k = 0; k < 4; k++)
+        free(owned[k]);
     return conn;
 }
 
@@ -167,26 +238,6 @@ bool store_sqlstate_is_connection(const char *sqlstate)
         if (strcmp(sqlstate, exact[i]) == 0)
             return true;
     return false;
-}
-
-int store_schema_host_count(const config_t *cfg)
-{
-    int n = 1;
-    if (cfg->database_url == NULL || cfg->database_url[0] == '\0')
-        return n;
-    PQconninfoOption *opts = PQconninfoParse(cfg->database_url, NULL);
-    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
-        if ((strcmp(o->keyword, "host") != 0 && strcmp(o->keyword, "hostaddr") != 0) ||
-            o->val == NULL)
-            continue;
-        int c = 1;
-        for (const char *p = o->val; *p != '\0'; p++)
-            c += *p == ',';
-        if (c > n)
-            n = c;
-    }
-    PQconninfoFree(opts);
-    return n;
 }
 
 /* Server notices ("already exists, skipping") go to the debug log, not stderr. */
@@ -227,7 +278,7 @@ bool store_schema_encoding_ok(PGconn *conn, char *err, size_t errlen)
 
 PGconn *store_connect_blocking(const config_t *cfg, char *err, size_t errlen, bool *unusable)
 {
-    PGconn *conn = store_schema_connect(cfg, true);
+    PGconn *conn = store_schema_connect(cfg, true, 0);
     if (unusable != NULL)
         *unusable = false;
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
