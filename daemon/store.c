@@ -25,6 +25,7 @@
 #define QUERY_TIMEOUT_MARGIN_MS 10000
 #define RECONNECT_BASE_MS 200
 #define RECONNECT_CAP_MS 5000
+#define STABLE_MS 10000 /* a connection ready this long resets the reconnect backoff */
 
 typedef enum store_state {
     STORE_DISCONNECTED, /* no connection; a reconnect timer is armed */
@@ -68,6 +69,7 @@ struct store {
     int host_index;             /* CONNECTING: how many hosts this attempt has left behind */
     char host_seen[320];        /* CONNECTING: "host:port" libpq is trying */
     bool connected_before;      /* reached IDLE at least once: later readiness is a reconnect */
+    int64_t ready_at_ms;        /* when the connection last became ready */
     char *version_sql;          /* with the schema's name, built once */
     prepared_t *prepared;       /* registered statements */
     size_t n_prepared;
@@ -158,6 +160,11 @@ static void disconnect_with(store_t *s, const char *why, job_t *first,
         job_fail(j, err);
     if (was_ready && s->cb.lost != NULL)
         s->cb.lost(s->cb.arg);
+    /* Only a connection that lasted starts the backoff over: a server that
+     * lets the daemon in but refuses its statements (read-only, without
+     * target_session_attrs to look elsewhere) is retried ever more slowly. */
+    if (was_ready && clock_mono_ms() - s->ready_at_ms >= STABLE_MS)
+        backoff_reset(&s->backoff);
     arm_timer(s, backoff_next(&s->backoff));
 }
 
@@ -278,10 +285,6 @@ static void finish_job(store_t *s)
         PQclear(res);
         return;
     }
-    /* The backoff starts over once the server has answered a statement
-     * without refusing the connection's use: a server that lets the daemon
-     * connect but refuses its every statement is retried ever more slowly. */
-    backoff_reset(&s->backoff);
     s->state = STORE_IDLE;
     evtimer_del(s->ev_timer);
     watch_socket(s, EV_READ | EV_PERSIST);
@@ -302,6 +305,7 @@ static void prepare_next(store_t *s)
         return;
     }
     s->state = STORE_IDLE;
+    s->ready_at_ms = clock_mono_ms();
     evtimer_del(s->ev_timer);
     if (s->connected_before)
         metrics_db_reconnect();
