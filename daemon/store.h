@@ -104,6 +104,18 @@ typedef struct store_reply {
  */
 bool store_sqlstate_is_connection(const char *sqlstate);
 
+/*
+ * True when a statement that failed with `sqlstate` may well succeed if
+ * simply run again, so no event of it is to blame: the connection-level
+ * states above, plus 40001 and 40P01 (serialization failure, deadlock),
+ * 55P03 (lock_timeout: an application holds a lock), 57014 (canceled:
+ * statement_timeout or an operator), class 53 (the server short of disk,
+ * memory or connections) and 58030 (an I/O error).  NULL: false.  (A
+ * batch that keeps hitting statement_timeout is too big for it, not
+ * poisoned: its caller may split it, but no single event is at fault.)
+ */
+bool store_sqlstate_is_transient(const char *sqlstate);
+
 typedef void (*store_job_fn)(void *arg, const store_reply_t *reply);
 
 /*

@@ -240,6 +240,19 @@ bool store_sqlstate_is_connection(const char *sqlstate)
     return false;
 }
 
+bool store_sqlstate_is_transient(const char *sqlstate)
+{
+    static const char *const exact[] = {"40001", "40P01", "55P03", "57014", "58030"};
+    if (sqlstate == NULL || strlen(sqlstate) != 5)
+        return false;
+    if (store_sqlstate_is_connection(sqlstate) || strncmp(sqlstate, "53", 2) == 0)
+        return true;
+    for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+        if (strcmp(sqlstate, exact[i]) == 0)
+            return true;
+    return false;
+}
+
 /* Server notices ("already exists, skipping") go to the debug log, not stderr. */
 static void on_notice(void *arg, const char *message)
 {

@@ -39,6 +39,20 @@ START_TEST(sqlstate_classes)
 }
 END_TEST
 
+START_TEST(sqlstate_transient)
+{
+    static const char *const transient[] = {"08006", "57P01", "25006", "40001", "40P01", "55P03",
+                                            "57014", "53100", "53200", "53300", "58030"};
+    static const char *const batch[] = {"23505", "22P02", "22021", "42P01", "42703",
+                                        "23502", "XX000", "54000", "5",     ""};
+    for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++)
+        ck_assert_msg(store_sqlstate_is_transient(transient[i]), "%s", transient[i]);
+    for (size_t i = 0; i < sizeof(batch) / sizeof(batch[0]); i++)
+        ck_assert_msg(!store_sqlstate_is_transient(batch[i]), "%s", batch[i]);
+    ck_assert(!store_sqlstate_is_transient(NULL));
+}
+END_TEST
+
 START_TEST(options_without_user_options)
 {
     unsetenv("PGOPTIONS");
@@ -142,6 +156,7 @@ Suite *unit_suite(void)
     Suite *s = suite_create("store_schema");
     TCase *tc = tcase_create("store_schema");
     tcase_add_test(tc, sqlstate_classes);
+    tcase_add_test(tc, sqlstate_transient);
     tcase_add_test(tc, options_without_user_options);
     tcase_add_test(tc, url_options_come_last);
     tcase_add_test(tc, connect_timeout_per_host);
