@@ -13,7 +13,7 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_extra.sh"
 require_bins
 
-paced_stream 6000 9101 60
+paced_stream 6000 9101 150
 last=$(last_event_id "$EVENTS")
 A_PORT=$PGPORT
 pg_standby_start b

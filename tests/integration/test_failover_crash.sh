@@ -13,7 +13,7 @@ source "$(dirname "$0")/lib_extra.sh"
 require_bins
 
 SECRET=whsec_failcrash_41c0ee7b
-paced_stream 6000 9202 60
+paced_stream 6000 9202 120
 last=$(last_event_id "$EVENTS")
 A_PORT=$PGPORT
 pg_standby_start b
