@@ -228,11 +228,12 @@ static const config_option_t options[] = {
         .section = "webhook",
         .key = "max_unverified_bytes",
         .type = CONFIG_TYPE_SIZE,
-        .def = "16MiB",
+        .def = "0",
         .reloadable = true,
         .doc = "bytes buffered across all webhook requests whose signature is not yet verified; "
-               "past it new requests are answered 503",
+               "past it new requests are answered 503 (0: eight times max_body)",
         .offset = FIELD(max_unverified_bytes),
+        .zero_off = true,
         .min = 1024,
         .max = INT64_C(1) << 30,
     },
@@ -241,6 +242,7 @@ static const config_option_t options[] = {
         .key = "request_deadline",
         .type = CONFIG_TYPE_DURATION,
         .def = "10s",
+        .reloadable = true,
         .doc = "a whole webhook request, headers and body, must arrive within this",
         .offset = FIELD(request_deadline_ms),
         .min = 1000,
@@ -597,7 +599,7 @@ static bool check_cross(const config_t *c, const char *path, char *err, size_t e
                  prefix, sep);
         return false;
     }
-    if (c->max_unverified_bytes < c->max_body) {
+    if (c->max_unverified_bytes != 0 && c->max_unverified_bytes < c->max_body) {
         snprintf(err, errlen,
                  "%s%s[webhook] max_unverified_bytes: must be at least [webhook] max_body (%zu "
                  "bytes), or no body of that size could be received",

@@ -564,7 +564,8 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
     if (count == NULL) {
         free(last);
         snprintf(why, whylen, "out of memory");
-        goto invalid;
+        cJSON_Delete(envelope);
+        return EVENT_NOMEM;
     }
     if (mirrored) {
         const mirror_def_t *m = &mirrors[table];

@@ -66,7 +66,8 @@ typedef enum event_status {
     EVENT_OK,        /* logged, and mirrored when its type is mirrored */
     EVENT_UNKNOWN,   /* a type this version does not know: logged only */
     EVENT_MALFORMED, /* payload wrong for its type, or none: logged only, counted */
-    EVENT_INVALID    /* envelope unusable (no id, type or time): not stored */
+    EVENT_INVALID,   /* envelope unusable (no id, type or time): not stored */
+    EVENT_NOMEM      /* out of memory: not stored, the batch unchanged */
 } event_status_t;
 
 /* The event log's columns in a batch: id, event, created_at, data, context. */

@@ -200,8 +200,10 @@ static void notify_status(daemon_ctx_t *d)
     if (ms >= 0)
         snprintf(age, sizeof(age), "last commit %llds ago", (long long)(ms / 1000));
     const char *err = poller_last_error(d->poller);
-    sd_notifyf(0, "STATUS=polling; database connected; %s; last error: %s", age,
-               err[0] != '\0' ? err : "none");
+    const char *refused = poller_refused_types(d->poller);
+    sd_notifyf(0, "STATUS=polling; database connected; %s; last error: %s%s%s", age,
+               err[0] != '\0' ? err : "none", refused[0] != '\0' ? "; event types refused: " : "",
+               refused);
 }
 
 /*

@@ -39,6 +39,7 @@ static struct {
     double backoff_seconds;
     uint64_t reconnects;
     int64_t cursor_event_ms;
+    long types_refused;
 } m;
 
 static const char *const source_names[N_SOURCES] = {"events_api", "webhook"};
@@ -102,6 +103,11 @@ void metrics_webhook_response(int status)
         }
     }
     m.webhook_other++;
+}
+
+void metrics_event_types_refused(long n)
+{
+    m.types_refused = n;
 }
 
 void metrics_poll_request(long status)
@@ -232,6 +238,13 @@ void metrics_render(FILE *out, const metrics_gauges_t *g)
             "# TYPE workos_syncd_db_reconnects_total counter\n"
             "workos_syncd_db_reconnects_total %llu\n",
             (unsigned long long)m.backoffs, m.backoff_seconds, (unsigned long long)m.reconnects);
+
+    fprintf(out,
+            "# HELP workos_syncd_event_types_refused Configured event types the Events API "
+            "refuses (named in the log and by status).\n"
+            "# TYPE workos_syncd_event_types_refused gauge\n"
+            "workos_syncd_event_types_refused %ld\n",
+            m.types_refused);
 
     double lag = m.cursor_event_ms > 0 ? (double)(g->now_ms - m.cursor_event_ms) / 1000.0 : 0.0;
     fprintf(out,

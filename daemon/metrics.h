@@ -36,6 +36,9 @@ void metrics_poll_request(long status);
 /* The poller waited `ms` before retrying. */
 void metrics_backoff(int64_t ms);
 
+/* How many configured event types the Events API refuses now (a gauge). */
+void metrics_event_types_refused(long n);
+
 /* The database connection was re-established. */
 void metrics_db_reconnect(void);
 

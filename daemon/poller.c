@@ -29,22 +29,32 @@
 #include "poller_fsm.h"
 
 #define PAGE_LIMIT 100
-#define MAX_BODY (16u * 1024 * 1024)
+#define MAX_BODY ((size_t)16 * 1024 * 1024)
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_CAP_MS 60000
 #define PROGRESS_EVERY_MS 30000
 #define MAX_UNKNOWN_TYPES 64
 #define STANDBY_RETRY_MS 1000 /* how often a standby asks for the lock */
 #define INPUT_QUEUE 8         /* inputs posted while one is handled, at most */
+#define ERROR_BODY_MAX 512    /* bytes of an API error body kept for the log */
 
 /* One event and what came with it; the strings are owned copies. */
 typedef struct poller_input {
     poller_event_t ev;
     char *text;               /* error text; the cursor for CURSOR_LOADED */
+    char *body;               /* the API's answer to a failed request, bounded, or NULL */
     char *range_start;        /* CURSOR_LOADED */
     int64_t retry_after_ms;   /* FETCH_FAILED: Retry-After, or -1 */
     store_apply_result_t res; /* APPLIED */
 } poller_input_t;
+
+/* One configured event type and what the API said about it. */
+typedef struct poller_type {
+    char *name;
+    bool refused;   /* answered 400 on its own: out of the filter until a restart or reload */
+    bool unchecked; /* the current check round has still to ask about it */
+    bool in_filter; /* the filter that requests are sent with names it */
+} poller_type_t;
 
 struct poller {
     struct event_base *base;
@@ -55,6 +65,11 @@ struct poller {
     poller_apply_t apply; /* the commit side */
     struct event *timer;
     http_request_t *request;
+
+    poller_type_t *types; /* the configured event types, in order */
+    size_t n_types;
+    char *refused_list; /* the refused ones, comma-separated, "" for none */
+    char *check_name;   /* the type the check in flight asks about */
 
     char *url_prefix;            /* base_url/events?order=asc&limit=..&<filter> */
     char *url;                   /* the latest request's URL, for log lines */
@@ -87,17 +102,28 @@ struct poller {
     bool handling; /* an input is being handled: post() only queues */
 };
 
-static void post(poller_t *p, poller_event_t ev, const char *text, const char *range_start,
-                 int64_t retry_after_ms, const store_apply_result_t *res);
+static void post(poller_t *p, poller_event_t ev, const char *text, const char *body,
+                 const char *range_start, int64_t retry_after_ms, const store_apply_result_t *res);
 static void on_response(void *arg, const http_response_t *resp);
+static void on_check_response(void *arg, const http_response_t *resp);
+
+/*
+ * Out of memory in the poller is fatal: the fetch cursor moves past every
+ * event of a page taken, so an event dropped for want of memory would be
+ * skipped for good.  The cursor in the database is safe, and systemd
+ * restarts the daemon from it.
+ */
+static _Noreturn void out_of_memory(const char *where)
+{
+    log_error("event=out_of_memory where=%s note=\"exiting; the stored cursor is safe\"", where);
+    abort();
+}
 
 static char *copy_or_die(const char *src)
 {
     char *copy = src != NULL ? strdup(src) : NULL;
-    if (src != NULL && copy == NULL) {
-        log_error("event=bug where=poller reason=\"out of memory\"");
-        abort(); /* a cursor we cannot remember is a cursor we might skip past */
-    }
+    if (src != NULL && copy == NULL)
+        out_of_memory("poller_copy"); /* a cursor we cannot remember we might skip past */
     return copy;
 }
 
@@ -108,35 +134,130 @@ static void set_str(char **dst, const char *src)
     *dst = copy;
 }
 
-static WUR char *build_url_prefix(const config_t *cfg)
+/*
+ * Writes the type filter for the `n` names to `f`, in the configured
+ * spelling: events[]=a&events[]=b, or one parameter, comma-separated, as
+ * the official Node SDK sends it.
+ */
+static void write_filter(FILE *f, const config_t *cfg, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *e = curl_easy_escape(NULL, names[i], 0);
+        if (e != NULL && cfg->events_brackets)
+            fprintf(f, "&events%%5B%%5D=%s", e);
+        else if (e != NULL)
+            fprintf(f, "%s%s", i ? "%2C" : "&events=", e);
+        curl_free(e);
+    }
+}
+
+/* Ends a memstream; its text, or NULL (and nothing) when writing failed. */
+static WUR char *close_memstream(FILE *f, char **buf)
+{
+    if (fclose(f) != 0) {
+        free(*buf);
+        return NULL;
+    }
+    return *buf;
+}
+
+/*
+ * The page URL without its position: base_url/events?order=asc&limit=..
+ * and a filter of every type not refused, which it marks in_filter.
+ * Returns NULL when out of memory.
+ */
+static WUR char *build_url_prefix(const config_t *cfg, poller_type_t *types, size_t n)
+{
+    char *buf = NULL;
+    size_t len = 0, used = 0;
+    const char **names = calloc(n ? n : 1, sizeof(*names));
+    FILE *f = names != NULL ? open_memstream(&buf, &len) : NULL;
+    if (f == NULL) {
+        free(names);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        types[i].in_filter = !types[i].refused;
+        if (types[i].in_filter)
+            names[used++] = types[i].name;
+    }
+    fprintf(f, "%s/events?order=asc&limit=%d", cfg->base_url, PAGE_LIMIT);
+    write_filter(f, cfg, names, used);
+    free(names);
+    return close_memstream(f, &buf);
+}
+
+/* The URL of a type check: the cheapest listing that names only `type`. */
+static WUR char *build_check_url(const config_t *cfg, const char *type)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (f == NULL)
         return NULL;
-    fprintf(f, "%s/events?order=asc&limit=%d", cfg->base_url, PAGE_LIMIT);
-    if (cfg->events_brackets) {
-        for (size_t i = 0; i < cfg->n_events; i++) {
-            char *e = curl_easy_escape(NULL, cfg->events[i], 0);
-            if (e != NULL)
-                fprintf(f, "&events%%5B%%5D=%s", e);
-            curl_free(e);
-        }
-    } else if (cfg->n_events > 0) {
-        /* One parameter, comma-separated, as the official Node SDK sends it. */
-        fputs("&events=", f);
-        for (size_t i = 0; i < cfg->n_events; i++) {
-            char *e = curl_easy_escape(NULL, cfg->events[i], 0);
-            if (e != NULL)
-                fprintf(f, "%s%s", i ? "%2C" : "", e);
-            curl_free(e);
+    fprintf(f, "%s/events?limit=1", cfg->base_url);
+    write_filter(f, cfg, &type, 1);
+    return close_memstream(f, &buf);
+}
+
+static void types_free(poller_type_t *types, size_t n)
+{
+    for (size_t i = 0; types != NULL && i < n; i++)
+        free(types[i].name);
+    free(types);
+}
+
+/* The configured types, none refused yet; false when out of memory. */
+static WUR bool types_new(const config_t *cfg, poller_type_t **out, size_t *n_out)
+{
+    poller_type_t *types = calloc(cfg->n_events ? cfg->n_events : 1, sizeof(*types));
+    if (types == NULL)
+        return false;
+    for (size_t i = 0; i < cfg->n_events; i++) {
+        if ((types[i].name = strdup(cfg->events[i])) == NULL) {
+            types_free(types, cfg->n_events);
+            return false;
         }
     }
-    if (fclose(f) != 0) {
-        free(buf);
+    *out = types;
+    *n_out = cfg->n_events;
+    return true;
+}
+
+/* Rebuilds refused_list and the gauge from the table. */
+static void types_refused_changed(poller_t *p)
+{
+    char *buf = NULL;
+    size_t len = 0, n = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (f == NULL)
+        out_of_memory("poller_types");
+    for (size_t i = 0; i < p->n_types; i++)
+        if (p->types[i].refused)
+            fprintf(f, "%s%s", n++ ? "," : "", p->types[i].name);
+    if ((buf = close_memstream(f, &buf)) == NULL)
+        out_of_memory("poller_types");
+    free(p->refused_list);
+    p->refused_list = buf;
+    metrics_event_types_refused((long)n);
+}
+
+/*
+ * The body of a non-2xx answer, at most ERROR_BODY_MAX bytes (up to a NUL)
+ * copied to buf, for the log; NULL for a 2xx answer or no answer.  WorkOS
+ * error bodies hold a message and a code, never the API key; request
+ * headers are never logged.
+ */
+static const char *error_body(const http_response_t *resp, char *buf, size_t len)
+{
+    if (!resp->transport_ok || (resp->status >= 200 && resp->status < 300) || len == 0)
         return NULL;
-    }
+    size_t n = resp->body != NULL ? resp->len : 0;
+    if (n > len - 1)
+        n = len - 1;
+    if (n > 0)
+        memcpy(buf, resp->body, n);
+    buf[n] = '\0';
     return buf;
 }
 
@@ -198,7 +319,7 @@ static void rewind_to_committed(poller_t *p)
     p->last_fetched_ms = 0;
 }
 
-static void fetch_failed(poller_t *p, const char *reason, int64_t retry_after_ms)
+static void fetch_failed(poller_t *p, const char *reason, const char *body, int64_t retry_after_ms)
 {
     int64_t delay = backoff_next(&p->backoff);
     if (retry_after_ms > delay)
@@ -207,8 +328,8 @@ static void fetch_failed(poller_t *p, const char *reason, int64_t retry_after_ms
         p->failing_since_ms = clock_mono_ms();
     snprintf(p->last_error, sizeof(p->last_error), "%s", reason);
     metrics_backoff(delay);
-    log_warn("event=poll_failed url=%s after=%s retry_in_ms=%lld reason=%s", log_q(p->url),
-             log_q(p->fetch_after), (long long)delay, log_q(reason));
+    log_warn("event=poll_failed url=%s after=%s retry_in_ms=%lld reason=%s body=%s", log_q(p->url),
+             log_q(p->fetch_after), (long long)delay, log_q(reason), log_q(body));
     store_note(p->store, reason);
     wake_in(p, delay);
 }
@@ -255,18 +376,13 @@ static void take_page(poller_t *p, event_page_t *page)
     cJSON *e;
     while ((e = cJSON_DetachItemFromArray(page->data, 0)) != NULL) {
         char why[160];
-        char idbuf[128] = "-", typebuf[128] = "-";
-        cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
-        cJSON *type = cJSON_GetObjectItemCaseSensitive(e, "event");
-        if (cJSON_IsString(id))
-            snprintf(idbuf, sizeof(idbuf), "%s", id->valuestring);
-        if (cJSON_IsString(type))
-            snprintf(typebuf, sizeof(typebuf), "%s", type->valuestring);
-        if (p->pending == NULL && (p->pending = event_batch_new()) == NULL) {
-            cJSON_Delete(e);
-            continue;
-        }
+        char idbuf[128], typebuf[128];
+        event_peek(e, idbuf, sizeof(idbuf), typebuf, sizeof(typebuf));
+        if (p->pending == NULL && (p->pending = event_batch_new()) == NULL)
+            out_of_memory("poller_batch");
         switch (event_batch_add(p->pending, e, why, sizeof(why))) {
+        case EVENT_NOMEM:
+            out_of_memory("poller_batch_add");
         case EVENT_OK:
             break;
         case EVENT_UNKNOWN:
@@ -308,19 +424,14 @@ static WUR poller_event_t take_response(poller_t *p, const http_response_t *resp
                  resp->status == 401 || resp->status == 403 ? " (check the API key)" : "");
         if (resp->status == 429 || resp->status == 503)
             *retry_after_ms = resp->retry_after_ms;
-        return POLLER_EV_FETCH_FAILED;
+        return resp->status == 400 ? POLLER_EV_PAGE_REFUSED : POLLER_EV_FETCH_FAILED;
     }
     if (!event_page_parse(&page, resp->body, resp->len, reason, reasonlen))
         return POLLER_EV_FETCH_FAILED;
-    if (page.n > 0 && p->last_fetched_ms != 0) {
-        cJSON *created = cJSON_GetObjectItemCaseSensitive(page.data->child, "created_at");
-        int64_t ms;
-        if (cJSON_IsString(created) && clock_parse_iso8601(created->valuestring, &ms) &&
-            ms < p->last_fetched_ms) {
-            event_page_free(&page);
-            snprintf(reason, reasonlen, "events out of order across pages");
-            return POLLER_EV_FETCH_FAILED;
-        }
+    if (!event_page_follows(&page, p->last_fetched_ms)) {
+        event_page_free(&page);
+        snprintf(reason, reasonlen, "events out of order across pages");
+        return POLLER_EV_FETCH_FAILED;
     }
 
     size_t n = page.n;
@@ -329,10 +440,10 @@ static WUR poller_event_t take_response(poller_t *p, const http_response_t *resp
      * the cursor must move past it or the stream would stall on it. */
     cJSON *last = cJSON_GetArrayItem(page.data, (int)n - 1);
     cJSON *last_id = last ? cJSON_GetObjectItemCaseSensitive(last, "id") : NULL;
-    if (cJSON_IsString(last_id))
-        fallback = strdup(last_id->valuestring);
+    if (last_id != NULL && cJSON_IsString(last_id))
+        fallback = copy_or_die(last_id->valuestring);
     else if (page.after != NULL)
-        fallback = strdup(page.after);
+        fallback = copy_or_die(page.after);
 
     take_page(p, &page);
     if (p->pending != NULL && p->pending->n_events > 0)
@@ -354,16 +465,147 @@ static void on_response(void *arg, const http_response_t *resp)
 {
     poller_t *p = arg;
     char reason[256] = "";
+    char body[ERROR_BODY_MAX + 1];
     int64_t retry_after_ms;
 
     p->request = NULL;
     poller_event_t ev = take_response(p, resp, reason, sizeof(reason), &retry_after_ms);
-    post(p, ev, ev == POLLER_EV_FETCH_FAILED ? reason : NULL, NULL, retry_after_ms, NULL);
+    post(p, ev, ev == POLLER_EV_PAGE_SHORT || ev == POLLER_EV_PAGE_FULL ? NULL : reason,
+         error_body(resp, body, sizeof(body)), NULL, retry_after_ms, NULL);
+}
+
+/* The type named `name` in the table, or NULL (a reload replaced the table). */
+static poller_type_t *find_type(poller_t *p, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < p->n_types; i++)
+        if (strcmp(p->types[i].name, name) == 0)
+            return &p->types[i];
+    return NULL;
+}
+
+/*
+ * A type check answered: 200 keeps the type, 400 refuses it (once, with a
+ * warning); anything else is a failed request, retried after a backoff.
+ */
+static void on_check_response(void *arg, const http_response_t *resp)
+{
+    poller_t *p = arg;
+    char reason[160];
+    char body[ERROR_BODY_MAX + 1];
+    const char *err = error_body(resp, body, sizeof(body));
+    poller_type_t *t = find_type(p, p->check_name);
+
+    p->request = NULL;
+    metrics_poll_request(resp->transport_ok ? resp->status : 0);
+    if (resp->transport_ok && (resp->status == 200 || resp->status == 400)) {
+        if (t != NULL) {
+            t->unchecked = false;
+            if (resp->status == 400 && !t->refused) {
+                t->refused = true;
+                log_warn("event=event_type_refused type=%s status=400 body=%s "
+                         "note=\"not polled until a restart or reload\"",
+                         log_q(t->name), log_q(err));
+                types_refused_changed(p);
+            } else if (resp->status == 200 && t->refused) {
+                t->refused = false;
+                log_info("event=event_type_accepted type=%s", log_q(t->name));
+                types_refused_changed(p);
+            }
+        }
+        post(p, POLLER_EV_TYPE_CHECKED, NULL, NULL, NULL, -1, NULL);
+        return;
+    }
+    if (!resp->transport_ok)
+        snprintf(reason, sizeof(reason), "type check of %s failed: %s", p->check_name, resp->error);
+    else
+        snprintf(reason, sizeof(reason), "type check of %s: http %ld", p->check_name, resp->status);
+    post(p, POLLER_EV_CHECK_FAILED, reason, err, NULL,
+         resp->transport_ok && (resp->status == 429 || resp->status == 503) ? resp->retry_after_ms
+                                                                            : -1,
+         NULL);
+}
+
+/* Starts the check of the first type the round has still to ask about. */
+static WUR bool start_check(poller_t *p, char *why, size_t whylen)
+{
+    poller_type_t *t = NULL;
+    for (size_t i = 0; t == NULL && i < p->n_types; i++)
+        if (p->types[i].unchecked)
+            t = &p->types[i];
+    if (t == NULL) {
+        log_error("event=bug where=poller_start_check reason=\"no type to check\"");
+        abort();
+    }
+    char *url = build_check_url(p->cfg, t->name);
+    if (url == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return false;
+    }
+    set_str(&p->check_name, t->name);
+    rate_take(p, clock_mono_ms());
+    free(p->url);
+    p->url = url;
+    log_debug("event=event_type_check type=%s url=%s", log_q(t->name), log_q(url));
+    p->request = http_get(p->http, url, p->cfg->api_key, p->cfg->request_timeout_ms, MAX_BODY,
+                          on_check_response, p);
+    if (p->request == NULL) {
+        snprintf(why, whylen, "cannot start request");
+        return false;
+    }
+    return true;
+}
+
+/* A check round begins: every type in use, or every type when none is, is to be asked about. */
+static void check_types(poller_t *p)
+{
+    size_t usable = 0;
+    for (size_t i = 0; i < p->n_types; i++)
+        usable += !p->types[i].refused;
+    for (size_t i = 0; i < p->n_types; i++)
+        p->types[i].unchecked = usable == 0 || !p->types[i].refused;
+    log_info("event=event_types_check n=%zu note=\"asking the API about each event type\"",
+             usable ? usable : p->n_types);
+}
+
+/* The round refused some types: requests name only the others from now on. */
+static void use_types(poller_t *p)
+{
+    char *prefix = build_url_prefix(p->cfg, p->types, p->n_types);
+    if (prefix == NULL)
+        out_of_memory("poller_url");
+    free(p->url_prefix);
+    p->url_prefix = prefix;
+    log_warn("event=event_types_dropped refused=%s note=\"polling the other types\"",
+             log_q(p->refused_list));
+}
+
+/* The round refused every type, or none: say which, back off. */
+static void check_backoff(poller_t *p)
+{
+    int64_t delay = backoff_next(&p->backoff);
+    bool all = true;
+    for (size_t i = 0; i < p->n_types; i++)
+        all = all && p->types[i].refused;
+    if (p->failing_since_ms == 0)
+        p->failing_since_ms = clock_mono_ms();
+    snprintf(p->last_error, sizeof(p->last_error), "%s",
+             all ? "every event type refused by the Events API"
+                 : "http 400 to GET /events, yet every event type is accepted on its own");
+    metrics_backoff(delay);
+    if (all)
+        log_error("event=event_types_all_refused refused=%s retry_in_ms=%lld "
+                  "note=\"nothing to poll; check [workos] events\"",
+                  log_q(p->refused_list), (long long)delay);
+    else
+        log_warn("event=poll_refused_types_accepted retry_in_ms=%lld note=\"%s\"", (long long)delay,
+                 "every event type is accepted on its own; fetching again after the backoff");
+    store_note(p->store, p->last_error);
+    wake_in(p, delay);
 }
 
 static void on_applied(void *arg, bool ok, const store_apply_result_t *res, const char *err)
 {
-    post(arg, ok ? POLLER_EV_APPLIED : POLLER_EV_APPLY_FAILED, ok ? NULL : err, NULL, -1,
+    post(arg, ok ? POLLER_EV_APPLIED : POLLER_EV_APPLY_FAILED, ok ? NULL : err, NULL, NULL, -1,
          ok ? res : NULL);
 }
 
@@ -371,9 +613,9 @@ static void on_cursor(void *arg, bool ok, const char *cursor, const char *range_
                       const char *err)
 {
     if (ok)
-        post(arg, POLLER_EV_CURSOR_LOADED, cursor, range_start, -1, NULL);
+        post(arg, POLLER_EV_CURSOR_LOADED, cursor, NULL, range_start, -1, NULL);
     else
-        post(arg, POLLER_EV_CURSOR_FAILED, err, NULL, -1, NULL);
+        post(arg, POLLER_EV_CURSOR_FAILED, err, NULL, NULL, -1, NULL);
 }
 
 static void on_lock(void *arg, bool ok, bool held, const char *err)
@@ -381,14 +623,14 @@ static void on_lock(void *arg, bool ok, bool held, const char *err)
     poller_event_t ev = !ok    ? POLLER_EV_LOCK_FAILED
                         : held ? POLLER_EV_LOCK_HELD
                                : POLLER_EV_LOCK_BUSY;
-    post(arg, ev, ok ? NULL : err, NULL, -1, NULL);
+    post(arg, ev, ok ? NULL : err, NULL, NULL, -1, NULL);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    post(arg, POLLER_EV_TIMER, NULL, NULL, -1, NULL);
+    post(arg, POLLER_EV_TIMER, NULL, NULL, NULL, -1, NULL);
 }
 
 /* Hands the pending batch, and whether it ends the stream, to the store. */
@@ -423,9 +665,18 @@ static void committed(poller_t *p, const store_apply_result_t *res)
 }
 
 /* The failure an input reports, as its own line. */
-static void log_failure(const poller_t *p, const poller_input_t *in)
+static void log_failure(poller_t *p, const poller_input_t *in)
 {
     switch (in->ev) {
+    case POLLER_EV_PAGE_REFUSED:
+        if (p->failing_since_ms == 0)
+            p->failing_since_ms = clock_mono_ms();
+        snprintf(p->last_error, sizeof(p->last_error), "%s", in->text);
+        log_warn("event=poll_refused url=%s status=400 body=%s "
+                 "note=\"the API may not know an event type; checking each\"",
+                 log_q(p->url), log_q(in->body));
+        store_note(p->store, in->text);
+        return;
     case POLLER_EV_LOCK_FAILED:
         log_warn("event=poller_lock_failed error=%s", log_q(in->text));
         return;
@@ -508,15 +759,28 @@ static void perform(poller_t *p, poller_action_t action, const poller_input_t *i
         wake_in(p, step->wait_ms);
         return;
     case POLLER_DO_BACKOFF_FETCH:
-        fetch_failed(p, in->text != NULL ? in->text : "-", in->retry_after_ms);
+        fetch_failed(p, in->text != NULL ? in->text : "-", in->body, in->retry_after_ms);
         return;
     case POLLER_DO_BACKOFF_APPLY:
         store_note(p->store, in->text); /* status shows why the stream is stuck */
         wake_in(p, backoff_next(&p->backoff));
         return;
+    case POLLER_DO_CHECK_TYPES:
+        check_types(p);
+        return;
+    case POLLER_DO_USE_TYPES:
+        use_types(p);
+        return;
+    case POLLER_DO_BACKOFF_CHECK:
+        check_backoff(p);
+        return;
     case POLLER_DO_FETCH:
         if (!start_request(p, why, sizeof(why)))
-            post(p, POLLER_EV_FETCH_FAILED, why, NULL, -1, NULL);
+            post(p, POLLER_EV_FETCH_FAILED, why, NULL, NULL, -1, NULL);
+        return;
+    case POLLER_DO_CHECK_TYPE:
+        if (!start_check(p, why, sizeof(why)))
+            post(p, POLLER_EV_CHECK_FAILED, why, NULL, NULL, -1, NULL);
         return;
     case POLLER_DO_APPLY:
         hand_over(p);
@@ -535,6 +799,12 @@ static void handle(poller_t *p, const poller_input_t *in)
         .pending_events = p->pending != NULL ? p->pending->n_events : 0,
         .rate_wait_ms = rate_wait_ms(p, clock_mono_ms()),
     };
+    for (size_t i = 0; i < p->n_types; i++) {
+        facts.types_unchecked += p->types[i].unchecked;
+        facts.types_usable += !p->types[i].refused;
+        facts.filter_refused =
+            facts.filter_refused || (p->types[i].refused && p->types[i].in_filter);
+    }
     poller_step_t step;
     if (!poller_fsm_step(p->state, p->apply, in->ev, &facts, &step)) {
         log_error("event=bug where=poller state=%s apply=%s input=%s", poller_state_name(p->state),
@@ -555,8 +825,8 @@ static void handle(poller_t *p, const poller_input_t *in)
  * The one way in: queues the input (copying what it points to) and, unless
  * an input is being handled further up the stack, handles the queue.
  */
-static void post(poller_t *p, poller_event_t ev, const char *text, const char *range_start,
-                 int64_t retry_after_ms, const store_apply_result_t *res)
+static void post(poller_t *p, poller_event_t ev, const char *text, const char *body,
+                 const char *range_start, int64_t retry_after_ms, const store_apply_result_t *res)
 {
     if (p->queue_len == INPUT_QUEUE) {
         log_error("event=bug where=poller_post reason=\"input queue full\" input=%s",
@@ -566,6 +836,7 @@ static void post(poller_t *p, poller_event_t ev, const char *text, const char *r
     poller_input_t *in = &p->queue[(p->queue_head + p->queue_len++) % INPUT_QUEUE];
     *in = (poller_input_t){.ev = ev,
                            .text = copy_or_die(text),
+                           .body = copy_or_die(body),
                            .range_start = copy_or_die(range_start),
                            .retry_after_ms = retry_after_ms};
     if (res != NULL)
@@ -579,6 +850,7 @@ static void post(poller_t *p, poller_event_t ev, const char *text, const char *r
         p->queue_len--;
         handle(p, &next);
         free(next.text);
+        free(next.body);
         free(next.range_start);
     }
     p->handling = false;
@@ -597,12 +869,14 @@ poller_t *poller_new(struct event_base *base, const config_t *cfg, store_t *stor
     p->state = POLLER_WAITING_DB;
     p->apply = POLLER_APPLY_IDLE;
     p->timer = evtimer_new(base, on_timer, p);
-    p->url_prefix = build_url_prefix(cfg);
+    if (types_new(cfg, &p->types, &p->n_types))
+        p->url_prefix = build_url_prefix(cfg, p->types, p->n_types);
+    p->refused_list = strdup("");
     p->tokens_at_ms = clock_mono_ms();
     p->progress_at_ms = p->tokens_at_ms;
     p->tokens = 1.0;
     backoff_init(&p->backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
-    if (p->timer == NULL || p->url_prefix == NULL) {
+    if (p->timer == NULL || p->url_prefix == NULL || p->refused_list == NULL) {
         poller_free(p);
         return NULL;
     }
@@ -617,6 +891,9 @@ void poller_free(poller_t *p)
     if (p->timer != NULL)
         event_free(p->timer);
     event_batch_free(p->pending);
+    types_free(p->types, p->n_types);
+    free(p->refused_list);
+    free(p->check_name);
     free(p->url_prefix);
     free(p->url);
     free(p->committed);
@@ -630,29 +907,37 @@ void poller_free(poller_t *p)
 
 void poller_store_ready(poller_t *p)
 {
-    post(p, POLLER_EV_STORE_READY, NULL, NULL, -1, NULL);
+    post(p, POLLER_EV_STORE_READY, NULL, NULL, NULL, -1, NULL);
 }
 
 void poller_store_lost(poller_t *p)
 {
-    post(p, POLLER_EV_STORE_LOST, NULL, NULL, -1, NULL);
+    post(p, POLLER_EV_STORE_LOST, NULL, NULL, NULL, -1, NULL);
 }
 
 void poller_set_config(poller_t *p, const config_t *cfg)
 {
-    char *prefix = build_url_prefix(cfg);
+    poller_type_t *types = NULL;
+    size_t n = 0;
+    char *prefix = types_new(cfg, &types, &n) ? build_url_prefix(cfg, types, n) : NULL;
     if (prefix == NULL) {
+        types_free(types, n);
         log_warn("event=reload_failed reason=\"out of memory\"");
         return;
     }
+    /* A reload asks again about every type: a refused one is tried anew. */
+    types_free(p->types, p->n_types);
+    p->types = types;
+    p->n_types = n;
     free(p->url_prefix);
     p->url_prefix = prefix;
     p->cfg = cfg;
+    types_refused_changed(p);
 }
 
 void poller_stop(poller_t *p)
 {
-    post(p, POLLER_EV_STOP, NULL, NULL, -1, NULL);
+    post(p, POLLER_EV_STOP, NULL, NULL, NULL, -1, NULL);
 }
 
 bool poller_leader(const poller_t *p)
@@ -663,6 +948,11 @@ bool poller_leader(const poller_t *p)
 bool poller_applying(const poller_t *p)
 {
     return poller_fsm_applying(p->apply);
+}
+
+const char *poller_refused_types(const poller_t *p)
+{
+    return p->refused_list;
 }
 
 const char *poller_last_error(const poller_t *p)

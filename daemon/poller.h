@@ -50,6 +50,14 @@ bool poller_leader(const poller_t *p);
 /* True while a batch is being committed. */
 bool poller_applying(const poller_t *p);
 
+/*
+ * The event types the Events API refused (answered 400 when asked about
+ * each alone), comma-separated, or "" for none.  They are left out of the
+ * filter until a restart or a reload, which asks about them again.  The
+ * string belongs to the poller and changes with its next step.
+ */
+const char *poller_refused_types(const poller_t *p);
+
 /* The latest request failure, or "" once a request succeeds again. */
 const char *poller_last_error(const poller_t *p);
 

@@ -25,6 +25,8 @@ static bool combination_possible(poller_state_t state, poller_apply_t apply)
     switch (state) {
     case POLLER_SLEEPING:
     case POLLER_FETCHING:
+    case POLLER_CHECKING:
+    case POLLER_CHECK_WAIT:
     case POLLER_STOPPED:
         return true;
     case POLLER_FULL:
@@ -41,11 +43,12 @@ static bool combination_possible(poller_state_t state, poller_apply_t apply)
     return false;
 }
 
-/* What a transition says; WANTS_FETCH leaves the state to fetch(). */
+/* What a transition says; WANTS_FETCH and WANTS_CHECK leave the state to fetch() and check(). */
 typedef enum verdict {
-    REFUSED,    /* the pair cannot happen */
-    DONE,       /* the step is complete */
-    WANTS_FETCH /* fetch next, if the bound and the rate limit allow */
+    REFUSED,     /* the pair cannot happen */
+    DONE,        /* the step is complete */
+    WANTS_FETCH, /* fetch next, if the bound and the rate limit allow */
+    WANTS_CHECK  /* check the next type, if the rate limit allows */
 } verdict_t;
 
 static verdict_t stop(poller_step_t *s)
@@ -118,6 +121,59 @@ static void fetch(poller_step_t *s, const poller_facts_t *f)
         s->state = POLLER_FETCHING;
         s->actions |= POLLER_DO_FETCH;
     }
+}
+
+/* The one place that decides to send a type check: not faster than the rate limit. */
+static void check(poller_step_t *s, const poller_facts_t *f)
+{
+    if (f->rate_wait_ms > 0) {
+        s->state = POLLER_CHECK_WAIT;
+        s->actions |= POLLER_DO_ARM_RATE;
+        s->wait_ms = f->rate_wait_ms;
+    } else {
+        s->state = POLLER_CHECKING;
+        s->actions |= POLLER_DO_CHECK_TYPE;
+    }
+}
+
+/* A 400 to a page: ask about each type in use before fetching again. */
+static verdict_t page_refused(poller_step_t *s)
+{
+    s->actions |= POLLER_DO_LOG_ERROR | POLLER_DO_CHECK_TYPES;
+    return WANTS_CHECK;
+}
+
+/*
+ * A type check answered.  When the round is over: with some names refused
+ * and some left, fetch with those left; with every name refused, back off
+ * and ask about them all again; with none refused, the 400 was about
+ * something else, so back off and fetch again (the next 400 starts another
+ * round, each one after a longer wait).
+ */
+static verdict_t type_checked(poller_step_t *s, const poller_facts_t *f)
+{
+    if (f->types_unchecked > 0)
+        return WANTS_CHECK;
+    if (f->types_usable == 0) {
+        s->state = POLLER_CHECK_WAIT;
+        s->actions |= POLLER_DO_BACKOFF_CHECK;
+        return DONE;
+    }
+    if (f->filter_refused) {
+        s->actions |= POLLER_DO_USE_TYPES;
+        return WANTS_FETCH;
+    }
+    s->state = POLLER_SLEEPING;
+    s->actions |= POLLER_DO_BACKOFF_CHECK;
+    return DONE;
+}
+
+/* The timer before a type check: after every name was refused, a new round. */
+static verdict_t check_timer(poller_step_t *s, const poller_facts_t *f)
+{
+    if (f->types_unchecked == 0)
+        s->actions |= POLLER_DO_CHECK_TYPES;
+    return WANTS_CHECK;
 }
 
 static verdict_t page_full(poller_step_t *s, const poller_facts_t *f)
@@ -276,6 +332,40 @@ static verdict_t dispatch(poller_step_t *s, poller_event_t ev, const poller_fact
             return page_full(s, f);
         case POLLER_EV_PAGE_SHORT:
             return page_short(s, f);
+        case POLLER_EV_PAGE_REFUSED:
+            return page_refused(s);
+        case POLLER_EV_STORE_LOST:
+            return lost(s);
+        case POLLER_EV_STOP:
+            return stop(s);
+        case POLLER_EV_APPLIED:
+        case POLLER_EV_APPLY_FAILED:
+            return apply_event(s, ev, f);
+        default:
+            return REFUSED;
+        }
+    case POLLER_CHECKING:
+        switch (ev) {
+        case POLLER_EV_TYPE_CHECKED:
+            return type_checked(s, f);
+        case POLLER_EV_CHECK_FAILED:
+            s->state = POLLER_CHECK_WAIT;
+            s->actions |= POLLER_DO_BACKOFF_FETCH;
+            return DONE;
+        case POLLER_EV_STORE_LOST:
+            return lost(s);
+        case POLLER_EV_STOP:
+            return stop(s);
+        case POLLER_EV_APPLIED:
+        case POLLER_EV_APPLY_FAILED:
+            return apply_event(s, ev, f);
+        default:
+            return REFUSED;
+        }
+    case POLLER_CHECK_WAIT:
+        switch (ev) {
+        case POLLER_EV_TIMER:
+            return check_timer(s, f);
         case POLLER_EV_STORE_LOST:
             return lost(s);
         case POLLER_EV_STOP:
@@ -319,6 +409,8 @@ bool poller_fsm_step(poller_state_t state, poller_apply_t apply, poller_event_t 
     verdict_t v = dispatch(&s, ev, facts);
     if (v == WANTS_FETCH)
         fetch(&s, facts);
+    else if (v == WANTS_CHECK)
+        check(&s, facts);
     if (v == REFUSED || !combination_possible(s.state, s.apply))
         return false;
     *out = s;
@@ -336,6 +428,8 @@ const char *poller_state_name(poller_state_t state)
         [POLLER_SLEEPING] = "sleeping",
         [POLLER_FULL] = "full",
         [POLLER_FETCHING] = "fetching",
+        [POLLER_CHECKING] = "checking",
+        [POLLER_CHECK_WAIT] = "check_wait",
         [POLLER_STOPPED] = "stopped",
     };
     return (unsigned)state < POLLER_STATE_COUNT ? names[state] : "unknown";
@@ -367,6 +461,9 @@ const char *poller_event_name(poller_event_t ev)
         [POLLER_EV_FETCH_FAILED] = "fetch_failed",
         [POLLER_EV_PAGE_FULL] = "page_full",
         [POLLER_EV_PAGE_SHORT] = "page_short",
+        [POLLER_EV_PAGE_REFUSED] = "page_refused",
+        [POLLER_EV_TYPE_CHECKED] = "type_checked",
+        [POLLER_EV_CHECK_FAILED] = "check_failed",
         [POLLER_EV_APPLIED] = "applied",
         [POLLER_EV_APPLY_FAILED] = "apply_failed",
     };
@@ -376,10 +473,11 @@ const char *poller_event_name(poller_event_t ev)
 const char *poller_action_name(unsigned action_bit)
 {
     static const char *const names[POLLER_DO_COUNT] = {
-        "cancel_timer", "cancel_request", "log_error",     "rewind",    "resign",
-        "lead",         "standby",        "start",         "committed", "mark_ends",
-        "note",         "lock",           "load_cursor",   "arm_retry", "arm_poll",
-        "arm_rate",     "backoff_fetch",  "backoff_apply", "fetch",     "apply",
+        "cancel_timer",  "cancel_request", "log_error",     "rewind",      "resign",
+        "lead",          "standby",        "start",         "committed",   "mark_ends",
+        "note",          "lock",           "load_cursor",   "arm_retry",   "arm_poll",
+        "arm_rate",      "backoff_fetch",  "backoff_apply", "check_types", "use_types",
+        "backoff_check", "fetch",          "check_type",    "apply",
     };
     for (unsigned i = 0; i < POLLER_DO_COUNT; i++)
         if (action_bit == 1u << i)

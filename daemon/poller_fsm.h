@@ -10,11 +10,25 @@
  * database, a clock or a log, so every transition is unit-tested.
  *
  * Two machines run side by side.  The main state (poller_state_t) is the
- * request side: lock, cursor, timer, the GET in flight.  The apply
+ * request side: lock, cursor, timer, the GET in flight, and the type
+ * check.  The apply
  * sub-state (poller_apply_t) is the commit side: at most one batch is in
  * the store at a time, and what is owed once it commits.  Events of the
  * apply side (APPLIED, APPLY_FAILED) are legal only while a batch is in
- * flight, which is possible only in SLEEPING, FULL, FETCHING and STOPPED.
+ * flight, which is possible only in SLEEPING, FULL, FETCHING, CHECKING,
+ * CHECK_WAIT and STOPPED.
+ *
+ * The type check is a sub-activity of the request side.  WorkOS answers
+ * 400 to a whole GET /events when one name of its type filter is unknown to
+ * the environment, so a 400 to a page (PAGE_REFUSED) starts a check round:
+ * one `limit=1` request per type still in use (CHECKING, paced by the rate
+ * limiter in CHECK_WAIT), each answered 200 (kept) or 400 (refused, dropped
+ * from the filter).  A round that refused a name resumes fetching with the
+ * others; one that refused every name backs off and checks them all again;
+ * one that refused none (the 400 was about something else) backs off and
+ * fetches again.  The first page of a start is the check of the whole list:
+ * a 200 to it proves every name known, so a healthy start costs no extra
+ * request.
  */
 #ifndef WORKOS_SYNCD_POLLER_FSM_H
 #define WORKOS_SYNCD_POLLER_FSM_H
@@ -37,6 +51,8 @@ typedef enum poller_state {
     POLLER_SLEEPING,   /* the timer is armed: poll interval, backoff or rate limit */
     POLLER_FULL,       /* no timer: fetched ahead to the bound, waiting for a commit */
     POLLER_FETCHING,   /* GET /events in flight */
+    POLLER_CHECKING,   /* a type check (GET /events?limit=1 for one type) in flight */
+    POLLER_CHECK_WAIT, /* the timer is armed before the next type check: rate limit or backoff */
     POLLER_STOPPED,    /* shutting down: no new requests; a batch in flight still commits */
     POLLER_STATE_COUNT /* number of states, not a state */
 } poller_state_t;
@@ -63,6 +79,9 @@ typedef enum poller_event {
     POLLER_EV_FETCH_FAILED,  /* the GET failed or could not start; nothing was taken */
     POLLER_EV_PAGE_FULL,     /* a full page was taken: more follow at once */
     POLLER_EV_PAGE_SHORT,    /* a short page was taken: the end of the stream for now */
+    POLLER_EV_PAGE_REFUSED,  /* the GET was answered 400: maybe a type the API does not know */
+    POLLER_EV_TYPE_CHECKED,  /* a type check was answered 200 or 400; its verdict is recorded */
+    POLLER_EV_CHECK_FAILED,  /* a type check failed otherwise, or could not start */
     POLLER_EV_APPLIED,       /* the batch in flight committed */
     POLLER_EV_APPLY_FAILED,  /* the batch in flight did not commit */
     POLLER_EV_COUNT          /* number of events, not an event */
@@ -70,16 +89,19 @@ typedef enum poller_event {
 
 /* What the machine needs to know besides its states, read when an event comes. */
 typedef struct poller_facts {
-    bool store_ready;      /* the store can take a job now */
-    bool pending_batch;    /* a page was taken since the last hand-over (maybe no events) */
-    size_t pending_events; /* events fetched and not yet handed to the store */
-    int64_t rate_wait_ms;  /* until the rate limiter allows a request; 0 means now */
+    bool store_ready;       /* the store can take a job now */
+    bool pending_batch;     /* a page was taken since the last hand-over (maybe no events) */
+    size_t pending_events;  /* events fetched and not yet handed to the store */
+    int64_t rate_wait_ms;   /* until the rate limiter allows a request; 0 means now */
+    size_t types_unchecked; /* types the current check round has still to ask about */
+    size_t types_usable;    /* types not refused */
+    bool filter_refused;    /* the filter requests are sent with names a refused type */
 } poller_facts_t;
 
 /*
  * Actions, carried out by poller.c in this (bit) order.  A step arms the
  * timer at most once (one ARM_* or BACKOFF_*) and starts at most one of
- * FETCH, LOCK and LOAD_CURSOR.
+ * FETCH, CHECK_TYPE, LOCK and LOAD_CURSOR.
  */
 typedef enum poller_action {
     POLLER_DO_CANCEL_TIMER = 1 << 0,   /* delete the timer */
@@ -100,11 +122,16 @@ typedef enum poller_action {
     POLLER_DO_ARM_RATE = 1 << 15,      /* arm the timer for step.wait_ms */
     POLLER_DO_BACKOFF_FETCH = 1 << 16, /* request failed: report, back off, arm */
     POLLER_DO_BACKOFF_APPLY = 1 << 17, /* apply failed: back off, arm */
-    POLLER_DO_FETCH = 1 << 18,         /* start the next GET */
-    POLLER_DO_APPLY = 1 << 19,         /* hand the pending batch to the store */
+    POLLER_DO_CHECK_TYPES = 1 << 18,   /* start a check round: every type in use (or, when none
+                                          is, every type) is to be asked about */
+    POLLER_DO_USE_TYPES = 1 << 19,     /* the round refused some: filter with the rest from now */
+    POLLER_DO_BACKOFF_CHECK = 1 << 20, /* the round refused all or none: say so, back off, arm */
+    POLLER_DO_FETCH = 1 << 21,         /* start the next GET */
+    POLLER_DO_CHECK_TYPE = 1 << 22,    /* start the next type check */
+    POLLER_DO_APPLY = 1 << 23,         /* hand the pending batch to the store */
 } poller_action_t;
 
-#define POLLER_DO_COUNT 20 /* number of actions */
+#define POLLER_DO_COUNT 24 /* number of actions */
 
 /* The answer to one event. */
 typedef struct poller_step {

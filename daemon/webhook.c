@@ -1,21 +1,28 @@
 /*
  * webhook: evhttp server for WorkOS webhooks and the operational endpoints.
  *
- * A webhook request moves through explicit states (webhook_req_state_t):
- * verified and decoded on arrival, it waits in the open group; when no
- * group is committing, the open group is handed to the store as one batch
- * and its requests become COMMITTING; the batch's completion answers them
- * all, 200 or 503.  Nothing is answered 2xx before its commit, and a
- * rejected request (bad signature, bad JSON, too large) never reaches a
- * batch.
+ * A webhook request is verified and decoded on arrival and then joins the
+ * open group.  A group is the state machine of webhook_fsm.h: open while
+ * it collects requests, committing once no other group commits and its
+ * batch is handed to the store, answered (200 or 503, every request at
+ * once) when the store reports.  Only a request the batch accepted creates
+ * or joins a group, so no group is ever empty.  Nothing is answered 2xx
+ * before its commit, and a rejected request (bad signature, bad JSON, too
+ * large) never reaches a batch.  Freeing the listener answers every
+ * request it holds before the connections go; a group still with the
+ * store is orphaned and freed when the store reports, so the listener and
+ * the store may be freed in either order.
  *
- * Connections are counted and bounded (see "connection accounting").
+ * Connections are counted and bounded (see "connection accounting"), and
+ * each runs under the header-time gate of webhook_gate.h: what a request's
+ * head already shows to be refused is answered before its body is read,
+ * unverified bodies share one byte budget, and every request must arrive
+ * whole within a deadline.
  */
 #include "webhook.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -23,34 +30,35 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
+#include "clock.h"
 #include "event.h"
 #include "log.h"
 #include "signature.h"
+#include "webhook_fsm.h"
+#include "webhook_gate.h"
+#include "webhook_head.h"
 
 /* A group waiting to commit holds at most this many requests and body
  * bytes (a lone request may pass the byte bound). */
 #define MAX_GROUP 2000
 #define MAX_GROUP_BYTES ((size_t)64 << 20)
-#define SWEEP_INTERVAL_MS 100      /* how soon a dropped connection's socket is closed */
-#define BODY_CAP_SLACK (64 * 1024) /* see body_cap() */
-
-typedef enum webhook_req_state {
-    WREQ_QUEUED,     /* decoded, waiting in the open group */
-    WREQ_COMMITTING, /* its group's batch is being committed */
-} webhook_req_state_t;
+#define SWEEP_INTERVAL_MS 100              /* how soon a dropped connection's socket is closed */
+#define BODY_CAP_SLACK ((size_t)64 * 1024) /* see body_cap() */
+/* [webhook] max_unverified_bytes = 0: this many bodies of max_body. */
+#define UNVERIFIED_BODIES 8
 
 typedef struct pending {
-    struct evhttp_request *req;
-    webhook_req_state_t state;
+    struct evhttp_request *req; /* owned (evhttp_request_own) until answered */
     struct pending *next;
 } pending_t;
 
 typedef struct group {
-    event_batch_t *batch;
+    webhook_group_state_t state;
+    event_batch_t *batch; /* while OPEN; the store owns it afterwards */
     pending_t *head, *tail;
     size_t n;
-    size_t bytes; /* body bytes of its requests */
-    webhook_t *owner;
+    size_t bytes;     /* body bytes of its requests */
+    webhook_t *owner; /* NULL once ORPHANED */
 } group_t;
 
 struct webhook {
@@ -60,20 +68,26 @@ struct webhook {
     webhook_hooks_t hooks;
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
+    webhook_gate_t *gate; /* under every connection it tracks */
     int connections;
     bool paused;
     struct bufferevent **tracked; /* one per open connection, referenced */
     size_t n_tracked, cap_tracked;
     struct event *sweep; /* releases connections evhttp has dropped */
-    group_t *open;       /* collecting requests */
-    group_t *inflight;   /* being committed */
+    group_t *open;       /* the group in state OPEN, or NULL */
+    group_t *inflight;   /* the group in state COMMITTING, or NULL */
 };
 
-static int64_t wall_ms(void)
+/* "address:port" of the client that sent `req`, for log lines. */
+static const char *peer_of(struct evhttp_request *req, char *buf, size_t len)
 {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    struct evhttp_connection *c = evhttp_request_get_connection(req);
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    if (c != NULL)
+        evhttp_connection_get_peer(c, &addr, &port);
+    snprintf(buf, len, "%s:%u", addr != NULL ? addr : "-", (unsigned)port);
+    return buf;
 }
 
 /* Sends `text` and a newline as the whole answer. */
@@ -103,65 +117,115 @@ static void reply_error(struct evhttp_request *req, int status, const char *reas
     reply(req, status, reason, body);
 }
 
-/* Answers every request of a finished group, according to its state. */
-static void answer_group(group_t *g, bool ok)
+/* ---- the group machine ---------------------------------------------- */
+
+static void on_committed(void *arg, bool ok, const store_apply_result_t *res, const char *err);
+static void flush(webhook_t *w);
+
+/* Answers every request of `g` the same way and forgets them. */
+static void answer_all(group_t *g, int status, const char *reason, const char *body)
 {
     pending_t *p = g->head;
     while (p != NULL) {
         pending_t *next = p->next;
-        switch (p->state) {
-        case WREQ_COMMITTING:
-            if (ok)
-                reply(p->req, 200, "OK", "{\"received\":true}");
-            else
-                reply_error(p->req, 503, "Service Unavailable", "not stored, retry later");
-            break;
-        case WREQ_QUEUED:
-            /* Never committed: only reachable when the listener shuts down. */
-            reply_error(p->req, 503, "Service Unavailable", "shutting down");
-            break;
-        }
+        reply(p->req, status, reason, body);
         free(p);
         p = next;
     }
-    event_batch_free(g->batch);
-    free(g);
+    g->head = g->tail = NULL;
 }
 
-static void flush(webhook_t *w);
+/*
+ * The one place a group changes state: looks `ev` up in the transition
+ * table and performs its action.  `joining` is the request of an ADD.
+ * Entering ANSWERED frees the group.  An impossible pair is a bug.
+ */
+static void group_dispatch(group_t *g, webhook_group_event_t ev, pending_t *joining)
+{
+    webhook_group_step_t st = webhook_group_step(g->state, ev);
+    webhook_t *w = g->owner;
+
+    if (st.action == WEBHOOK_GROUP_DO_BUG) {
+        log_error("event=webhook_group_bug state=%s input=%s requests=%zu",
+                  webhook_group_state_name(g->state), webhook_group_event_name(ev), g->n);
+        abort();
+    }
+    g->state = st.next;
+    switch (st.action) {
+    case WEBHOOK_GROUP_DO_QUEUE:
+        if (g->tail != NULL)
+            g->tail->next = joining;
+        else
+            g->head = joining;
+        g->tail = joining;
+        g->n++;
+        return;
+    case WEBHOOK_GROUP_DO_APPLY: {
+        event_batch_t *b = g->batch;
+        g->batch = NULL; /* ownership moves to the store */
+        w->open = NULL;
+        w->inflight = g;
+        /* May report (and so free g) before it returns. */
+        store_apply(w->store, b, "webhook", NULL, false, on_committed, g);
+        return;
+    }
+    case WEBHOOK_GROUP_DO_ANSWER_STORED:
+    case WEBHOOK_GROUP_DO_ANSWER_RETRY:
+        /* Start the next group's commit before answering this one: the
+         * database works on it while the answers are written. */
+        if (w->inflight == g) {
+            w->inflight = NULL;
+            flush(w);
+        }
+        if (st.action == WEBHOOK_GROUP_DO_ANSWER_STORED)
+            answer_all(g, 200, "OK", "{\"received\":true}");
+        else
+            answer_all(g, 503, "Service Unavailable", "{\"error\":\"not stored, retry later\"}");
+        break;
+    case WEBHOOK_GROUP_DO_ANSWER_CLOSING:
+        if (w->open == g)
+            w->open = NULL;
+        if (w->inflight == g)
+            w->inflight = NULL;
+        g->owner = NULL;
+        answer_all(g, 503, "Service Unavailable", "{\"error\":\"shutting down\"}");
+        break;
+    case WEBHOOK_GROUP_DO_RELEASE:
+    case WEBHOOK_GROUP_DO_BUG:
+        break;
+    }
+    if (g->state == WEBHOOK_GROUP_ANSWERED) {
+        event_batch_free(g->batch);
+        free(g);
+    }
+}
 
 static void on_committed(void *arg, bool ok, const store_apply_result_t *res, const char *err)
 {
     group_t *g = arg;
-    webhook_t *w = g->owner;
     if (!ok)
-        log_warn("event=webhook_batch_failed requests=%zu error=\"%s\"", g->n, err);
+        log_warn("event=webhook_batch_failed requests=%zu error=%s", g->n, log_q(err));
     else
         log_debug("event=webhook_batch_committed requests=%zu new=%ld", g->n, res->inserted);
-    /* The store owned and freed the batch. */
-    g->batch = NULL;
-    /* Start the next group's commit before answering this one: the
-     * database works on it while the answers are written. */
-    if (w != NULL && w->inflight == g) {
-        w->inflight = NULL;
-        flush(w);
-    }
-    answer_group(g, ok);
+    group_dispatch(g, ok ? WEBHOOK_GROUP_EV_COMMITTED : WEBHOOK_GROUP_EV_FAILED, NULL);
 }
 
 /* Hands the open group to the store unless one is already committing. */
 static void flush(webhook_t *w)
 {
-    if (w->inflight != NULL || w->open == NULL)
-        return;
-    group_t *g = w->open;
-    w->open = NULL;
-    w->inflight = g;
-    for (pending_t *p = g->head; p != NULL; p = p->next)
-        p->state = WREQ_COMMITTING;
-    event_batch_t *b = g->batch;
-    g->batch = NULL; /* ownership moves to the store */
-    store_apply(w->store, b, "webhook", NULL, false, on_committed, g);
+    if (w->inflight == NULL && w->open != NULL)
+        group_dispatch(w->open, WEBHOOK_GROUP_EV_FLUSH, NULL);
+}
+
+/* ---- webhook requests ------------------------------------------------ */
+
+static void reject(struct evhttp_request *req, int status, const char *reason, const char *why,
+                   const char *message)
+{
+    char peer[96];
+    log_info("event=webhook_rejected remote=%s status=%d reason=%s",
+             log_q(peer_of(req, peer, sizeof(peer))), status, log_q(why));
+    reply_error(req, status, reason, message);
 }
 
 static void handle_webhook(webhook_t *w, struct evhttp_request *req)
@@ -171,37 +235,37 @@ static void handle_webhook(webhook_t *w, struct evhttp_request *req)
     const char *body = len > 0 ? (const char *)evbuffer_pullup(in, -1) : "";
     const char *header =
         evhttp_find_header(evhttp_request_get_input_headers(req), "WorkOS-Signature");
-    char why[160];
+    char why[160], reason[64], peer[96];
 
     if (len > w->cfg->max_body) {
-        log_info("event=webhook_rejected status=413 reason=body_too_large bytes=%zu", len);
+        log_info("event=webhook_rejected remote=%s status=413 reason=body_too_large bytes=%zu",
+                 log_q(peer_of(req, peer, sizeof(peer))), len);
         reply_error(req, 413, "Payload Too Large", "body too large");
         return;
     }
-    sig_result_t sig = sig_verify(header, body, len, w->cfg->secrets, w->cfg->n_secrets, wall_ms(),
-                                  w->cfg->tolerance_ms);
+    sig_result_t sig = sig_verify(header, body, len, w->cfg->secrets, w->cfg->n_secrets,
+                                  clock_wall_ms(), w->cfg->tolerance_ms);
     if (sig != SIG_OK) {
-        log_info("event=webhook_rejected status=401 reason=signature_%s", sig_result_name(sig));
+        snprintf(reason, sizeof(reason), "signature_%s", sig_result_name(sig));
         snprintf(why, sizeof(why), "signature %s", sig_result_name(sig));
-        reply_error(req, 401, "Unauthorized", why);
+        reject(req, 401, "Unauthorized", reason, why);
         return;
     }
-    cJSON *envelope = cJSON_ParseWithLength(body, len);
+    cJSON *envelope = event_parse_json(body, len, why, sizeof(why));
     /* From here on the parsed envelope is all that is needed: the raw
      * body goes now rather than when the request is answered. */
     evbuffer_drain(in, len);
     if (envelope == NULL) {
-        log_info("event=webhook_rejected status=400 reason=invalid_json");
-        reply_error(req, 400, "Bad Request", "body is not valid JSON");
+        reject(req, 400, "Bad Request", "invalid_json", why);
         return;
     }
-    cJSON *data = cJSON_GetObjectItemCaseSensitive(envelope, "data");
-    if (data == NULL || cJSON_IsNull(data)) {
+    char id[128], type[128];
+    event_peek(envelope, id, sizeof(id), type, sizeof(type));
+    if (!event_has_data(envelope)) {
         /* The poller keeps such an event in the log; a webhook sender can
          * be told, and nothing is stored. */
         cJSON_Delete(envelope);
-        log_info("event=webhook_rejected status=400 reason=no_data");
-        reply_error(req, 400, "Bad Request", "event has no data");
+        reject(req, 400, "Bad Request", "no_data", "event has no data");
         return;
     }
     if (!store_ready(w->store)) {
@@ -217,53 +281,57 @@ static void handle_webhook(webhook_t *w, struct evhttp_request *req)
         reply_error(req, 503, "Service Unavailable", "overloaded, retry later");
         return;
     }
-    if (w->open == NULL) {
-        group_t *g = calloc(1, sizeof(*g));
-        if (g == NULL || (g->batch = event_batch_new()) == NULL) {
-            free(g);
-            cJSON_Delete(envelope);
-            reply_error(req, 503, "Service Unavailable", "out of memory");
-            return;
-        }
-        g->owner = w;
-        w->open = g;
-    }
+    /* Everything a successful add needs is allocated first: the add
+     * consumes the envelope, and an accepted event must not be lost. */
+    group_t *fresh = NULL;
     pending_t *p = calloc(1, sizeof(*p));
-    if (p == NULL) {
+    if (p != NULL && w->open == NULL && (fresh = calloc(1, sizeof(*fresh))) != NULL &&
+        (fresh->batch = event_batch_new()) == NULL) {
+        free(fresh);
+        fresh = NULL;
+    }
+    if (p == NULL || (w->open == NULL && fresh == NULL)) {
+        free(p);
         cJSON_Delete(envelope);
         reply_error(req, 503, "Service Unavailable", "out of memory");
         return;
     }
-    char id[128] = "-";
-    cJSON *idj = cJSON_GetObjectItemCaseSensitive(envelope, "id");
-    if (cJSON_IsString(idj))
-        snprintf(id, sizeof(id), "%s", idj->valuestring);
-    switch (event_batch_add(w->open->batch, envelope, why, sizeof(why))) {
+    event_batch_t *batch = fresh != NULL ? fresh->batch : w->open->batch;
+    switch (event_batch_add(batch, envelope, why, sizeof(why))) {
     case EVENT_INVALID:
+        /* Nothing of it is in the batch, and a group it would have
+         * opened never exists. */
+        if (fresh != NULL)
+            event_batch_free(fresh->batch);
+        free(fresh);
         free(p);
-        log_info("event=webhook_rejected status=400 reason=\"%s\"", why);
+        log_info("event=webhook_rejected remote=%s id=%s type=%s status=400 reason=%s",
+                 log_q(peer_of(req, peer, sizeof(peer))), log_q(id), log_q(type), log_q(why));
         reply_error(req, 400, "Bad Request", why);
         return;
+    case EVENT_NOMEM:
+        free(p);
+        reply_error(req, 503, "Service Unavailable", "out of memory");
+        return;
     case EVENT_MALFORMED:
-        log_warn("event=malformed_event id=%s source=webhook reason=\"%s\" note=\"kept in the log "
-                 "only\"",
-                 id, why);
+        log_warn("event=malformed_event remote=%s id=%s type=%s source=webhook reason=%s "
+                 "note=\"kept in the log only\"",
+                 log_q(peer_of(req, peer, sizeof(peer))), log_q(id), log_q(type), log_q(why));
         break;
     case EVENT_UNKNOWN:
     case EVENT_OK:
         break;
     }
+    if (fresh != NULL) {
+        fresh->state = WEBHOOK_GROUP_OPEN;
+        fresh->owner = w;
+        w->open = fresh;
+    }
     /* Keep the request alive past a client hang-up until we answer it. */
     evhttp_request_own(req);
     p->req = req;
-    p->state = WREQ_QUEUED;
-    if (w->open->tail != NULL)
-        w->open->tail->next = p;
-    else
-        w->open->head = p;
-    w->open->tail = p;
-    w->open->n++;
     w->open->bytes += len;
+    group_dispatch(w->open, WEBHOOK_GROUP_EV_ADD, p);
     flush(w);
 }
 
@@ -275,7 +343,7 @@ static void handle_metrics(webhook_t *w, struct evhttp_request *req)
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     sweep_connections(w);
-    metrics_gauges_t g = {.now_ms = wall_ms(), .webhook_connections = w->connections};
+    metrics_gauges_t g = {.now_ms = clock_wall_ms(), .webhook_connections = w->connections};
     if (f == NULL) {
         reply_error(req, 500, "Internal Server Error", "out of memory");
         return;
@@ -308,39 +376,51 @@ static void on_request(struct evhttp_request *req, void *arg)
     webhook_t *w = arg;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    bool get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+    const char *method;
 
-    if (path == NULL)
-        path = "";
-    if (strcmp(path, w->cfg->webhook_path) == 0) {
-        if (cmd != EVHTTP_REQ_POST) {
-            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-            reply_error(req, 405, "Method Not Allowed", "use POST");
-            return;
-        }
+    switch (evhttp_request_get_command(req)) {
+    case EVHTTP_REQ_POST:
+        method = "POST";
+        break;
+    case EVHTTP_REQ_GET:
+        method = "GET";
+        break;
+    case EVHTTP_REQ_HEAD:
+        method = "HEAD";
+        break;
+    default:
+        method = "";
+        break;
+    }
+    /* The gate has refused most of what is refused here already; this
+     * stays the answer for a connection made without it. */
+    switch (webhook_route(method, path != NULL ? path : "", w->cfg->webhook_path)) {
+    case WEBHOOK_ROUTE_WEBHOOK:
         handle_webhook(w, req);
         return;
-    }
-    bool known = strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
-                 strcmp(path, "/metrics") == 0;
-    if (!known) {
+    case WEBHOOK_ROUTE_WEBHOOK_METHOD:
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+        reply_error(req, 405, "Method Not Allowed", "use POST");
+        return;
+    case WEBHOOK_ROUTE_NOT_FOUND:
         handle_plain(req, 404, "Not Found", "not found");
         return;
-    }
-    if (!get) {
+    case WEBHOOK_ROUTE_PROBE_METHOD:
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
         handle_plain(req, 405, "Method Not Allowed", "use GET");
         return;
-    }
-    if (strcmp(path, "/healthz") == 0) {
+    case WEBHOOK_ROUTE_HEALTHZ:
         handle_plain(req, 200, "OK", "ok");
-    } else if (strcmp(path, "/readyz") == 0) {
+        return;
+    case WEBHOOK_ROUTE_READYZ: {
         char why[256] = "ready";
         bool ready = w->hooks.ready == NULL || w->hooks.ready(w->hooks.arg, why, sizeof(why));
         handle_plain(req, ready ? 200 : 503, ready ? "OK" : "Service Unavailable", why);
-    } else {
+        return;
+    }
+    case WEBHOOK_ROUTE_METRICS:
         handle_metrics(w, req);
+        return;
     }
 }
 
@@ -387,13 +467,14 @@ static struct bufferevent *new_connection(struct event_base *base, void *arg)
     webhook_t *w = arg;
     if (w->n_tracked == w->cap_tracked) {
         size_t cap = w->cap_tracked ? w->cap_tracked * 2 : 64;
-        struct bufferevent **t = realloc(w->tracked, cap * sizeof(*t));
+        struct bufferevent **t = realloc(w->tracked, cap * sizeof(struct bufferevent *));
         if (t == NULL)
             return NULL; /* evhttp then makes an untracked one itself */
         w->tracked = t;
         w->cap_tracked = cap;
     }
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    (void)base;
+    struct bufferevent *bev = webhook_gate_connection(w->gate);
     if (bev == NULL)
         return NULL;
     bufferevent_incref(bev);
@@ -410,9 +491,9 @@ static struct bufferevent *new_connection(struct event_base *base, void *arg)
 
 /*
  * libevent answers bodies over its limit itself, with an HTML page we
- * cannot count or shape.  Its limit sits a little above max_body, so an
- * oversized webhook normally reaches handle_webhook and gets our 413; only
- * a body far over the limit is refused by libevent before it is read.
+ * cannot count or shape.  The gate refuses a Content-Length over max_body
+ * from the head already; this limit, a little above it, stays a backstop
+ * behind which handle_webhook's own 413 check sits.
  */
 static ev_ssize_t body_cap(const config_t *cfg)
 {
@@ -421,7 +502,7 @@ static ev_ssize_t body_cap(const config_t *cfg)
 
 static void set_timeout(struct evhttp *http, int64_t ms)
 {
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    struct timeval tv = clock_timeval(ms);
     evhttp_set_timeout_tv(http, &tv);
 }
 
@@ -449,6 +530,15 @@ static bool split_listen(const char *listen, char *host, size_t hostlen, int *po
     return true;
 }
 
+/* The gate's bounds from the config. */
+static webhook_gate_limits_t gate_limits(const config_t *cfg)
+{
+    size_t budget = cfg->max_unverified_bytes != 0 ? cfg->max_unverified_bytes
+                                                   : UNVERIFIED_BODIES * cfg->max_body;
+    webhook_gate_limits_t lim = {cfg, budget, cfg->request_deadline_ms};
+    return lim;
+}
+
 webhook_t *webhook_new(struct event_base *base, const config_t *cfg, store_t *store,
                        const webhook_hooks_t *hooks, char *err, size_t errlen)
 {
@@ -468,7 +558,9 @@ webhook_t *webhook_new(struct event_base *base, const config_t *cfg, store_t *st
         snprintf(err, errlen, "[webhook] listen: '%s' is not host:port", cfg->listen);
         goto fail;
     }
-    w->http = evhttp_new(base);
+    webhook_gate_limits_t lim = gate_limits(cfg);
+    w->gate = webhook_gate_new(base, &lim);
+    w->http = w->gate != NULL ? evhttp_new(base) : NULL;
     if (w->http == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -486,20 +578,25 @@ webhook_t *webhook_new(struct event_base *base, const config_t *cfg, store_t *st
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    struct timeval every = {0, SWEEP_INTERVAL_MS * 1000};
+    struct timeval every = clock_timeval(SWEEP_INTERVAL_MS);
     event_add(w->sweep, &every);
     w->bound = evhttp_bind_socket_with_handle(w->http, host, (ev_uint16_t)port);
     if (w->bound == NULL) {
         snprintf(err, errlen, "[webhook] listen: cannot bind %s", cfg->listen);
         goto fail;
     }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } addr;
+    memset(&addr, 0, sizeof(addr));
+    socklen_t sl = sizeof(addr);
     int bound_port = 0; /* what port 0 picked */
-    if (getsockname(evhttp_bound_socket_get_fd(w->bound), (struct sockaddr *)&ss, &sl) == 0)
-        bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                    : ((struct sockaddr_in *)&ss)->sin_port);
-    log_info("event=listening address=%s port=%d path=%s", host, bound_port, cfg->webhook_path);
+    if (getsockname(evhttp_bound_socket_get_fd(w->bound), &addr.sa, &sl) == 0)
+        bound_port = ntohs(addr.sa.sa_family == AF_INET6 ? addr.in6.sin6_port : addr.in.sin_port);
+    log_info("event=listening address=%s port=%d path=%s", log_q(host), bound_port,
+             log_q(cfg->webhook_path));
     return w;
 
 fail:
@@ -509,7 +606,9 @@ fail:
 
 void webhook_set_config(webhook_t *w, const config_t *cfg)
 {
+    webhook_gate_limits_t lim = gate_limits(cfg);
     w->cfg = cfg;
+    webhook_gate_set_limits(w->gate, &lim);
     evhttp_set_max_body_size(w->http, body_cap(cfg));
     set_timeout(w->http, cfg->client_timeout_ms);
 }
@@ -531,12 +630,12 @@ void webhook_free(webhook_t *w)
 {
     if (w == NULL)
         return;
+    /* Every request is answered while its connection still exists; a
+     * group with the store is orphaned and freed when the store reports. */
     if (w->open != NULL)
-        answer_group(w->open, false);
-    /* A group being committed is answered when the store finishes or
-     * fails its job, which may be after this listener is gone. */
+        group_dispatch(w->open, WEBHOOK_GROUP_EV_CLOSE, NULL);
     if (w->inflight != NULL)
-        w->inflight->owner = NULL;
+        group_dispatch(w->inflight, WEBHOOK_GROUP_EV_CLOSE, NULL);
     if (w->http != NULL)
         evhttp_free(w->http);
     if (w->sweep != NULL)
@@ -544,5 +643,7 @@ void webhook_free(webhook_t *w)
     for (size_t i = 0; i < w->n_tracked; i++)
         bufferevent_decref(w->tracked[i]);
     free(w->tracked);
+    /* Last: the connections released above were its users. */
+    webhook_gate_free(w->gate);
     free(w);
 }

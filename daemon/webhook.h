@@ -44,10 +44,16 @@ void webhook_set_config(webhook_t *w, const config_t *cfg);
 /* Closes the listening socket; requests in flight still get their answer. */
 void webhook_stop_accepting(webhook_t *w);
 
-/* True while some request waits for its batch to commit. */
+/* True while some request waits for its batch to commit (never for a
+ * request already answered, e.g. one refused with 400). */
 bool webhook_busy(const webhook_t *w);
 
-/* Frees the listener; requests still waiting are answered 503.  Accepts NULL. */
+/*
+ * Frees the listener; every request still waiting is answered 503 before
+ * its connection goes.  A batch still with the store stays the store's:
+ * its completion, whenever it comes, only releases what is left, so the
+ * listener and the store may be freed in either order.  Accepts NULL.
+ */
 void webhook_free(webhook_t *w);
 
 #endif

@@ -13,6 +13,7 @@
  */
 #include "emu_gen.h"
 
+#include "emu_state.h"
 #include "emu_util.h"
 
 #include <cjson/cJSON.h>
@@ -24,31 +25,9 @@
 #define MAX_COUNT 50000000u
 #define NO_REF UINT32_MAX /* an optional reference that is null */
 
-typedef enum {
-    TBL_ORGANIZATIONS, /* organization.* */
-    TBL_USERS,         /* user.* */
-    TBL_MEMBERSHIPS,   /* organization_membership.* */
-    TBL_INVITATIONS,   /* invitation.* */
-    TBL_SESSIONS,      /* session.* */
-    TBL_API_KEYS,      /* api_key.* */
-    TBL_COUNT,
-} table_t;
-
-static const char *const table_names[TBL_COUNT] = {
-    "organizations", "users", "organization_memberships", "invitations", "sessions", "api_keys",
-};
-
-/* The snapshot a correct mirror ends up with for one object. */
-typedef struct {
-    char *payload; /* data object of the winning event */
-    int64_t win_ms;
-    bool deleted;
-} expect_t;
-
 /* What every simulated object has in common. */
 typedef struct {
     char id[48];
-    uint32_t exp; /* index into the expectations of its table */
     bool deleted;
     int64_t created_ms, updated_ms;
     char *snap; /* last payload sent */
@@ -134,13 +113,12 @@ typedef struct {
     size_t nsess, capsess;
     apikey_t *keys;
     size_t nkeys, capkeys;
-    expect_t *exp[TBL_COUNT];
-    size_t nexp[TBL_COUNT], capexp[TBL_COUNT];
+    emu_state_t *state; /* what a correct mirror holds so far */
     size_t live_orgs, live_users;
     uint64_t serial; /* makes generated emails and names unique */
     /* Recently deleted or finished objects, for stale re-sends after them. */
     struct {
-        table_t t;
+        emu_table_t t;
         uint32_t i;
     } gone[64];
     size_t ngone;
@@ -371,28 +349,11 @@ static void random_hex(gen_t *g, char *out, size_t n)
 
 /* ---- expectations ---- */
 
-static uint32_t expect_new(gen_t *g, table_t t)
+/* Applies the winner rule to one event carrying payload for object o. */
+static void expect_apply(gen_t *g, emu_table_t t, const base_t *o, int64_t updated_ms,
+                         const char *payload, bool is_delete)
 {
-    grow((void **)&g->exp[t], &g->capexp[t], g->nexp[t], sizeof(expect_t));
-    expect_t *e = &g->exp[t][g->nexp[t]];
-    memset(e, 0, sizeof(*e));
-    return (uint32_t)g->nexp[t]++;
-}
-
-/* Applies the winner rule to one event carrying payload for object e. */
-static void expect_apply(gen_t *g, table_t t, uint32_t idx, int64_t updated_ms, const char *payload,
-                         bool is_delete)
-{
-    expect_t *e = &g->exp[t][idx];
-    if (e->deleted)
-        return;
-    if (e->payload == NULL || updated_ms >= e->win_ms) {
-        free(e->payload);
-        e->payload = emu_xstrdup(payload);
-        e->win_ms = updated_ms;
-    }
-    if (is_delete)
-        e->deleted = true;
+    emu_state_apply(g->state, t, o->id, true, updated_ms, payload, strlen(payload), is_delete);
 }
 
 /* ---- event output ---- */
@@ -421,7 +382,7 @@ static void emit(gen_t *g, const char *type, const char *data, int64_t at)
 /* Emits a mirrored object's snapshot (already in g->data) and applies it
  * to the expectations. A snapshot that changed the object (rotate) becomes
  * the current one and the previous one is kept for stale re-sends. */
-static void emit_object(gen_t *g, table_t t, base_t *o, const char *type, int64_t at,
+static void emit_object(gen_t *g, emu_table_t t, base_t *o, const char *type, int64_t at,
                         bool is_delete, bool rotate)
 {
     if (rotate) {
@@ -436,10 +397,10 @@ static void emit_object(gen_t *g, table_t t, base_t *o, const char *type, int64_
         o->snap_ms = o->updated_ms;
     }
     emit(g, type, g->data.data, at);
-    expect_apply(g, t, o->exp, o->updated_ms, g->data.data, is_delete);
+    expect_apply(g, t, o, o->updated_ms, g->data.data, is_delete);
 }
 
-static void remember_gone(gen_t *g, table_t t, uint32_t i)
+static void remember_gone(gen_t *g, emu_table_t t, uint32_t i)
 {
     size_t slot = g->ngone < N_(g->gone) ? g->ngone++ : pick(g, N_(g->gone));
     g->gone[slot].t = t;
@@ -760,11 +721,10 @@ static bool pick_live_key(gen_t *g, uint32_t *out)
 /* ---- actions: each returns the number of events it would emit (when
  * dry) or emits them; 0 means not possible right now ---- */
 
-static void new_base(gen_t *g, base_t *b, table_t t, const char *prefix, int64_t at)
+static void new_base(gen_t *g, base_t *b, const char *prefix, int64_t at)
 {
     memset(b, 0, sizeof(*b));
     make_id(g, prefix, at, b->id, sizeof(b->id));
-    b->exp = expect_new(g, t);
     b->created_ms = b->updated_ms = at;
 }
 
@@ -774,7 +734,7 @@ static void org_create(gen_t *g)
     grow((void **)&g->orgs, &g->caporgs, g->norgs, sizeof(org_t));
     org_t *o = &g->orgs[g->norgs++];
     g->live_orgs++;
-    new_base(g, &o->b, TBL_ORGANIZATIONS, "org_", t);
+    new_base(g, &o->b, "org_", t);
     emu_buf_t name = {0};
     emu_buf_printf(&name, "%s %llu", org_names[pick(g, N_(org_names))],
                    (unsigned long long)++g->serial);
@@ -798,7 +758,7 @@ static void org_create(gen_t *g)
         snprintf(o->stripe, sizeof(o->stripe), "cus_%s", hex);
     }
     ser_org(g, o);
-    emit_object(g, TBL_ORGANIZATIONS, &o->b, "organization.created", t, false, true);
+    emit_object(g, EMU_TBL_ORGANIZATIONS, &o->b, "organization.created", t, false, true);
 }
 
 static void org_update(gen_t *g, uint32_t i)
@@ -829,7 +789,7 @@ static void org_update(gen_t *g, uint32_t i)
         break;
     }
     ser_org(g, o);
-    emit_object(g, TBL_ORGANIZATIONS, &o->b, "organization.updated", t, false, true);
+    emit_object(g, EMU_TBL_ORGANIZATIONS, &o->b, "organization.updated", t, false, true);
 }
 
 static void om_delete(gen_t *g, uint32_t i)
@@ -838,9 +798,9 @@ static void om_delete(gen_t *g, uint32_t i)
     om_t *m = &g->oms[i];
     /* Deletes repeat the snapshot, updated_at included. */
     ser_om(g, m);
-    emit_object(g, TBL_MEMBERSHIPS, &m->b, "organization_membership.deleted", t, true, false);
+    emit_object(g, EMU_TBL_MEMBERSHIPS, &m->b, "organization_membership.deleted", t, true, false);
     m->b.deleted = true;
-    remember_gone(g, TBL_MEMBERSHIPS, i);
+    remember_gone(g, EMU_TBL_MEMBERSHIPS, i);
 }
 
 static size_t org_live_oms(const gen_t *g, uint32_t org)
@@ -859,10 +819,10 @@ static void org_delete(gen_t *g, uint32_t i)
     int64_t t = tick(g);
     org_t *o = &g->orgs[i];
     ser_org(g, o);
-    emit_object(g, TBL_ORGANIZATIONS, &o->b, "organization.deleted", t, true, false);
+    emit_object(g, EMU_TBL_ORGANIZATIONS, &o->b, "organization.deleted", t, true, false);
     o->b.deleted = true;
     g->live_orgs--;
-    remember_gone(g, TBL_ORGANIZATIONS, i);
+    remember_gone(g, EMU_TBL_ORGANIZATIONS, i);
 }
 
 static uint32_t user_add(gen_t *g, int64_t t, const char *email)
@@ -872,7 +832,7 @@ static uint32_t user_add(gen_t *g, int64_t t, const char *email)
     g->live_users++;
     user_t *u = &g->users[idx];
     memset(u, 0, sizeof(*u));
-    new_base(g, &u->b, TBL_USERS, "user_", t);
+    new_base(g, &u->b, "user_", t);
     uint32_t f = pick(g, N_(first_names));
     u->first = pick(g, 10) ? first_names[f] : NULL;
     u->last = pick(g, 8) ? last_names[pick(g, N_(last_names))] : NULL;
@@ -914,7 +874,7 @@ static void user_create(gen_t *g)
     uint32_t idx = user_add(g, t, NULL);
     user_t *u = &g->users[idx];
     ser_user(g, u);
-    emit_object(g, TBL_USERS, &u->b, "user.created", t, false, true);
+    emit_object(g, EMU_TBL_USERS, &u->b, "user.created", t, false, true);
 }
 
 static void user_update(gen_t *g, uint32_t i)
@@ -952,7 +912,7 @@ static void user_update(gen_t *g, uint32_t i)
         break;
     }
     ser_user(g, u);
-    emit_object(g, TBL_USERS, &u->b, "user.updated", t, false, true);
+    emit_object(g, EMU_TBL_USERS, &u->b, "user.updated", t, false, true);
 }
 
 static size_t user_live_oms(const gen_t *g, uint32_t i)
@@ -976,10 +936,10 @@ static void user_delete(gen_t *g, uint32_t i)
     int64_t t = tick(g);
     user_t *u = &g->users[i];
     ser_user(g, u);
-    emit_object(g, TBL_USERS, &u->b, "user.deleted", t, true, false);
+    emit_object(g, EMU_TBL_USERS, &u->b, "user.deleted", t, true, false);
     u->b.deleted = true;
     g->live_users--;
-    remember_gone(g, TBL_USERS, i);
+    remember_gone(g, EMU_TBL_USERS, i);
 }
 
 static bool user_in_org(const gen_t *g, uint32_t user, uint32_t org)
@@ -1000,7 +960,7 @@ static void om_create(gen_t *g, uint32_t user, uint32_t org, const char *role)
     uint32_t idx = (uint32_t)g->noms++;
     om_t *m = &g->oms[idx];
     memset(m, 0, sizeof(*m));
-    new_base(g, &m->b, TBL_MEMBERSHIPS, "om_", t);
+    new_base(g, &m->b, "om_", t);
     m->user = user;
     m->org = org;
     m->role = role ? role : roles[pick(g, 3) ? 0 : pick(g, N_(roles))];
@@ -1012,7 +972,7 @@ static void om_create(gen_t *g, uint32_t user, uint32_t org, const char *role)
     grow((void **)&u->oms, &u->capoms, u->noms, sizeof(uint32_t));
     u->oms[u->noms++] = idx;
     ser_om(g, m);
-    emit_object(g, TBL_MEMBERSHIPS, &m->b, "organization_membership.created", t, false, true);
+    emit_object(g, EMU_TBL_MEMBERSHIPS, &m->b, "organization_membership.created", t, false, true);
 }
 
 static void om_update(gen_t *g, uint32_t i)
@@ -1036,7 +996,7 @@ static void om_update(gen_t *g, uint32_t i)
         break;
     }
     ser_om(g, m);
-    emit_object(g, TBL_MEMBERSHIPS, &m->b, "organization_membership.updated", t, false, true);
+    emit_object(g, EMU_TBL_MEMBERSHIPS, &m->b, "organization_membership.updated", t, false, true);
 }
 
 static void inv_create(gen_t *g)
@@ -1045,7 +1005,7 @@ static void inv_create(gen_t *g)
     grow((void **)&g->invs, &g->capinvs, g->ninvs, sizeof(inv_t));
     inv_t *v = &g->invs[g->ninvs++];
     memset(v, 0, sizeof(*v));
-    new_base(g, &v->b, TBL_INVITATIONS, "inv_", t);
+    new_base(g, &v->b, "inv_", t);
     uint32_t existing;
     emu_buf_t e = {0};
     if (pick(g, 5) == 0 && pick_live_user(g, &existing))
@@ -1063,7 +1023,7 @@ static void inv_create(gen_t *g)
     random_hex(g, v->token, 32);
     v->expires_ms = t + 3LL * 86400000;
     ser_inv(g, v);
-    emit_object(g, TBL_INVITATIONS, &v->b, "invitation.created", t, false, true);
+    emit_object(g, EMU_TBL_INVITATIONS, &v->b, "invitation.created", t, false, true);
 }
 
 static void inv_resend(gen_t *g, uint32_t i)
@@ -1074,7 +1034,7 @@ static void inv_resend(gen_t *g, uint32_t i)
     random_hex(g, v->token, 32);
     v->expires_ms = t + 3LL * 86400000;
     ser_inv(g, v);
-    emit_object(g, TBL_INVITATIONS, &v->b, "invitation.resent", t, false, true);
+    emit_object(g, EMU_TBL_INVITATIONS, &v->b, "invitation.resent", t, false, true);
 }
 
 static void inv_revoke(gen_t *g, uint32_t i)
@@ -1085,8 +1045,8 @@ static void inv_revoke(gen_t *g, uint32_t i)
     v->state = "revoked";
     v->revoked_ms = v->b.updated_ms;
     ser_inv(g, v);
-    emit_object(g, TBL_INVITATIONS, &v->b, "invitation.revoked", t, false, true);
-    remember_gone(g, TBL_INVITATIONS, i);
+    emit_object(g, EMU_TBL_INVITATIONS, &v->b, "invitation.revoked", t, false, true);
+    remember_gone(g, EMU_TBL_INVITATIONS, i);
 }
 
 /* The user an invitation is for, if one exists and is alive. */
@@ -1117,7 +1077,7 @@ static void inv_accept(gen_t *g, uint32_t i)
         u = user_add(g, t, g->invs[i].email);
         g->users[u].verified = true;
         ser_user(g, &g->users[u]);
-        emit_object(g, TBL_USERS, &g->users[u].b, "user.created", t, false, true);
+        emit_object(g, EMU_TBL_USERS, &g->users[u].b, "user.created", t, false, true);
     }
     int64_t t = tick(g);
     inv_t *v = &g->invs[i];
@@ -1126,8 +1086,8 @@ static void inv_accept(gen_t *g, uint32_t i)
     v->accepted_ms = v->b.updated_ms;
     v->accepted_user = u;
     ser_inv(g, v);
-    emit_object(g, TBL_INVITATIONS, &v->b, "invitation.accepted", t, false, true);
-    remember_gone(g, TBL_INVITATIONS, i);
+    emit_object(g, EMU_TBL_INVITATIONS, &v->b, "invitation.accepted", t, false, true);
+    remember_gone(g, EMU_TBL_INVITATIONS, i);
     uint32_t org = v->org;
     if (org != NO_REF && !g->orgs[org].b.deleted && !user_in_org(g, u, org))
         om_create(g, u, org, v->role_slug);
@@ -1162,7 +1122,7 @@ static void session_create(gen_t *g, uint32_t user, uint32_t m)
     grow((void **)&g->sess, &g->capsess, g->nsess, sizeof(sess_t));
     sess_t *s = &g->sess[g->nsess++];
     memset(s, 0, sizeof(*s));
-    new_base(g, &s->b, TBL_SESSIONS, "session_", t);
+    new_base(g, &s->b, "session_", t);
     s->user = user;
     s->org = NO_REF;
     const user_t *u = &g->users[user];
@@ -1179,7 +1139,7 @@ static void session_create(gen_t *g, uint32_t user, uint32_t m)
     s->impersonator = methods[m].event ? -1 : (int)pick(g, N_(impersonators));
     s->expires_ms = t + 30LL * 86400000;
     ser_sess(g, s);
-    emit_object(g, TBL_SESSIONS, &s->b, "session.created", t, false, true);
+    emit_object(g, EMU_TBL_SESSIONS, &s->b, "session.created", t, false, true);
     if (methods[m].event) {
         int64_t t2 = tick(g);
         put_auth_common(g, &g->data, methods[m].auth_type, "succeeded", u, NULL, s->ip, s->ua);
@@ -1196,8 +1156,8 @@ static void session_revoke(gen_t *g, uint32_t i)
     s->status = "revoked";
     s->ended_ms = s->b.updated_ms;
     ser_sess(g, s);
-    emit_object(g, TBL_SESSIONS, &s->b, "session.revoked", t, false, true);
-    remember_gone(g, TBL_SESSIONS, i);
+    emit_object(g, EMU_TBL_SESSIONS, &s->b, "session.revoked", t, false, true);
+    remember_gone(g, EMU_TBL_SESSIONS, i);
 }
 
 static void key_create(gen_t *g, uint32_t org)
@@ -1206,7 +1166,7 @@ static void key_create(gen_t *g, uint32_t org)
     grow((void **)&g->keys, &g->capkeys, g->nkeys, sizeof(apikey_t));
     apikey_t *k = &g->keys[g->nkeys++];
     memset(k, 0, sizeof(*k));
-    new_base(g, &k->b, TBL_API_KEYS, "api_key_", t);
+    new_base(g, &k->b, "api_key_", t);
     k->org = org;
     k->name = key_names[pick(g, N_(key_names))];
     char tail[5];
@@ -1214,7 +1174,7 @@ static void key_create(gen_t *g, uint32_t org)
     snprintf(k->obfuscated, sizeof(k->obfuscated), "sk_...%s", tail);
     k->perms = (int)pick(g, N_(permission_sets));
     ser_key(g, k, pick(g, 3) == 0);
-    emit_object(g, TBL_API_KEYS, &k->b, "api_key.created", t, false, true);
+    emit_object(g, EMU_TBL_API_KEYS, &k->b, "api_key.created", t, false, true);
 }
 
 static void key_revoke(gen_t *g, uint32_t i)
@@ -1227,9 +1187,9 @@ static void key_revoke(gen_t *g, uint32_t i)
     if (k->last_used_ms != 0 && k->last_used_ms <= k->b.created_ms)
         k->last_used_ms = k->b.created_ms + 1;
     ser_key(g, k, false);
-    emit_object(g, TBL_API_KEYS, &k->b, "api_key.revoked", t, true, true);
+    emit_object(g, EMU_TBL_API_KEYS, &k->b, "api_key.revoked", t, true, true);
     k->b.deleted = true;
-    remember_gone(g, TBL_API_KEYS, i);
+    remember_gone(g, EMU_TBL_API_KEYS, i);
 }
 
 static void auth_failure(gen_t *g)
@@ -1325,43 +1285,43 @@ static void future_event(gen_t *g)
     emit(g, future_types[pick(g, N_(future_types))], b->data, t);
 }
 
-static base_t *object_base(gen_t *g, table_t t, uint32_t i)
+static base_t *object_base(gen_t *g, emu_table_t t, uint32_t i)
 {
     switch (t) {
-    case TBL_ORGANIZATIONS:
+    case EMU_TBL_ORGANIZATIONS:
         return &g->orgs[i].b;
-    case TBL_USERS:
+    case EMU_TBL_USERS:
         return &g->users[i].b;
-    case TBL_MEMBERSHIPS:
+    case EMU_TBL_MEMBERSHIPS:
         return &g->oms[i].b;
-    case TBL_INVITATIONS:
+    case EMU_TBL_INVITATIONS:
         return &g->invs[i].b;
-    case TBL_SESSIONS:
+    case EMU_TBL_SESSIONS:
         return &g->sess[i].b;
-    case TBL_API_KEYS:
+    case EMU_TBL_API_KEYS:
         return &g->keys[i].b;
-    case TBL_COUNT:
+    case EMU_TBL_COUNT:
         break;
     }
     abort();
 }
 
-static size_t table_len(const gen_t *g, table_t t)
+static size_t table_len(const gen_t *g, emu_table_t t)
 {
     switch (t) {
-    case TBL_ORGANIZATIONS:
+    case EMU_TBL_ORGANIZATIONS:
         return g->norgs;
-    case TBL_USERS:
+    case EMU_TBL_USERS:
         return g->nusers;
-    case TBL_MEMBERSHIPS:
+    case EMU_TBL_MEMBERSHIPS:
         return g->noms;
-    case TBL_INVITATIONS:
+    case EMU_TBL_INVITATIONS:
         return g->ninvs;
-    case TBL_SESSIONS:
+    case EMU_TBL_SESSIONS:
         return g->nsess;
-    case TBL_API_KEYS:
+    case EMU_TBL_API_KEYS:
         return g->nkeys;
-    case TBL_COUNT:
+    case EMU_TBL_COUNT:
         break;
     }
     return 0;
@@ -1373,14 +1333,14 @@ static size_t table_len(const gen_t *g, table_t t)
 static bool stale_resend(gen_t *g)
 {
     for (int tries = 0; tries < 8; tries++) {
-        table_t t;
+        emu_table_t t;
         uint32_t i;
         if (g->ngone && pick(g, 2)) {
             uint32_t s = pick(g, g->ngone);
             t = g->gone[s].t;
             i = g->gone[s].i;
         } else {
-            t = (table_t)pick(g, TBL_COUNT);
+            t = (emu_table_t)pick(g, EMU_TBL_COUNT);
             size_t n = table_len(g, t);
             if (n == 0)
                 continue;
@@ -1391,7 +1351,7 @@ static bool stale_resend(gen_t *g)
             continue;
         int64_t at = tick(g);
         emit(g, o->prev_event, o->prev, at);
-        expect_apply(g, t, o->exp, o->prev_ms, o->prev, false);
+        expect_apply(g, t, o, o->prev_ms, o->prev, false);
         return true;
     }
     return false;
@@ -1406,7 +1366,7 @@ static bool duplicate_resend(gen_t *g)
     base_t *o = &g->users[i].b;
     int64_t at = tick(g);
     emit(g, o->snap_event, o->snap, at);
-    expect_apply(g, TBL_USERS, o->exp, o->snap_ms, o->snap, false);
+    expect_apply(g, EMU_TBL_USERS, o, o->snap_ms, o->snap, false);
     return true;
 }
 
@@ -1608,6 +1568,42 @@ static bool step(gen_t *g, action_t a)
     return false;
 }
 
+/* ---- a populated environment (--users) ---- */
+
+/* Creates n users, about n/20 organizations, one or two memberships per
+ * user (mostly active), zero to three sessions per user (about a third of
+ * them revoked later), one to three API keys per organization and an
+ * invitation for about one user in ten, as ordinary events. */
+static void populate(gen_t *g, uint64_t n)
+{
+    uint64_t norgs = n / 20 ? n / 20 : 1;
+    for (uint64_t i = 0; i < norgs; i++) {
+        org_create(g);
+        uint32_t keys = 1 + pick(g, 3);
+        for (uint32_t k = 0; k < keys; k++)
+            key_create(g, (uint32_t)(g->norgs - 1));
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        g->ascii = emu_rng_below(&g->rng, 25) == 0;
+        user_create(g);
+        uint32_t u = (uint32_t)(g->nusers - 1);
+        uint32_t memberships = 1 + (pick(g, 4) == 0);
+        for (uint32_t m = 0; m < memberships; m++) {
+            uint32_t org = pick(g, g->norgs);
+            if (!user_in_org(g, u, org))
+                om_create(g, u, org, NULL);
+        }
+        uint32_t sessions = pick(g, 4);
+        for (uint32_t k = 0; k < sessions; k++)
+            session_create(g, u, pick(g, N_(methods)));
+        if (pick(g, 10) == 0)
+            inv_create(g);
+    }
+    for (size_t i = 0; i < g->nsess; i++)
+        if (pick(g, 3) == 0)
+            session_revoke(g, (uint32_t)i);
+}
+
 /* ---- expected state ---- */
 
 static void add_field(cJSON *fields, const char *name, const cJSON *v)
@@ -1624,7 +1620,7 @@ static void add_fields(cJSON *fields, const cJSON *data, const char *const *name
         add_field(fields, *names, cJSON_GetObjectItemCaseSensitive(data, *names));
 }
 
-static bool write_expect_table(gen_t *g, table_t t, FILE *f, size_t *deleted)
+static bool write_expect_table(gen_t *g, emu_table_t t, FILE *f, size_t *deleted)
 {
     static const char *const user_f[] = {"email",       "first_name", "last_name", "email_verified",
                                          "external_id", "locale",     NULL};
@@ -1635,46 +1631,46 @@ static bool write_expect_table(gen_t *g, table_t t, FILE *f, size_t *deleted)
     static const char *const key_f[] = {"name", "obfuscated_value", NULL};
     static const char *const org_f[] = {"name", "external_id", NULL};
 
-    for (size_t k = 0; k < g->nexp[t]; k++) {
-        const expect_t *e = &g->exp[t][k];
+    for (size_t k = 0; k < emu_state_count(g->state, t); k++) {
+        const emu_obj_t *e = emu_state_at(g->state, t, k);
         cJSON *data = cJSON_Parse(e->payload);
         if (data == NULL)
             return false;
         cJSON *line = cJSON_CreateObject();
         cJSON *fields = cJSON_CreateObject();
-        cJSON_AddStringToObject(line, "table", table_names[t]);
+        cJSON_AddStringToObject(line, "table", emu_table_name(t));
         add_field(line, "id", cJSON_GetObjectItemCaseSensitive(data, "id"));
         add_field(line, "updated_at", cJSON_GetObjectItemCaseSensitive(data, "updated_at"));
         cJSON_AddBoolToObject(line, "deleted", e->deleted);
         *deleted += e->deleted;
         switch (t) {
-        case TBL_USERS:
+        case EMU_TBL_USERS:
             add_fields(fields, data, user_f);
             break;
-        case TBL_MEMBERSHIPS:
+        case EMU_TBL_MEMBERSHIPS:
             add_fields(fields, data, om_f);
             add_field(fields, "role_slug",
                       cJSON_GetObjectItemCaseSensitive(
                           cJSON_GetObjectItemCaseSensitive(data, "role"), "slug"));
             add_fields(fields, data, om_f2);
             break;
-        case TBL_INVITATIONS:
+        case EMU_TBL_INVITATIONS:
             add_fields(fields, data, inv_f);
             break;
-        case TBL_SESSIONS:
+        case EMU_TBL_SESSIONS:
             add_fields(fields, data, sess_f);
             break;
-        case TBL_API_KEYS: {
+        case EMU_TBL_API_KEYS: {
             const cJSON *owner = cJSON_GetObjectItemCaseSensitive(data, "owner");
             add_field(fields, "owner_type", cJSON_GetObjectItemCaseSensitive(owner, "type"));
             add_field(fields, "owner_id", cJSON_GetObjectItemCaseSensitive(owner, "id"));
             add_fields(fields, data, key_f);
             break;
         }
-        case TBL_ORGANIZATIONS:
+        case EMU_TBL_ORGANIZATIONS:
             add_fields(fields, data, org_f);
             break;
-        case TBL_COUNT:
+        case EMU_TBL_COUNT:
             break;
         }
         cJSON_AddItemToObject(line, "fields", fields);
@@ -1729,19 +1725,15 @@ static void gen_free(gen_t *g)
     free(g->invs);
     free(g->sess);
     free(g->keys);
-    for (int t = 0; t < TBL_COUNT; t++) {
-        for (size_t k = 0; k < g->nexp[t]; k++)
-            free(g->exp[t][k].payload);
-        free(g->exp[t]);
-    }
+    emu_state_free(g->state);
     emu_buf_free(&g->ev);
     emu_buf_free(&g->data);
 }
 
 static void usage(void)
 {
-    fputs("usage: workos-emulator gen --count N [--seed S] [--out FILE] [--expect FILE]\n"
-          "         [--start 2026-01-01T00:00:00Z]\n",
+    fputs("usage: workos-emulator gen {--count N | --users N [--count N]} [--seed S]\n"
+          "         [--out FILE] [--expect FILE] [--start 2026-01-01T00:00:00Z]\n",
           stderr);
 }
 
@@ -1755,17 +1747,14 @@ static FILE *open_out(const char *path)
 int emu_gen_main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"count", required_argument, NULL, 'n'},
-        {"seed", required_argument, NULL, 's'},
-        {"out", required_argument, NULL, 'o'},
-        {"expect", required_argument, NULL, 'x'},
-        {"start", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"count", required_argument, NULL, 'n'},  {"users", required_argument, NULL, 'u'},
+        {"seed", required_argument, NULL, 's'},   {"out", required_argument, NULL, 'o'},
+        {"expect", required_argument, NULL, 'x'}, {"start", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *out_path = NULL, *expect_path = NULL, *start = "2026-01-01T00:00:00Z";
-    uint64_t count = 0, seed = 1;
-    bool have_count = false;
+    uint64_t count = 0, seed = 1, users = 0;
+    bool have_count = false, have_users = false;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1776,6 +1765,13 @@ int emu_gen_main(int argc, char **argv)
                 return 64;
             }
             have_count = true;
+            break;
+        case 'u':
+            if (!emu_parse_u64(optarg, 10000000, &users) || users == 0) {
+                fprintf(stderr, "workos-emulator: --users must be 1..10000000\n");
+                return 64;
+            }
+            have_users = true;
             break;
         case 's':
             if (!emu_parse_u64(optarg, UINT64_MAX, &seed)) {
@@ -1800,12 +1796,13 @@ int emu_gen_main(int argc, char **argv)
             return 64;
         }
     }
-    if (!have_count || optind != argc) {
+    if ((!have_count && !have_users) || optind != argc) {
         usage();
         return 64;
     }
 
     gen_t *g = emu_xcalloc(1, sizeof(*g));
+    g->state = emu_state_new();
     int rc = 1;
     FILE *xf = NULL;
     if (!emu_time_parse(start, strlen(start), &g->now)) {
@@ -1821,6 +1818,11 @@ int emu_gen_main(int argc, char **argv)
         goto out;
     }
     setvbuf(g->out, NULL, _IOFBF, 1 << 20);
+    if (have_users) {
+        populate(g, users);
+        if (g->target < g->count)
+            g->target = g->count;
+    }
 
     uint32_t total = 0;
     while (g->count < g->target) {
@@ -1846,16 +1848,16 @@ int emu_gen_main(int argc, char **argv)
     }
 
     size_t objects = 0, deleted = 0;
-    for (int t = 0; t < TBL_COUNT; t++)
-        objects += g->nexp[t];
+    for (int t = 0; t < EMU_TBL_COUNT; t++)
+        objects += emu_state_count(g->state, (emu_table_t)t);
     if (expect_path) {
         xf = open_out(expect_path);
         if (xf == NULL) {
             fprintf(stderr, "workos-emulator: cannot write %s\n", expect_path);
             goto out;
         }
-        for (int t = 0; t < TBL_COUNT; t++) {
-            if (!write_expect_table(g, (table_t)t, xf, &deleted)) {
+        for (int t = 0; t < EMU_TBL_COUNT; t++) {
+            if (!write_expect_table(g, (emu_table_t)t, xf, &deleted)) {
                 fprintf(stderr, "workos-emulator: internal error writing expectations\n");
                 goto out;
             }
@@ -1865,12 +1867,15 @@ int emu_gen_main(int argc, char **argv)
         fprintf(stderr, "workos-emulator: write error\n");
         goto out;
     }
-    fprintf(stderr,
-            "events=%llu objects=%zu deleted=%zu organizations=%zu users=%zu "
-            "organization_memberships=%zu invitations=%zu sessions=%zu api_keys=%zu\n",
-            (unsigned long long)g->count, objects, deleted, g->nexp[TBL_ORGANIZATIONS],
-            g->nexp[TBL_USERS], g->nexp[TBL_MEMBERSHIPS], g->nexp[TBL_INVITATIONS],
-            g->nexp[TBL_SESSIONS], g->nexp[TBL_API_KEYS]);
+    fprintf(
+        stderr,
+        "events=%llu objects=%zu deleted=%zu organizations=%zu users=%zu "
+        "organization_memberships=%zu invitations=%zu sessions=%zu api_keys=%zu\n",
+        (unsigned long long)g->count, objects, deleted,
+        emu_state_count(g->state, EMU_TBL_ORGANIZATIONS), emu_state_count(g->state, EMU_TBL_USERS),
+        emu_state_count(g->state, EMU_TBL_MEMBERSHIPS),
+        emu_state_count(g->state, EMU_TBL_INVITATIONS), emu_state_count(g->state, EMU_TBL_SESSIONS),
+        emu_state_count(g->state, EMU_TBL_API_KEYS));
     rc = 0;
 out:
     if (xf && xf != stdout)

@@ -1,7 +1,9 @@
 /*
  * Entry point of workos-emulator, the project's stand-in for the WorkOS
- * Events API in tests: `serve` answers GET /events from a JSONL stream with
- * fault injection, `gen` writes such a stream plus the mirror state a
+ * Events API and list endpoints in tests: `serve` answers GET /events from a
+ * JSONL stream and the list endpoints from the state it leads to, with fault
+ * injection, rate limits, latency and retention; `gen` writes such a stream
+ * plus the mirror state a
  * correct consumer must reach, `send` delivers a stream as signed webhooks.
  */
 #include "emu_gen.h"
@@ -14,7 +16,7 @@
 static void usage(void)
 {
     fputs("usage: workos-emulator serve --events FILE.jsonl [options]   (serve --help)\n"
-          "       workos-emulator gen --count N [options]               (gen --help)\n"
+          "       workos-emulator gen --count N | --users N [options]   (gen --help)\n"
           "       workos-emulator send --url URL --secret S --events FILE (send --help)\n",
           stderr);
 }

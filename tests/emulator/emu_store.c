@@ -435,6 +435,16 @@ static size_t lower_bound_pos(const uint32_t *v, size_t n, uint32_t pos)
     return lo;
 }
 
+size_t emu_store_first_at_or_after(const emu_store_t *st, int64_t ms)
+{
+    if (st->monotone)
+        return lower_bound_created(st, ms);
+    for (size_t i = 0; i < st->n; i++)
+        if (st->ev[i].created_ms >= ms)
+            return i;
+    return st->n;
+}
+
 /* Walks candidate positions in listing order: either every position, or a
  * k-way merge of the per-type position lists of the filter. */
 typedef struct {
@@ -519,6 +529,8 @@ size_t emu_store_query(const emu_store_t *st, const emu_query_t *q, uint32_t *ou
     int64_t start;
     if (q->asc) {
         start = q->has_after ? (int64_t)q->after_pos + 1 : 0;
+        if (start < (int64_t)q->min_pos)
+            start = q->min_pos;
         if (q->has_start && st->monotone) {
             int64_t lb = (int64_t)lower_bound_created(st, q->start_ms);
             start = lb > start ? lb : start;
@@ -540,6 +552,8 @@ size_t emu_store_query(const emu_store_t *st, const emu_query_t *q, uint32_t *ou
     size_t got = 0;
     int64_t pos;
     while ((pos = walk_next(&w)) >= 0) {
+        if (pos < (int64_t)q->min_pos)
+            break; /* descending past the oldest retained event */
         int64_t c = st->ev[pos].created_ms;
         /* Past the far end of the range: on a monotone stream nothing
          * further can match, otherwise keep looking. */

@@ -31,6 +31,7 @@ typedef struct {
     const uint32_t *types; /* type indexes from emu_store_find_type */
     size_t ntypes;         /* may be 0 with filtered set: nothing matches */
     size_t limit;          /* page size, > 0 */
+    uint32_t min_pos;      /* events before this position are not served */
 } emu_query_t;
 
 /* Creates an empty store; never returns NULL. Free with emu_store_free. */
@@ -57,6 +58,11 @@ bool emu_store_find_id(const emu_store_t *st, const char *id, uint32_t *pos) EMU
 
 /* Looks up an event type seen in the stream; stores its index in *idx. */
 bool emu_store_find_type(const emu_store_t *st, const char *type, uint32_t *idx) EMU_WUR;
+
+/* Stream position of the first event whose created_at is >= ms (binary
+ * search while created_at never decreased, a scan otherwise); the count of
+ * events when there is none. */
+size_t emu_store_first_at_or_after(const emu_store_t *st, int64_t ms);
 
 /* Fills out[] (room for q->limit entries) with the stream positions of the
  * next page for q, in listing order, and returns how many. *more is set when

@@ -544,3 +544,51 @@ bool emu_parse_u64(const char *s, uint64_t max, uint64_t *out)
     *out = v;
     return true;
 }
+
+void emu_params_parse(emu_params_t *ps, const char *q)
+{
+    ps->n = 0;
+    while (q && *q && ps->n < EMU_MAX_PARAMS) {
+        const char *amp = strchr(q, '&');
+        size_t len = amp ? (size_t)(amp - q) : strlen(q);
+        if (len > 0) {
+            const char *eq = memchr(q, '=', len);
+            size_t klen = eq ? (size_t)(eq - q) : len;
+            size_t vlen = eq ? len - klen - 1 : 0;
+            ps->p[ps->n].key = emu_xmalloc(klen + 1);
+            emu_url_decode(q, klen, ps->p[ps->n].key);
+            ps->p[ps->n].val = emu_xmalloc(vlen + 1);
+            emu_url_decode(eq ? eq + 1 : q + len, vlen, ps->p[ps->n].val);
+            ps->n++;
+        }
+        q = amp ? amp + 1 : NULL;
+    }
+}
+
+void emu_params_free(emu_params_t *ps)
+{
+    for (size_t i = 0; i < ps->n; i++) {
+        free(ps->p[i].key);
+        free(ps->p[i].val);
+    }
+    ps->n = 0;
+}
+
+const char *emu_params_get(const emu_params_t *ps, const char *key)
+{
+    const char *v = NULL;
+    for (size_t i = 0; i < ps->n; i++)
+        if (strcmp(ps->p[i].key, key) == 0)
+            v = ps->p[i].val;
+    return v;
+}
+
+void emu_validation_body(emu_buf_t *b, const char *field, const char *msg)
+{
+    emu_buf_adds(b, "{\"message\":\"Validation failed\",\"code\":\"invalid_request_parameters\","
+                    "\"errors\":[{\"field\":");
+    emu_buf_json_str(b, field);
+    emu_buf_adds(b, ",\"code\":");
+    emu_buf_json_str(b, msg);
+    emu_buf_adds(b, "}]}");
+}

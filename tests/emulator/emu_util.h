@@ -97,4 +97,28 @@ bool emu_read_file(const char *path, char **out, size_t *len, char *err, size_t 
  * string. Returns false on anything else. */
 bool emu_parse_u64(const char *s, uint64_t max, uint64_t *out) EMU_WUR;
 
+/* Query parameters of one request, URL-decoded (keys too, so `events%5B%5D`
+ * reads as `events[]`). */
+#define EMU_MAX_PARAMS 256
+typedef struct {
+    struct {
+        char *key;
+        char *val;
+    } p[EMU_MAX_PARAMS];
+    size_t n;
+} emu_params_t;
+
+/* Splits raw query string q (may be NULL) into ps; parameters beyond
+ * EMU_MAX_PARAMS are dropped. Release with emu_params_free. */
+void emu_params_parse(emu_params_t *ps, const char *q);
+/* Releases the strings of ps and empties it. */
+void emu_params_free(emu_params_t *ps);
+/* Last value of key, or NULL. */
+const char *emu_params_get(const emu_params_t *ps, const char *key);
+
+/* Appends the 422 body WorkOS returns for a bad listing parameter:
+ * {"message":"Validation failed","code":"invalid_request_parameters",
+ *  "errors":[{"field":field,"code":msg}]}. */
+void emu_validation_body(emu_buf_t *b, const char *field, const char *msg);
+
 #endif

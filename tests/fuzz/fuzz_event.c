@@ -1,6 +1,6 @@
 /*
- * libFuzzer target for a webhook body (parsed by event_parse_json, as the receiver does): the bytes are parsed as webhook.c
- * parses them and the envelope goes through event_batch_add, then the batch
+ * libFuzzer target for a webhook body (parsed by event_parse_json, as the receiver does): the bytes
+ * are parsed as webhook.c parses them and the envelope goes through event_batch_add, then the batch
  * is rendered as the apply statement's parameters and checked (see
  * batch_check.h).  An envelope is refused exactly when it adds no event.
  * clock_parse_iso8601 also gets the input as a string.  Events API pages

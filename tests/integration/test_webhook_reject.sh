@@ -52,12 +52,14 @@ for c in 'invalid JSON|{"object":"event","id":"evt_x",' \
     'envelope without id|{"object":"event","event":"user.created","data":{"object":"user","id":"user_r2","updated_at":"2026-02-01T00:00:00.000Z","created_at":"2026-02-01T00:00:00.000Z"},"created_at":"2026-02-01T00:00:00.000Z"}' \
     'envelope without event|{"object":"event","id":"evt_REJECT_noevent","data":{"object":"user","id":"user_r3","updated_at":"2026-02-01T00:00:00.000Z","created_at":"2026-02-01T00:00:00.000Z"},"created_at":"2026-02-01T00:00:00.000Z"}' \
     'envelope without created_at|{"object":"event","id":"evt_REJECT_nocreated","event":"user.created","data":{"object":"user","id":"user_r4","updated_at":"2026-02-01T00:00:00.000Z","created_at":"2026-02-01T00:00:00.000Z"}}' \
-    'envelope without data|{"object":"event","id":"evt_REJECT_nodata","event":"user.created","created_at":"2026-02-01T00:00:00.000Z"}'; do
+    'envelope without data|{"object":"event","id":"evt_REJECT_nodata","event":"user.created","created_at":"2026-02-01T00:00:00.000Z"}' \
+    'bytes after the JSON value|{"object":"event","id":"evt_REJECT_trailing","event":"user.created","data":{"object":"user","id":"user_r5","updated_at":"2026-02-01T00:00:00.000Z","created_at":"2026-02-01T00:00:00.000Z"},"created_at":"2026-02-01T00:00:00.000Z"} xyz' \
+    "JSON nested 100 deep|{\"object\":\"event\",\"id\":\"evt_REJECT_deep\",\"event\":\"user.created\",\"created_at\":\"2026-02-01T00:00:00.000Z\",\"data\":{\"object\":\"user\",\"id\":\"user_r6\",\"updated_at\":\"2026-02-01T00:00:00.000Z\",\"metadata\":$(printf '[%.0s' $(seq 100))$(printf ']%.0s' $(seq 100))}}"; do
     what=${c%%|*}
     f=$(body_file bad400.json "${c#*|}")
     expect 400 "$what (validly signed)" "$(wh_post "$f" "$S2")"
 done
-n400=7
+n400=9
 
 # 3 KiB: a valid event padded with whitespace (valid JSON) over max_body = 2 KiB.
 big=$(body_file big.json "$(user_event_json evt_REJECT_toolarge_0000000001 user_reject_big)$(printf '%3072s' '')")

@@ -290,7 +290,7 @@ static void assert_defaults(const config_t *c)
     ck_assert_str_eq(c->schema, "workos");
     ck_assert_int_eq(c->log_level, LOG_LEVEL_INFO);
     ck_assert_int_eq(c->retention_ms, 30 * DAY_MS);
-    ck_assert_uint_eq(c->max_unverified_bytes, 16u << 20);
+    ck_assert_uint_eq(c->max_unverified_bytes, 0u);
     ck_assert_int_eq(c->request_deadline_ms, 10000);
     ck_assert_int_eq(c->lock_timeout_ms, 5000);
     ck_assert_int_eq(c->statement_timeout_ms, 30000);
@@ -377,6 +377,7 @@ static const struct {
     {"workos", "retention", "1m", 60000},
     {"workos", "retention", "90d", 90 * DAY_MS},
     {"workos", "retention", "2160h", 90 * DAY_MS},
+    {"webhook", "max_unverified_bytes", "0", 0},
     {"webhook", "max_unverified_bytes", "16MiB", INT64_C(16) << 20},
     {"webhook", "max_unverified_bytes", "1MiB", INT64_C(1) << 20}, /* = the default max_body */
     {"webhook", "max_unverified_bytes", "1GiB", INT64_C(1) << 30},
@@ -779,11 +780,11 @@ static const struct {
      "[webhook] max_unverified_bytes: ", "between 1KiB and 1GiB"},
     {"[webhook]\nmax_unverified_bytes = 16MB\n", 2,
      "[webhook] max_unverified_bytes: ", "\"16MB\" is not a size"},
-    {"[webhook]\nmax_unverified_bytes = 0\n", 2,
-     "[webhook] max_unverified_bytes: ", "between 1KiB and 1GiB"},
+    {"[webhook]\nmax_unverified_bytes = 512\n", 2,
+     "[webhook] max_unverified_bytes: ", "0 or between 1KiB and 1GiB"},
     {"[webhook]\nmax_body = 2MiB\nmax_unverified_bytes = 1MiB\n", 0,
      "[webhook] max_unverified_bytes: ", "must be at least [webhook] max_body (2097152 bytes)"},
-    {"[webhook]\nmax_body = 32MiB\n", 0,
+    {"[webhook]\nmax_body = 32MiB\nmax_unverified_bytes = 16MiB\n", 0,
      "[webhook] max_unverified_bytes: ", "must be at least [webhook] max_body"},
     {"[webhook]\nrequest_deadline = 999ms\n", 2,
      "[webhook] request_deadline: ", "between 1s and 1h"},
@@ -1082,7 +1083,7 @@ static const struct {
      "secret = whsec_a\nrequest_deadline = 5s\n[database]\nlock_timeout = 1s\n"
      "statement_timeout = 1m\n[reconcile]\ninterval = 0\n[audit]\nretention = 30d\n"
      "auth_retention = 7d\nhead_log_interval = 0\n",
-     "[workos] retention, [webhook] request_deadline, [database] lock_timeout, "
+     "[workos] retention, [database] lock_timeout, "
      "[database] statement_timeout, [reconcile] interval, [audit] retention, "
      "[audit] auth_retention, [audit] head_log_interval"},
 };
@@ -1118,11 +1119,11 @@ START_TEST(reload_apply)
     ck_assert_uint_eq(running.n_secrets, 2);
     ck_assert_str_eq(running.secrets[0], "whsec_b");
     ck_assert_str_eq(running.secrets[1], "whsec_a");
+    ck_assert_int_eq(running.request_deadline_ms, 3000);
     /* Restart-only keys keep their running values... */
     ck_assert_str_eq(running.api_key, "sk_a");
     ck_assert_str_eq(running.schema, "workos");
     ck_assert_str_eq(running.listen, "127.0.0.1:1");
-    ck_assert_int_eq(running.request_deadline_ms, 10000);
     ck_assert_uint_eq(running.n_events, 3); /* user.*, not user.* and session.* */
     ck_assert_str_eq(running.events[0], "user.created");
     /* ...and what was replaced moved to `fresh`, for config_free. */

@@ -28,8 +28,16 @@
 /* Facts: store ready, a pending batch, its events, the rate limiter's wait. */
 #define F(ready, batch, events, rate)                                                              \
     {                                                                                              \
-        (ready), (batch), (events), (rate)                                                         \
+        (ready), (batch), (events), (rate), 0, 1, false                                            \
     }
+/* The type check's facts too: types to ask about, types not refused, the filter names a refused
+ * one. */
+#define FT(ready, batch, events, rate, unchecked, usable, refused)                                 \
+    {                                                                                              \
+        (ready), (batch), (events), (rate), (unchecked), (usable), (refused)                       \
+    }
+#define TO_CHECK(n) FT(true, false, 0, 0, (n), 5, false)
+#define ROUND(usable, refused) FT(true, false, 0, 0, 0, (usable), (refused))
 #define READY F(true, false, 0, 0)
 #define DOWN F(false, false, 0, 0)
 #define PENDING(n) F(true, true, (n), 0)
@@ -140,6 +148,10 @@ static const row_t rows[] = {
     {S(FETCHING), BUSIES, E(PAGE_SHORT), PENDING(5), false, S(SLEEPING), SAME,
      DO(MARK_ENDS) | DO(ARM_POLL), 0},
     {S(FETCHING), BUSIES, E(PAGE_SHORT), READY, false, S(SLEEPING), A(BUSY_NOTE), DO(ARM_POLL), 0},
+    {S(FETCHING), ALL, E(PAGE_REFUSED), READY, false, S(CHECKING), SAME,
+     DO(LOG_ERROR) | DO(CHECK_TYPES) | DO(CHECK_TYPE), 0},
+    {S(FETCHING), ALL, E(PAGE_REFUSED), F(true, false, 0, 70), false, S(CHECK_WAIT), SAME,
+     DO(LOG_ERROR) | DO(CHECK_TYPES) | DO(ARM_RATE), 70},
     {S(FETCHING), IDLES, E(STORE_LOST), DOWN, false, S(WAITING_DB), A(IDLE), LOST_DOES, 0},
     {S(FETCHING), ALL, E(STOP), READY, false, S(STOPPED), SAME, STOP_DOES, 0},
     {S(FETCHING), B, E(APPLIED), READY, false, S(FETCHING), A(IDLE), DO(COMMITTED), 0},
@@ -150,6 +162,47 @@ static const row_t rows[] = {
      DO(COMMITTED) | DO(APPLY), 0},
     {S(FETCHING), BUSIES, E(APPLY_FAILED), READY, false, S(SLEEPING), A(IDLE), RETRY_APPLY, 0},
     {S(FETCHING), BUSIES, E(APPLY_FAILED), DOWN, false, S(WAITING_DB), A(IDLE), DROP_APPLY, 0},
+
+    /* Checking: one type a request, each answered kept or refused. */
+    {S(CHECKING), ALL, E(TYPE_CHECKED), TO_CHECK(3), false, S(CHECKING), SAME, DO(CHECK_TYPE), 0},
+    {S(CHECKING), ALL, E(TYPE_CHECKED), FT(true, false, 0, 40, 3, 5, true), false, S(CHECK_WAIT),
+     SAME, DO(ARM_RATE), 40},
+    {S(CHECKING), ALL, E(TYPE_CHECKED), ROUND(4, true), false, S(FETCHING), SAME,
+     DO(USE_TYPES) | DO(FETCH), 0},
+    {S(CHECKING), ALL, E(TYPE_CHECKED), FT(true, false, 0, 25, 0, 4, true), false, S(SLEEPING),
+     SAME, DO(USE_TYPES) | DO(ARM_RATE), 25},
+    {S(CHECKING), BUSIES, E(TYPE_CHECKED), FT(true, true, 1000, 0, 0, 4, true), false, S(FULL),
+     SAME, DO(USE_TYPES), 0},
+    {S(CHECKING), IDLES, E(TYPE_CHECKED), FT(false, true, 1000, 0, 0, 4, true), true, 0, 0, 0, 0},
+    {S(CHECKING), ALL, E(TYPE_CHECKED), ROUND(0, true), false, S(CHECK_WAIT), SAME,
+     DO(BACKOFF_CHECK), 0},
+    {S(CHECKING), ALL, E(TYPE_CHECKED), ROUND(5, false), false, S(SLEEPING), SAME,
+     DO(BACKOFF_CHECK), 0},
+    {S(CHECKING), ALL, E(CHECK_FAILED), TO_CHECK(2), false, S(CHECK_WAIT), SAME, DO(BACKOFF_FETCH),
+     0},
+    {S(CHECKING), IDLES, E(STORE_LOST), DOWN, false, S(WAITING_DB), A(IDLE), LOST_DOES, 0},
+    {S(CHECKING), ALL, E(STOP), READY, false, S(STOPPED), SAME, STOP_DOES, 0},
+    {S(CHECKING), B, E(APPLIED), TO_CHECK(2), false, S(CHECKING), A(IDLE), DO(COMMITTED), 0},
+    {S(CHECKING), B, E(APPLIED), PENDING(5), false, S(CHECKING), A(BUSY), DO(COMMITTED) | DO(APPLY),
+     0},
+    {S(CHECKING), BN, E(APPLIED), READY, false, S(CHECKING), A(IDLE), DO(COMMITTED) | DO(NOTE), 0},
+    {S(CHECKING), BUSIES, E(APPLY_FAILED), READY, false, S(SLEEPING), A(IDLE), RETRY_APPLY, 0},
+    {S(CHECKING), BUSIES, E(APPLY_FAILED), DOWN, false, S(WAITING_DB), A(IDLE), DROP_APPLY, 0},
+
+    /* Waiting to check: the rate limit, a failed check's backoff, or every type refused. */
+    {S(CHECK_WAIT), ALL, E(TIMER), TO_CHECK(2), false, S(CHECKING), SAME, DO(CHECK_TYPE), 0},
+    {S(CHECK_WAIT), ALL, E(TIMER), FT(true, false, 0, 30, 2, 5, false), false, S(CHECK_WAIT), SAME,
+     DO(ARM_RATE), 30},
+    {S(CHECK_WAIT), ALL, E(TIMER), ROUND(0, true), false, S(CHECKING), SAME,
+     DO(CHECK_TYPES) | DO(CHECK_TYPE), 0},
+    {S(CHECK_WAIT), IDLES, E(STORE_LOST), DOWN, false, S(WAITING_DB), A(IDLE), LOST_DOES, 0},
+    {S(CHECK_WAIT), ALL, E(STOP), READY, false, S(STOPPED), SAME, STOP_DOES, 0},
+    {S(CHECK_WAIT), B, E(APPLIED), PENDING(5), false, S(CHECK_WAIT), A(BUSY),
+     DO(COMMITTED) | DO(APPLY), 0},
+    {S(CHECK_WAIT), BN, E(APPLIED), READY, false, S(CHECK_WAIT), A(IDLE), DO(COMMITTED) | DO(NOTE),
+     0},
+    {S(CHECK_WAIT), BUSIES, E(APPLY_FAILED), READY, false, S(SLEEPING), A(IDLE), RETRY_APPLY, 0},
+    {S(CHECK_WAIT), BUSIES, E(APPLY_FAILED), DOWN, false, S(WAITING_DB), A(IDLE), DROP_APPLY, 0},
 
     /* Stopped: late news changes nothing; the batch in flight still commits. */
     {S(STOPPED), ALL, E(STORE_READY), READY, false, S(STOPPED), SAME, 0, 0},
@@ -228,7 +281,17 @@ static bool listed(poller_state_t s, poller_apply_t a, poller_event_t ev)
 }
 
 static const poller_facts_t variants[] = {
-    READY, DOWN, PENDING(0), PENDING(5), PENDING(1000), F(true, true, 5, 100), F(false, true, 5, 0),
+    READY,
+    DOWN,
+    PENDING(0),
+    PENDING(5),
+    PENDING(1000),
+    F(true, true, 5, 100),
+    F(false, true, 5, 0),
+    TO_CHECK(3),
+    ROUND(0, true),
+    ROUND(4, true),
+    ROUND(5, false),
 };
 
 /* Every (state, apply, event) the table does not list is a bug, whatever the facts. */
@@ -275,6 +338,12 @@ START_TEST(unlisted_pairs_are_bugs)
         {S(FETCHING), A(IDLE), E(CURSOR_LOADED)},    /* one cursor load per lock */
         {S(LOCKING), A(BUSY), E(LOCK_HELD)},         /* no batch outside the fetch states */
         {S(FULL), A(IDLE), E(STOP)},                 /* full always waits for a commit */
+        {S(CHECKING), A(IDLE), E(TIMER)},            /* no timer while checking */
+        {S(CHECKING), A(IDLE), E(PAGE_SHORT)},       /* a check is not a page */
+        {S(FETCHING), A(IDLE), E(TYPE_CHECKED)},     /* a page is not a check */
+        {S(CHECK_WAIT), A(IDLE), E(CHECK_FAILED)},   /* no check in flight */
+        {S(SLEEPING), A(IDLE), E(PAGE_REFUSED)},     /* no request while sleeping */
+        {S(CHECKING), A(IDLE), E(STORE_READY)},      /* ready only after lost */
     };
     for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
         poller_step_t step;
@@ -290,7 +359,19 @@ END_TEST
 
 static bool timed(poller_state_t s)
 {
-    return s == S(STANDBY) || s == S(SETUP_WAIT) || s == S(SLEEPING);
+    return s == S(STANDBY) || s == S(SETUP_WAIT) || s == S(SLEEPING) || s == S(CHECK_WAIT);
+}
+
+static bool requesting(poller_state_t s)
+{
+    return s == S(FETCHING) || s == S(CHECKING);
+}
+
+/* An event that is the answer to the request in flight, which it ends. */
+static bool answer(poller_event_t ev)
+{
+    return ev == E(PAGE_FULL) || ev == E(PAGE_SHORT) || ev == E(FETCH_FAILED) ||
+           ev == E(PAGE_REFUSED) || ev == E(TYPE_CHECKED) || ev == E(CHECK_FAILED);
 }
 
 static int popcount(unsigned x)
@@ -304,14 +385,14 @@ static int popcount(unsigned x)
 /*
  * What makes the unlisted pairs impossible, checked on every legal step:
  * a timed state has its timer armed and an untimed one has none, a request
- * is in flight exactly in FETCHING, and one step arms the timer at most
+ * is in flight exactly in FETCHING and CHECKING, and one step arms the timer at most
  * once and starts at most one query or request.
  */
 START_TEST(steps_keep_the_timer_and_request_rules)
 {
-    const unsigned arms =
-        DO(ARM_RETRY) | DO(ARM_POLL) | DO(ARM_RATE) | DO(BACKOFF_FETCH) | DO(BACKOFF_APPLY);
-    const unsigned starts = DO(FETCH) | DO(LOCK) | DO(LOAD_CURSOR);
+    const unsigned arms = DO(ARM_RETRY) | DO(ARM_POLL) | DO(ARM_RATE) | DO(BACKOFF_FETCH) |
+                          DO(BACKOFF_APPLY) | DO(BACKOFF_CHECK);
+    const unsigned starts = DO(FETCH) | DO(CHECK_TYPE) | DO(LOCK) | DO(LOAD_CURSOR);
     const unsigned cancels_request = DO(CANCEL_REQUEST) | DO(REWIND);
     for (size_t i = 0; i < N_ROWS; i++) {
         const row_t *r = &rows[i];
@@ -330,11 +411,13 @@ START_TEST(steps_keep_the_timer_and_request_rules)
             ck_assert_msg(timer_after == timed(st.state), "row %zu: %s -> %s leaves the timer %s",
                           i, poller_state_name(r->state), poller_state_name(st.state),
                           timer_after ? "armed" : "unarmed");
-            bool request_before = r->state == S(FETCHING) && r->ev != E(PAGE_FULL) &&
-                                  r->ev != E(PAGE_SHORT) && r->ev != E(FETCH_FAILED) &&
-                                  !(st.actions & cancels_request);
-            bool request_after = request_before || (st.actions & DO(FETCH)) != 0;
-            ck_assert_msg(request_after == (st.state == S(FETCHING)),
+            bool request_before =
+                requesting(r->state) && !answer(r->ev) && !(st.actions & cancels_request);
+            bool request_after = request_before || (st.actions & (DO(FETCH) | DO(CHECK_TYPE))) != 0;
+            /* A request in flight stays the same kind: a page, or a check. */
+            if (request_before)
+                ck_assert_msg(st.state == r->state, "row %zu: a request changes kind", i);
+            ck_assert_msg(request_after == requesting(st.state),
                           "row %zu: %s -> %s leaves a request %s", i, poller_state_name(r->state),
                           poller_state_name(st.state), request_after ? "in flight" : "missing");
             /* A batch enters the store when none is in it, or when one just left. */
@@ -386,6 +469,63 @@ START_TEST(a_leader_catches_up)
 }
 END_TEST
 
+/*
+ * A start whose first page is refused: the environment does not know one
+ * configured type.  Each of three types is asked about (one is refused),
+ * then fetching resumes with the other two.  Later a 400 whose round
+ * refuses nothing backs off and fetches again; a round that refuses every
+ * type keeps asking after a backoff.
+ */
+START_TEST(a_refused_type_is_dropped)
+{
+    static const struct {
+        poller_event_t ev;
+        poller_facts_t facts;
+        poller_state_t state;
+        unsigned actions;
+    } script[] = {
+        {E(STORE_READY), READY, S(LOCKING), DO(CANCEL_TIMER) | DO(RESIGN) | DO(LOCK)},
+        {E(LOCK_HELD), READY, S(LOADING), DO(LEAD) | DO(LOAD_CURSOR)},
+        {E(CURSOR_LOADED), READY, S(FETCHING), DO(START) | DO(FETCH)},
+        {E(PAGE_REFUSED), FT(true, false, 0, 0, 0, 3, false), S(CHECKING),
+         DO(LOG_ERROR) | DO(CHECK_TYPES) | DO(CHECK_TYPE)},
+        {E(TYPE_CHECKED), FT(true, false, 0, 0, 2, 3, false), S(CHECKING), DO(CHECK_TYPE)},
+        {E(CHECK_FAILED), FT(true, false, 0, 0, 2, 3, false), S(CHECK_WAIT), DO(BACKOFF_FETCH)},
+        {E(TIMER), FT(true, false, 0, 0, 2, 3, false), S(CHECKING), DO(CHECK_TYPE)},
+        {E(TYPE_CHECKED), FT(true, false, 0, 0, 1, 2, true), S(CHECKING), DO(CHECK_TYPE)},
+        {E(TYPE_CHECKED), ROUND(2, true), S(FETCHING), DO(USE_TYPES) | DO(FETCH)},
+        {E(PAGE_SHORT), READY, S(SLEEPING), DO(NOTE) | DO(ARM_POLL)},
+        {E(TIMER), READY, S(FETCHING), DO(FETCH)},
+        {E(PAGE_REFUSED), ROUND(2, false), S(CHECKING),
+         DO(LOG_ERROR) | DO(CHECK_TYPES) | DO(CHECK_TYPE)},
+        {E(TYPE_CHECKED), TO_CHECK(1), S(CHECKING), DO(CHECK_TYPE)},
+        {E(TYPE_CHECKED), ROUND(2, false), S(SLEEPING), DO(BACKOFF_CHECK)},
+        {E(TIMER), READY, S(FETCHING), DO(FETCH)},
+        {E(PAGE_REFUSED), ROUND(2, false), S(CHECKING),
+         DO(LOG_ERROR) | DO(CHECK_TYPES) | DO(CHECK_TYPE)},
+        {E(TYPE_CHECKED), FT(true, false, 0, 0, 1, 1, true), S(CHECKING), DO(CHECK_TYPE)},
+        {E(TYPE_CHECKED), ROUND(0, true), S(CHECK_WAIT), DO(BACKOFF_CHECK)},
+        {E(TIMER), ROUND(0, true), S(CHECKING), DO(CHECK_TYPES) | DO(CHECK_TYPE)},
+        {E(STOP), TO_CHECK(2), S(STOPPED), STOP_DOES},
+    };
+    poller_state_t s = S(WAITING_DB);
+    poller_apply_t a = A(IDLE);
+    for (size_t i = 0; i < sizeof(script) / sizeof(script[0]); i++) {
+        poller_step_t st;
+        char got[512], want[512];
+        ck_assert_msg(poller_fsm_step(s, a, script[i].ev, &script[i].facts, &st),
+                      "step %zu refused", i);
+        actions_text(st.actions, got, sizeof(got));
+        actions_text(script[i].actions, want, sizeof(want));
+        ck_assert_msg(st.state == script[i].state && st.actions == script[i].actions,
+                      "step %zu: %s [%s], want %s [%s]", i, poller_state_name(st.state), got,
+                      poller_state_name(script[i].state), want);
+        s = st.state;
+        a = st.apply;
+    }
+}
+END_TEST
+
 START_TEST(names)
 {
     for (unsigned s = 0; s < POLLER_STATE_COUNT; s++)
@@ -409,6 +549,7 @@ Suite *unit_suite(void)
     tcase_add_test(tc, unlisted_pairs_are_bugs);
     tcase_add_test(tc, steps_keep_the_timer_and_request_rules);
     tcase_add_test(tc, a_leader_catches_up);
+    tcase_add_test(tc, a_refused_type_is_dropped);
     tcase_add_test(tc, names);
     suite_add_tcase(s, tc);
     return s;
