@@ -762,6 +762,7 @@ static void perform(poller_t *p, poller_action_t action, const poller_input_t *i
         fetch_failed(p, in->text != NULL ? in->text : "-", in->body, in->retry_after_ms);
         return;
     case POLLER_DO_BACKOFF_APPLY:
+        store_note(p->store, in->text); /* status shows why the stream is stuck */
         wake_in(p, backoff_next(&p->backoff));
         return;
     case POLLER_DO_CHECK_TYPES:

@@ -21,10 +21,11 @@
 #include "metrics.h"
 #include "store_schema.h"
 
-#define CONNECT_TIMEOUT_MS 10000
-#define QUERY_TIMEOUT_MS 60000
+#define QUERY_TIMEOUT_MS 60000 /* at least; statement_timeout plus a margin when longer */
+#define QUERY_TIMEOUT_MARGIN_MS 10000
 #define RECONNECT_BASE_MS 200
 #define RECONNECT_CAP_MS 5000
+#define STABLE_MS 10000 /* a connection ready this long resets the reconnect backoff */
 
 typedef enum store_state {
     STORE_DISCONNECTED, /* no connection; a reconnect timer is armed */
@@ -61,15 +62,23 @@ struct store {
     struct event *ev_timer; /* reconnect delay, or connect/query timeout */
     bool want_write;        /* output still buffered in libpq */
     backoff_t backoff;
-    bool connected_before; /* reached IDLE at least once: later readiness is a reconnect */
-    char *version_sql;     /* with the schema's name, built once */
-    prepared_t *prepared;  /* registered statements */
+    int64_t connect_timeout_ms; /* for one host of the url */
+    int64_t query_timeout_ms;   /* the client's own limit on a statement */
+    int host_count;             /* hosts the url names */
+    int first_host;             /* the host the next connect attempt starts with */
+    int host_index;             /* CONNECTING: how many hosts this attempt has left behind */
+    char host_seen[320];        /* CONNECTING: "host:port" libpq is trying */
+    bool connected_before;      /* reached IDLE at least once: later readiness is a reconnect */
+    int64_t ready_at_ms;        /* when the connection last became ready */
+    char *version_sql;          /* with the schema's name, built once */
+    prepared_t *prepared;       /* registered statements */
     size_t n_prepared;
     size_t next_prepare; /* PREPARING: the next one to send */
     int version;         /* schema version found by CHECKING */
     job_t *head, *tail;
     PGresult *result; /* first result of the query in flight */
     char error[512];  /* first error of the query in flight */
+    char sqlstate[6]; /* its SQLSTATE, "" when none */
 };
 
 static void store_drive(evutil_socket_t fd, short what, void *arg);
@@ -120,15 +129,19 @@ static void job_fail(job_t *j, const char *err)
 
 /*
  * Drops the connection and every job, and schedules a reconnect.  The
- * owners of failed jobs hear of it through their callbacks, then `lost`.
+ * owners of failed jobs hear of it through their callbacks -- `first`,
+ * already taken off the queue, with `first_reply`, when given -- then
+ * `lost`.
  */
-static void disconnect(store_t *s, const char *why)
+static void disconnect_with(store_t *s, const char *why, job_t *first,
+                            const store_reply_t *first_reply)
 {
     bool was_ready = s->state == STORE_IDLE || s->state == STORE_BUSY;
     char err[600];
 
     snprintf(err, sizeof(err), "database: %s", why);
-    log_warn("event=db_disconnected state=%d error=%s", (int)s->state, log_q(why));
+    log_warn("event=db_disconnected state=%d host=%s error=%s", (int)s->state,
+             log_q(s->conn != NULL ? PQhost(s->conn) : NULL), log_q(why));
     watch_socket(s, 0);
     evtimer_del(s->ev_timer);
     PQclear(s->result);
@@ -138,12 +151,26 @@ static void disconnect(store_t *s, const char *why)
     s->state = STORE_DISCONNECTED;
     s->want_write = false;
 
+    if (first != NULL) {
+        first->done(first->arg, first_reply);
+        free(first);
+    }
     job_t *j;
     while ((j = pop_job(s)) != NULL)
         job_fail(j, err);
     if (was_ready && s->cb.lost != NULL)
         s->cb.lost(s->cb.arg);
+    /* Only a connection that lasted starts the backoff over: a server that
+     * lets the daemon in but refuses its statements (read-only, without
+     * target_session_attrs to look elsewhere) is retried ever more slowly. */
+    if (was_ready && clock_mono_ms() - s->ready_at_ms >= STABLE_MS)
+        backoff_reset(&s->backoff);
     arm_timer(s, backoff_next(&s->backoff));
+}
+
+static void disconnect(store_t *s, const char *why)
+{
+    disconnect_with(s, why, NULL, NULL);
 }
 
 /* After PQsend*: push what libpq buffered, watching for writability if needed. */
@@ -154,13 +181,14 @@ static bool flush_and_watch(store_t *s)
         return false;
     s->want_write = r == 1;
     watch_socket(s, (short)(EV_READ | EV_PERSIST | (s->want_write ? EV_WRITE : 0)));
-    arm_timer(s, QUERY_TIMEOUT_MS);
+    arm_timer(s, s->query_timeout_ms);
     return true;
 }
 
 static void send_or_disconnect(store_t *s, int sent, store_state_t next)
 {
     s->error[0] = '\0';
+    s->sqlstate[0] = '\0';
     if (!sent || !flush_and_watch(s)) {
         char err[512];
         store_copy_error(err, sizeof(err), PQerrorMessage(s->conn));
@@ -170,9 +198,24 @@ static void send_or_disconnect(store_t *s, int sent, store_state_t next)
     s->state = next;
 }
 
+/* Notes which host libpq is trying; each new one gets the full connect timeout. */
+static void track_host(store_t *s)
+{
+    char seen[sizeof(s->host_seen)];
+    snprintf(seen, sizeof(seen), "%s:%s", PQhost(s->conn) ? PQhost(s->conn) : "",
+             PQport(s->conn) ? PQport(s->conn) : "");
+    if (strcmp(seen, s->host_seen) == 0)
+        return;
+    if (s->host_seen[0] != '\0')
+        s->host_index++;
+    snprintf(s->host_seen, sizeof(s->host_seen), "%s", seen);
+    log_debug("event=db_connecting host=%s", log_q(seen));
+    arm_timer(s, s->connect_timeout_ms);
+}
+
 static void start_connect(store_t *s)
 {
-    s->conn = store_schema_connect(s->cfg, false);
+    s->conn = store_schema_connect(s->cfg, false, s->first_host);
     if (s->conn == NULL || PQstatus(s->conn) == CONNECTION_BAD) {
         char err[512];
         store_copy_error(err, sizeof(err), s->conn ? PQerrorMessage(s->conn) : "out of memory");
@@ -180,7 +223,9 @@ static void start_connect(store_t *s)
         return;
     }
     s->state = STORE_CONNECTING;
-    arm_timer(s, CONNECT_TIMEOUT_MS);
+    s->host_index = 0;
+    s->host_seen[0] = '\0';
+    track_host(s);
     /* libpq wants PQconnectPoll called once the socket is writable. */
     watch_socket(s, EV_WRITE);
 }
@@ -208,24 +253,42 @@ static void run_next(store_t *s)
         send_job(s, s->head);
 }
 
-/* The job in flight has returned: its owner reads the result. */
+/*
+ * The job in flight has returned: its owner reads the result.  An error
+ * that is the server's, not the statement's (read-only, shutting down),
+ * drops the connection first, so the reconnect can find a usable host.
+ */
 static void finish_job(store_t *s)
 {
     job_t *j = pop_job(s);
     PGresult *res = s->result;
     bool ok = s->error[0] == '\0' && res != NULL;
+    bool reset = !ok && store_sqlstate_is_connection(s->sqlstate);
+    char sqlstate[sizeof(s->sqlstate)];
+    char error[sizeof(s->error)];
 
+    memcpy(sqlstate, s->sqlstate, sizeof(sqlstate));
+    memcpy(error, s->error, sizeof(error));
     s->result = NULL;
+    store_reply_t r = {.res = ok ? res : NULL,
+                       .err = ok         ? NULL
+                              : error[0] ? error
+                                         : "no result",
+                       .answered = true,
+                       .sqlstate = sqlstate[0] != '\0' ? sqlstate : NULL,
+                       .reset = reset,
+                       .elapsed_us = j != NULL ? clock_mono_us() - j->sent_us : 0};
+    if (reset) {
+        char why[600];
+        snprintf(why, sizeof(why), "server refused the statement (%s): %s", sqlstate, error);
+        disconnect_with(s, why, j, &r);
+        PQclear(res);
+        return;
+    }
     s->state = STORE_IDLE;
     evtimer_del(s->ev_timer);
     watch_socket(s, EV_READ | EV_PERSIST);
     if (j != NULL) {
-        store_reply_t r = {.res = ok ? res : NULL,
-                           .err = ok            ? NULL
-                                  : s->error[0] ? s->error
-                                                : "no result",
-                           .answered = true,
-                           .elapsed_us = clock_mono_us() - j->sent_us};
         j->done(j->arg, &r);
         free(j);
     }
@@ -242,8 +305,8 @@ static void prepare_next(store_t *s)
         return;
     }
     s->state = STORE_IDLE;
+    s->ready_at_ms = clock_mono_ms();
     evtimer_del(s->ev_timer);
-    backoff_reset(&s->backoff);
     if (s->connected_before)
         metrics_db_reconnect();
     s->connected_before = true;
@@ -334,8 +397,11 @@ static bool read_results(store_t *s)
         }
         ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR) {
-            if (s->error[0] == '\0')
+            if (s->error[0] == '\0') {
+                const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
                 store_copy_error(s->error, sizeof(s->error), PQresultErrorMessage(res));
+                snprintf(s->sqlstate, sizeof(s->sqlstate), "%s", state != NULL ? state : "");
+            }
             if (s->result == NULL) {
                 s->result = res;
                 continue;
@@ -355,9 +421,11 @@ static void continue_connect(store_t *s)
 
     switch (PQconnectPoll(s->conn)) {
     case PGRES_POLLING_READING:
+        track_host(s);
         watch_socket(s, EV_READ);
         return;
     case PGRES_POLLING_WRITING:
+        track_host(s);
         watch_socket(s, EV_WRITE);
         return;
     case PGRES_POLLING_OK:
@@ -370,7 +438,8 @@ static void continue_connect(store_t *s)
             disconnect(s, err);
             return;
         }
-        log_debug("event=db_connected");
+        log_info("event=db_connected host=%s port=%s", log_q(PQhost(s->conn)),
+                 log_q(PQport(s->conn)));
         send_or_disconnect(s, PQsendQuery(s->conn, s->version_sql), STORE_CHECKING);
         return;
     case PGRES_POLLING_FAILED:
@@ -440,9 +509,18 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     case STORE_DISCONNECTED:
         start_connect(s);
         return;
-    case STORE_CONNECTING:
-        disconnect(s, "connect timed out");
+    case STORE_CONNECTING: {
+        /* libpq leaves the timeout of a non-blocking connect to its caller
+         * and cannot be told to skip a host: a host that never answers
+         * (gone without a trace) would hold every attempt.  The next
+         * attempt starts with the host after it. */
+        char why[400];
+        snprintf(why, sizeof(why), "connect to %s timed out", s->host_seen);
+        if (s->host_count > 1)
+            s->first_host = (s->first_host + s->host_index + 1) % s->host_count;
+        disconnect(s, why);
         return;
+    }
     case STORE_CHECKING:
     case STORE_MIGRATING:
     case STORE_PREPARING:
@@ -467,6 +545,11 @@ store_t *store_new(struct event_base *base, const config_t *cfg, const store_cal
     s->cb = *cb;
     s->state = STORE_DISCONNECTED;
     backoff_init(&s->backoff, RECONNECT_BASE_MS, RECONNECT_CAP_MS);
+    s->connect_timeout_ms = (int64_t)store_schema_connect_timeout_s(cfg) * 1000;
+    s->host_count = store_schema_host_count(cfg);
+    s->query_timeout_ms = cfg->statement_timeout_ms + QUERY_TIMEOUT_MARGIN_MS;
+    if (s->query_timeout_ms < QUERY_TIMEOUT_MS)
+        s->query_timeout_ms = QUERY_TIMEOUT_MS;
     s->version_sql = store_schema_version_sql(cfg->schema);
     s->ev_timer = evtimer_new(base, on_timer, s);
     if (s->version_sql == NULL || s->ev_timer == NULL) {

@@ -84,11 +84,37 @@ typedef struct store_query {
 
 /* What became of one job. */
 typedef struct store_reply {
-    const PGresult *res; /* the result on success (valid during the call), else NULL */
-    const char *err;     /* why it failed (one line), else NULL */
-    bool answered;       /* the server answered; false when it never ran or the link broke */
-    int64_t elapsed_us;  /* from sending to the last result, when answered */
+    const PGresult *res;  /* the result on success (valid during the call), else NULL */
+    const char *err;      /* why it failed (one line), else NULL */
+    bool answered;        /* the server answered; false when it never ran or the link broke */
+    const char *sqlstate; /* the server's SQLSTATE for `err` when answered, else NULL */
+    bool reset;           /* the store dropped the connection over this error (it reconnects) */
+    int64_t elapsed_us;   /* from sending to the last result, when answered */
 } store_reply_t;
+
+/*
+ * True when an error with `sqlstate` (five characters; NULL: none) is the
+ * connection's or the server's, not the statement's: class 08 (connection
+ * exception), 57P01-57P03 (the server shutting down or not yet accepting),
+ * and 25006 (read-only transaction: a demoted primary, a standby, or
+ * default_transaction_read_only turned on).  Such a failure is transient;
+ * the store drops the connection and reconnects with backoff, letting
+ * libpq pick a host that is writable now (target_session_attrs).  A
+ * classifier of failed batches asks this before blaming the batch.
+ */
+bool store_sqlstate_is_connection(const char *sqlstate);
+
+/*
+ * True when a statement that failed with `sqlstate` may well succeed if
+ * simply run again, so no event of it is to blame: the connection-level
+ * states above, plus 40001 and 40P01 (serialization failure, deadlock),
+ * 55P03 (lock_timeout: an application holds a lock), 57014 (canceled:
+ * statement_timeout or an operator), class 53 (the server short of disk,
+ * memory or connections) and 58030 (an I/O error).  NULL: false.  (A
+ * batch that keeps hitting statement_timeout is too big for it, not
+ * poisoned: its caller may split it, but no single event is at fault.)
+ */
+bool store_sqlstate_is_transient(const char *sqlstate);
 
 typedef void (*store_job_fn)(void *arg, const store_reply_t *reply);
 

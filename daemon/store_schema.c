@@ -51,7 +51,8 @@ char *store_schema_migration_sql(const char *schema, int from_version, int *coun
         if (m->version <= from_version)
             continue;
         fprintf(f,
-                "BEGIN;\nSELECT pg_advisory_xact_lock(hashtext('workos-syncd migrate %s'));\n"
+                "BEGIN;\nSET LOCAL statement_timeout = 0;\n"
+                "SELECT pg_advisory_xact_lock(hashtext('workos-syncd migrate %s'));\n"
                 "CREATE SCHEMA IF NOT EXISTS %s;\n"
                 "CREATE TABLE IF NOT EXISTS %s.schema_migrations (version integer PRIMARY KEY, "
                 "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());\n",
@@ -88,10 +89,105 @@ bool store_schema_missing(const PGresult *res)
 
 static void on_notice(void *arg, const char *message);
 
-PGconn *store_schema_connect(const config_t *cfg, bool blocking)
+/* The url's value for `keyword` (URI or key=value form), malloc'ed; NULL when absent. */
+static char *url_value(const char *url, const char *keyword)
 {
-    const char *keys[5], *vals[5];
+    char *found = NULL;
+    if (url == NULL || url[0] == '\0')
+        return NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, NULL);
+    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++)
+        if (strcmp(o->keyword, keyword) == 0 && o->val != NULL && o->val[0] != '\0')
+            found = strdup(o->val);
+    PQconninfoFree(opts);
+    return found;
+}
+
+/* The url's value for `keyword`, else the environment's `env`; malloc'ed or NULL. */
+static char *user_value(const char *url, const char *keyword, const char *env)
+{
+    char *v = url_value(url, keyword);
+    if (v != NULL)
+        return v;
+    const char *e = getenv(env);
+    return e != NULL && e[0] != '\0' ? strdup(e) : NULL;
+}
+
+char *store_schema_options(const config_t *cfg)
+{
+    /* PGOPTIONS is what libpq would have used had the daemon passed no options. */
+    char *user = user_value(cfg->database_url, "options", "PGOPTIONS");
+    char *buf = NULL;
+    /* The server reads -c switches in order, so a setting the user wrote
+     * (after ours) wins over the config's. */
+    int r = asprintf(&buf, "-c lock_timeout=%lldms -c statement_timeout=%lldms%s%s",
+                     (long long)cfg->lock_timeout_ms, (long long)cfg->statement_timeout_ms,
+                     user != NULL ? " " : "", user != NULL ? user : "");
+    free(user);
+    return r < 0 ? NULL : buf;
+}
+
+int store_schema_connect_timeout_s(const config_t *cfg)
+{
+    char *v = user_value(cfg->database_url, "connect_timeout", "PGCONNECT_TIMEOUT");
+    char *end = NULL;
+    long s = v != NULL ? strtol(v, &end, 10) : 0;
+    bool ok = v != NULL && end != v && *end == '\0' && s > 0;
+    free(v);
+    if (!ok)
+        return 10;
+    return s < 2 ? 2 : s > 3600 ? 3600 : (int)s; /* libpq's own floor is 2 s */
+}
+
+/* How many items the comma-separated `list` has. */
+static int list_count(const char *list)
+{
+    int c = 1;
+    for (const char *p = list; *p != '\0'; p++)
+        c += *p == ',';
+    return c;
+}
+
+int store_schema_host_count(const config_t *cfg)
+{
+    int n = 1;
+    for (int k = 0; k < 2; k++) {
+        char *v = url_value(cfg->database_url, k == 0 ? "host" : "hostaddr");
+        if (v != NULL && list_count(v) > n)
+            n = list_count(v);
+        free(v);
+    }
+    return n;
+}
+
+/*
+ * `list` with its `n` items rotated to start at item `first`; a list of
+ * another length (one port for all hosts) unchanged.  Malloc'ed; NULL when
+ * out of memory.
+ */
+static char *rotate_list(const char *list, int n, int first)
+{
+    if (first % n == 0 || list_count(list) != n)
+        return strdup(list);
+    const char *cut = list;
+    for (int i = 0; i < first % n; i++)
+        cut = strchr(cut, ',') + 1;
+    char *buf = NULL;
+    return asprintf(&buf, "%s,%.*s", cut, (int)(cut - list - 1), list) < 0 ? NULL : buf;
+}
+
+PGconn *store_schema_connect(const config_t *cfg, bool blocking, int first_host)
+{
+    static const char *const listed[] = {"host", "hostaddr", "port"};
+    const char *keys[10], *vals[10];
+    char *owned[4] = {NULL};
+    char timeout[16];
     int n = 0;
+    PGconn *conn = NULL;
+
+    owned[0] = store_schema_options(cfg);
+    if (owned[0] == NULL)
+        return NULL;
     if (cfg->database_url != NULL && cfg->database_url[0] != '\0') {
         keys[n] = "dbname";
         vals[n++] = cfg->database_url;
@@ -101,15 +197,60 @@ PGconn *store_schema_connect(const config_t *cfg, bool blocking)
     /* What the daemon sends is UTF-8, whatever the environment says. */
     keys[n] = "client_encoding";
     vals[n++] = "UTF8";
+    snprintf(timeout, sizeof(timeout), "%d", store_schema_connect_timeout_s(cfg));
     keys[n] = "connect_timeout";
-    vals[n++] = "10";
+    vals[n++] = timeout;
+    /* After the url, so these replace its options (which they include). */
+    keys[n] = "options";
+    vals[n++] = owned[0];
+    /* The url's hosts, tried from `first_host` on (see store.c). */
+    int hosts = store_schema_host_count(cfg);
+    for (int k = 0; k < 3 && hosts > 1 && first_host % hosts != 0; k++) {
+        char *v = url_value(cfg->database_url, listed[k]);
+        if (v == NULL)
+            continue;
+        owned[k + 1] = rotate_list(v, hosts, first_host);
+        free(v);
+        if (owned[k + 1] == NULL)
+            goto fail;
+        keys[n] = listed[k];
+        vals[n++] = owned[k + 1];
+    }
     keys[n] = NULL;
     vals[n] = NULL;
-    PGconn *conn =
-        blocking ? PQconnectdbParams(keys, vals, 1) : PQconnectStartParams(keys, vals, 1);
+    conn = blocking ? PQconnectdbParams(keys, vals, 1) : PQconnectStartParams(keys, vals, 1);
     if (conn != NULL)
         PQsetNoticeProcessor(conn, on_notice, NULL);
+fail:
+    for (int k = 0; k < 4; k++)
+        free(owned[k]);
     return conn;
+}
+
+bool store_sqlstate_is_connection(const char *sqlstate)
+{
+    static const char *const exact[] = {"57P01", "57P02", "57P03", "25006"};
+    if (sqlstate == NULL)
+        return false;
+    if (strncmp(sqlstate, "08", 2) == 0 && strlen(sqlstate) == 5)
+        return true;
+    for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+        if (strcmp(sqlstate, exact[i]) == 0)
+            return true;
+    return false;
+}
+
+bool store_sqlstate_is_transient(const char *sqlstate)
+{
+    static const char *const exact[] = {"40001", "40P01", "55P03", "57014", "58030"};
+    if (sqlstate == NULL || strlen(sqlstate) != 5)
+        return false;
+    if (store_sqlstate_is_connection(sqlstate) || strncmp(sqlstate, "53", 2) == 0)
+        return true;
+    for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+        if (strcmp(sqlstate, exact[i]) == 0)
+            return true;
+    return false;
 }
 
 /* Server notices ("already exists, skipping") go to the debug log, not stderr. */
@@ -150,7 +291,7 @@ bool store_schema_encoding_ok(PGconn *conn, char *err, size_t errlen)
 
 PGconn *store_connect_blocking(const config_t *cfg, char *err, size_t errlen, bool *unusable)
 {
-    PGconn *conn = store_schema_connect(cfg, true);
+    PGconn *conn = store_schema_connect(cfg, true, 0);
     if (unusable != NULL)
         *unusable = false;
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {

@@ -165,12 +165,17 @@ harness_cleanup() {
         show_tail "emulator request log" "$EMU_LOG" 30
         show_tail "emulator stderr" "$EMU_STDERR" 20
         [ -n "$PG_DIR" ] && show_tail "postgresql log" "$PG_DIR/postgresql.log" 30
+        local extra
+        for extra in $(cat "$T/pg_extra" 2>/dev/null); do
+            show_tail "postgresql log" "$extra/postgresql.log" 30
+        done
     fi
     local pid
     while read -r pid; do
         [ -n "$pid" ] && kill_pid "$pid"
     done <"$T/pids"
     [ -n "$PG_DIR" ] && pg_kill >/dev/null 2>&1
+    pg_kill_extra >/dev/null 2>&1
     if [ "$rc" -eq 0 ]; then
         rm -rf "$T"
     else
@@ -305,6 +310,57 @@ pg_kill() {
             [ -n "$pid" ] && owned_pid "$pid" && kill -KILL "$pid" 2>/dev/null
             true
         }
+}
+
+# --- a second cluster: a streaming standby ------------------------------------
+#
+# Clusters other than the one pg_start made live in $T/NAME and are listed
+# in $T/pg_extra, so the EXIT trap stops them. `pg_ctl_dir DIR ARGS...` runs
+# pg_ctl on any of them (including $PG_DIR).
+
+pg_ctl_dir() {
+    local dir=$1
+    shift
+    as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgresql.log" -w -t 30 "$@" \
+        >>"$T/pg_ctl.log" 2>&1
+}
+
+# pg_kill_extra: crash-stop every cluster listed in $T/pg_extra.
+pg_kill_extra() {
+    local dir
+    for dir in $(cat "$T/pg_extra" 2>/dev/null); do
+        [ -f "$dir/data/postmaster.pid" ] || continue
+        pg_ctl_dir "$dir" -m immediate stop || true
+    done
+}
+
+# pg_standby_start NAME: a hot standby of the cluster pg_start made, copied
+# with pg_basebackup -R (streaming replication, recovery settings written),
+# in $T/NAME on a port of its own. Sets PG_STANDBY_DIR and PG_STANDBY_PORT.
+pg_standby_start() {
+    local name=$1 dir=$T/$1 port
+    [ -n "$PG_DIR" ] || fail "pg_standby_start: no primary (pg_start first)"
+    mkdir -p "$dir"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
+    as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PGPORT" -U postgres -D "$dir/data" -R \
+        -X stream -c fast >"$T/basebackup-$name.log" 2>&1 ||
+        { cat "$T/basebackup-$name.log" >&2; fail "pg_basebackup for $name failed"; }
+    echo "$dir" >>"$T/pg_extra"
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        port_busy "$port" && continue
+        as_pg sed -i -e '/^port = /d' -e '/^unix_socket_directories = /d' "$dir/data/postgresql.conf"
+        printf "unix_socket_directories = '%s'\nport = %s\n" "$dir" "$port" |
+            as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
+        if pg_ctl_dir "$dir" start; then
+            PG_STANDBY_DIR=$dir
+            PG_STANDBY_PORT=$port
+            log "standby $name up on 127.0.0.1:$port"
+            return 0
+        fi
+        grep -q -e 'could not bind' -e 'already in use' "$dir/postgresql.log" 2>/dev/null || break
+    done
+    fail "could not start the standby $name"
 }
 
 # q SQL...: one psql call, unaligned tuples only, stops at the first error.

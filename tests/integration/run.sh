@@ -28,14 +28,17 @@ sweep() {
             [ -n "$pid" ] && owned "$pid" "$dir" && kill -KILL "$pid" 2>/dev/null
         done <"$dir/pids"
     fi
-    if [ -f "$dir/pg/data/postmaster.pid" ]; then
-        pid=$(head -n 1 "$dir/pg/data/postmaster.pid")
+    # $dir/pg, and any further cluster a test started ($dir/NAME/data).
+    local pidfile
+    for pidfile in "$dir"/*/data/postmaster.pid; do
+        [ -f "$pidfile" ] || continue
+        pid=$(head -n 1 "$pidfile")
         if [ -n "$pid" ] && owned "$pid" "$dir"; then
             kill -QUIT "$pid" 2>/dev/null
             sleep 0.5
             owned "$pid" "$dir" && kill -KILL "$pid" 2>/dev/null
         fi
-    fi
+    done
     return 0
 }
 
