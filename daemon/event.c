@@ -609,3 +609,79 @@ invalid:
     cJSON_Delete(envelope);
     return EVENT_INVALID;
 }
+
+bool event_batch_row(const event_batch_t *b, size_t i, event_row_t *row)
+{
+    if (i >= b->n_events)
+        return false;
+    for (size_t c = 0; c < EVENT_LOG_ARRAYS; c++) {
+        size_t off = pg_array_first();
+        size_t k = 0;
+        do {
+            if (!pg_array_next(&b->log[c], &off, &row->value[c], &row->len[c]))
+                return false;
+        } while (k++ < i);
+    }
+    return true;
+}
+
+/* The event index a mirror row's seq element holds, or SIZE_MAX when unreadable. */
+static size_t seq_of(const char *s, size_t len)
+{
+    size_t v = 0;
+    if (s == NULL || len == 0 || len > 18)
+        return SIZE_MAX;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return SIZE_MAX;
+        v = v * 10 + (size_t)(s[i] - '0');
+    }
+    return v;
+}
+
+/* Copies the rows of `n_cols` parallel arrays whose element in cols[0] is kept. */
+static void slice_columns(const pg_array_t *src, pg_array_t *dst, size_t n_cols, size_t lo,
+                          size_t hi, bool by_seq, size_t *kept)
+{
+    size_t off[EVENT_MIRROR_EXTRA_ARRAYS + MIRROR_MAX_COLUMNS];
+    const char *s;
+    size_t len;
+
+    for (size_t c = 0; c < n_cols; c++)
+        off[c] = pg_array_first();
+    for (size_t row = 0; pg_array_next(&src[0], &off[0], &s, &len); row++) {
+        size_t at = by_seq ? seq_of(s, len) : row;
+        bool keep = at >= lo && at < hi;
+        if (keep)
+            pg_array_add(&dst[0], s, len);
+        for (size_t c = 1; c < n_cols; c++) {
+            const char *v;
+            size_t vlen;
+            if (pg_array_next(&src[c], &off[c], &v, &vlen) && keep)
+                pg_array_add(&dst[c], v, vlen);
+        }
+        if (keep)
+            (*kept)++;
+    }
+}
+
+event_batch_t *event_batch_slice(const event_batch_t *b, size_t lo, size_t hi, bool mirror)
+{
+    event_row_t last;
+    if (lo >= hi || hi > b->n_events || !event_batch_row(b, hi - 1, &last))
+        return NULL;
+    event_batch_t *sub = event_batch_new();
+    if (sub == NULL || (sub->last_id = strndup(last.value[0], last.len[0])) == NULL)
+        goto fail;
+    size_t events = 0;
+    slice_columns(b->log, sub->log, EVENT_LOG_ARRAYS, lo, hi, false, &events);
+    sub->n_events = events;
+    for (int t = 0; mirror && t < MIRROR_COUNT; t++)
+        slice_columns(b->mirror[t], sub->mirror[t],
+                      EVENT_MIRROR_EXTRA_ARRAYS + mirrors[t].n_columns, lo, hi, true,
+                      &sub->n_rows[t]);
+    return sub;
+fail:
+    event_batch_free(sub);
+    return NULL;
+}

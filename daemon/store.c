@@ -225,6 +225,8 @@ static void finish_job(store_t *s)
                                   : s->error[0] ? s->error
                                                 : "no result",
                            .answered = true,
+                           .sqlstate =
+                               ok || res == NULL ? NULL : PQresultErrorField(res, PG_DIAG_SQLSTATE),
                            .elapsed_us = clock_mono_us() - j->sent_us};
         j->done(j->arg, &r);
         free(j);

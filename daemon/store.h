@@ -84,10 +84,11 @@ typedef struct store_query {
 
 /* What became of one job. */
 typedef struct store_reply {
-    const PGresult *res; /* the result on success (valid during the call), else NULL */
-    const char *err;     /* why it failed (one line), else NULL */
-    bool answered;       /* the server answered; false when it never ran or the link broke */
-    int64_t elapsed_us;  /* from sending to the last result, when answered */
+    const PGresult *res;  /* the result on success (valid during the call), else NULL */
+    const char *err;      /* why it failed (one line), else NULL */
+    bool answered;        /* the server answered; false when it never ran or the link broke */
+    const char *sqlstate; /* the server's SQLSTATE for a refused statement, else NULL */
+    int64_t elapsed_us;   /* from sending to the last result, when answered */
 } store_reply_t;
 
 typedef void (*store_job_fn)(void *arg, const store_reply_t *reply);
