@@ -4,8 +4,10 @@
  * The mirror schema is declared once, in the column tables below; apply.c
  * generates its SQL from the same tables, so a column cannot be written in
  * one place and forgotten in the other.  Validation here is deliberately as
- * strict as PostgreSQL's input functions: an event that passes never makes
- * the apply statement fail, and one that does not is kept in the log only.
+ * strict as PostgreSQL's input functions and the schema's indexes, and one
+ * that does not pass is kept in the log only; an event the server refuses
+ * all the same (an operator's constraint, a limit not known here) is found
+ * and kept as a poison event by the apply job (store_apply.c).
  * Parsing untrusted JSON and Events API pages is in event_page.c.
  */
 #include "event.h"
@@ -120,6 +122,46 @@ static const mirror_def_t mirrors[MIRROR_COUNT] = {
     [MIRROR_API_KEYS] = {"api_keys", COLS(api_key_columns)},
     [MIRROR_ORGANIZATIONS] = {"organizations", COLS(organization_columns)},
 };
+
+/*
+ * Text columns the schema indexes (sql/001_schema.sql), and how long a
+ * value of one may be.  A btree entry must fit in a third of a page (2,704
+ * bytes with the default block size), so a longer value would make
+ * PostgreSQL refuse the batch; such an event is caught here instead and
+ * kept in the log only, as malformed.  This is a bound up front, not the
+ * guarantee: whatever else the server refuses is found by the apply job
+ * (store_apply.c) and kept as a poison event.
+ */
+#define MAX_INDEXED_LEN 2000
+
+static const struct {
+    mirror_table_t table;
+    const char *column;
+} indexed_columns[] = {
+    {MIRROR_USERS, "email"},
+    {MIRROR_USERS, "external_id"},
+    {MIRROR_MEMBERSHIPS, "user_id"},
+    {MIRROR_MEMBERSHIPS, "organization_id"},
+    {MIRROR_INVITATIONS, "email"},
+    {MIRROR_INVITATIONS, "organization_id"},
+    {MIRROR_SESSIONS, "user_id"},
+    {MIRROR_SESSIONS, "organization_id"},
+    {MIRROR_API_KEYS, "owner_type"},
+    {MIRROR_API_KEYS, "owner_id"},
+    {MIRROR_ORGANIZATIONS, "external_id"},
+};
+
+/* A text value too long for the index on its column. */
+static bool too_long_for_index(const mirror_def_t *def, const mirror_column_t *c, const cJSON *v)
+{
+    if (c->type != COLUMN_TEXT || !cJSON_IsString(v) || strlen(v->valuestring) <= MAX_INDEXED_LEN)
+        return false;
+    for (size_t i = 0; i < sizeof(indexed_columns) / sizeof(indexed_columns[0]); i++)
+        if (def == &mirrors[indexed_columns[i].table] &&
+            strcmp(c->name, indexed_columns[i].column) == 0)
+            return true;
+    return false;
+}
 
 /*
  * Every event type this version knows, and what it does to the mirror, in
@@ -447,6 +489,13 @@ static bool mirror_values(const mirror_def_t *def, cJSON *data, bool tombstone, 
                 continue;
             snprintf(why, whylen, "data.%s%s%s has the wrong type", c->field, c->sub ? "." : "",
                      c->sub ? c->sub : "");
+            return false;
+        }
+        if (too_long_for_index(def, c, v)) {
+            if (tombstone)
+                continue;
+            snprintf(why, whylen, "data.%s%s%s is too long for its index (over %d bytes)", c->field,
+                     c->sub ? "." : "", c->sub ? c->sub : "", MAX_INDEXED_LEN);
             return false;
         }
         vals[i] = v != NULL && !cJSON_IsNull(v) ? v : NULL;

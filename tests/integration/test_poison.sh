@@ -2,7 +2,8 @@
 # A poison event -- one the validator accepts but PostgreSQL refuses -- never
 # stalls the stream, and is kept, not dropped.  One page holds good events
 # and one of each kind of refusal the daemon cannot know in advance: an
-# 8,000-character external_id (over the btree limit of its index), a value
+# 8,000-character last_name (over the btree limit of an index an operator
+# added), a value
 # the column's type refuses (an operator narrowed users.locale), an
 # operator's CHECK and an operator's trigger on the mirror, and an event the
 # event log itself refuses (an operator's trigger on workos.events).  The
@@ -18,7 +19,7 @@ require_bins
 
 T1=2024-02-01T00:00:01.000Z
 # Random, so that compression cannot bring it under the index's limit.
-long=$(head -c 6000 /dev/urandom | base64 -w 0 | head -c 8000)
+long=$(head -c 7000 /dev/urandom | base64 -w 0 | tr -d "/+=" | head -c 8000)
 user() { # ID EMAIL [EXTRA_FIELDS]
     printf '{"object":"user","id":"%s","email":"%s","first_name":"F","last_name":"L","email_verified":true,"created_at":"%s","updated_at":"%s"%s}' \
         "$1" "$2" "$T1" "$T1" "${3:-}"
@@ -27,7 +28,7 @@ EV_PREFIX=p
 EVENTS=$T/events.jsonl
 {
     ev user.created "$(user user_good1 g1@example.test)"
-    ev user.created "$(user user_long long@example.test ",\"external_id\":\"$long\"")" # 002
+    ev user.created "$(user user_long long@example.test | sed "s/\"last_name\":\"L\"/\"last_name\":\"$long\"/")" # 002
     ev user.created "$(user user_good2 g2@example.test)"
     ev user.created "$(user user_blocked b@blocked.test)"                                # 004
     ev user.created "$(user user_trigger t@example.test)"                                # 005
@@ -44,6 +45,7 @@ daemon_migrate
 # What an operator may add to the mirror, and to the log, unknown to the daemon.
 q <<'SQL'
 ALTER TABLE workos.users ADD CHECK (email NOT LIKE '%@blocked.test');
+CREATE INDEX users_last_name_idx ON workos.users (last_name);
 ALTER TABLE workos.users ALTER COLUMN locale TYPE varchar(8);
 CREATE FUNCTION public.refuse_user() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -83,7 +85,7 @@ assert_eq 1 "$(sql "select count(*) from workos.poison_events where id = 'evt_p_
 assert_eq "inv_refused|i@example.test|f|f" \
     "$(sql "select data->>'id', data->>'email', data ? 'token', data ? 'accept_invitation_url' from workos.poison_events where id = 'evt_p_007'")" \
     "the refused event's payload is kept, scrubbed"
-assert_eq 8000 "$(sql "select length(data->>'external_id') from workos.events where id = 'evt_p_002'")" \
+assert_eq 8000 "$(sql "select length(data->>'last_name') from workos.events where id = 'evt_p_002'")" \
     "the overlong event is in the log as it came"
 assert_no_secret_logged "$DAEMON_LOG" SECRET_TOKEN_p7 SECRET_URL_p7
 [ "$(q -c "select count(*) from workos.poison_events where raw like '%SECRET%' or data::text like '%SECRET%'")" = 0 ] ||
@@ -97,12 +99,20 @@ status_out=$(syncd status || true)
 grep -qx 'poison_events=5' <<<"$status_out" || fail "status does not count the poison events: $status_out"
 grep -qx 'poison_newest=evt_p_[0-9]*' <<<"$status_out" || fail "status does not name the newest poison event: $status_out"
 
-# The stream goes on.
+# The stream goes on.  An overlong value in an index the schema has is
+# bounded up front: kept in the log as malformed, never sent to the mirror.
 EV_SEQ=8
-ev user.created "$(user user_good4 g4@example.test)" >"$T/more.jsonl"
+{
+    ev user.created "$(user user_good4 g4@example.test)"
+    ev user.created "$(user user_extid e@example.test ",\"external_id\":\"$long\"")" # 010
+} >"$T/more.jsonl"
 emu_append "$T/more.jsonl"
-wait_caught_up 20 evt_p_009
+wait_caught_up 20 evt_p_010
 assert_eq 1 "$(sql "select count(*) from workos.users where id = 'user_good4'")" "polling goes on after poison events"
+assert_eq 0 "$(sql "select count(*) from workos.users where id = 'user_extid'")" "an overlong external_id is not mirrored"
+assert_eq 1 "$(events_count "id = 'evt_p_010'")" "an overlong external_id is kept in the log"
+grep -q 'event=malformed_event id=evt_p_010 .*too long for its index' "$DAEMON_LOG" ||
+    fail "the overlong external_id is not reported as malformed"
 
 # Webhooks.  A first one commits while the log is locked; three arrive
 # meanwhile and form the next group: a poison one, a good one, an invalid one.

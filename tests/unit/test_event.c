@@ -851,6 +851,44 @@ START_TEST(test_slice)
 }
 END_TEST
 
+/* One event of `type` whose data's `field` is `len` bytes long. */
+static event_status_t add_long(const char *type, const char *field, size_t len)
+{
+    cJSON *e = cJSON_Parse("{\"id\":\"e\",\"created_at\":\"2026-01-01T00:00:00Z\","
+                           "\"data\":{\"id\":\"x\",\"updated_at\":\"2026-01-01T00:00:00Z\"}}");
+    ck_assert_ptr_nonnull(e);
+    cJSON_AddStringToObject(e, "event", type);
+    char *v = malloc(len + 1);
+    ck_assert_ptr_nonnull(v);
+    memset(v, 'x', len);
+    v[len] = '\0';
+    cJSON_AddStringToObject(cJSON_GetObjectItem(e, "data"), field, v);
+    free(v);
+    event_batch_t *b = event_batch_new();
+    char why[160];
+    event_status_t st = event_batch_add(b, e, why, sizeof(why));
+    if (st == EVENT_MALFORMED)
+        ck_assert_ptr_nonnull(strstr(why, "too long for its index"));
+    event_batch_free(b);
+    return st;
+}
+
+/* Text over 2,000 bytes in an indexed column is refused up front; elsewhere it is kept. */
+START_TEST(test_index_bound)
+{
+    ck_assert_int_eq(add_long("user.created", "external_id", 2000), EVENT_OK);
+    ck_assert_int_eq(add_long("user.created", "external_id", 2001), EVENT_MALFORMED);
+    ck_assert_int_eq(add_long("user.updated", "email", 8000), EVENT_MALFORMED);
+    ck_assert_int_eq(add_long("organization.created", "external_id", 8000), EVENT_MALFORMED);
+    ck_assert_int_eq(add_long("organization_membership.created", "user_id", 8000), EVENT_MALFORMED);
+    ck_assert_int_eq(add_long("session.created", "organization_id", 8000), EVENT_MALFORMED);
+    ck_assert_int_eq(add_long("user.created", "first_name", 8000), EVENT_OK); /* not indexed */
+    ck_assert_int_eq(add_long("organization.created", "name", 8000), EVENT_OK);
+    /* A deletion still tombstones: the value is left out. */
+    ck_assert_int_eq(add_long("user.deleted", "external_id", 8000), EVENT_OK);
+}
+END_TEST
+
 /* Every mirror declares id first and has updated_at: the SQL relies on it. */
 START_TEST(test_mirror_defs)
 {
@@ -890,6 +928,7 @@ Suite *unit_suite(void)
     tcase_add_test(tc, test_parse_bounds);
     tcase_add_test(tc, test_array_layout);
     tcase_add_test(tc, test_slice);
+    tcase_add_test(tc, test_index_bound);
     suite_add_tcase(s, tc);
     return s;
 }
