@@ -164,7 +164,8 @@ static bool refused(apply_job_t *j, const store_reply_t *reply)
     char msg[512];
 
     snprintf(j->error, sizeof(j->error), "%s", reply->err != NULL ? reply->err : "refused");
-    snprintf(j->sqlstate, sizeof(j->sqlstate), "%s", reply->sqlstate);
+    snprintf(j->sqlstate, sizeof(j->sqlstate), "%s",
+             reply->sqlstate != NULL ? reply->sqlstate : "");
     if (!j->split)
         log_warn("event=apply_refused n=%zu source=%s sqlstate=%s error=%s "
                  "note=\"splitting the batch to find the events the database refuses\"",
