@@ -198,9 +198,9 @@ bool apply_read_result(const PGresult *res, store_apply_result_t *r)
 {
     if (res == NULL || PQntuples(res) != 1 || PQnfields(res) < 1 + MIRROR_COUNT)
         return false;
-    r->inserted = atol(PQgetvalue(res, 0, 0));
+    r->inserted = strtol(PQgetvalue(res, 0, 0), NULL, 10);
     for (int t = 0; t < MIRROR_COUNT; t++)
-        r->rows[t] = atol(PQgetvalue(res, 0, 1 + t));
+        r->rows[t] = strtol(PQgetvalue(res, 0, 1 + t), NULL, 10);
     return true;
 }
 

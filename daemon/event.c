@@ -154,7 +154,8 @@ static const struct {
 /* A text value too long for the index on its column. */
 static bool too_long_for_index(const mirror_def_t *def, const mirror_column_t *c, const cJSON *v)
 {
-    if (c->type != COLUMN_TEXT || !cJSON_IsString(v) || strlen(v->valuestring) <= MAX_INDEXED_LEN)
+    if (c->type != COLUMN_TEXT || v == NULL || !cJSON_IsString(v) ||
+        strlen(v->valuestring) <= MAX_INDEXED_LEN)
         return false;
     for (size_t i = 0; i < sizeof(indexed_columns) / sizeof(indexed_columns[0]); i++)
         if (def == &mirrors[indexed_columns[i].table] &&

@@ -91,8 +91,8 @@ static void count_rows(PGconn *conn, const char *schema, const char *table, bool
     free(sql);
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         r->read = true;
-        r->live = atoll(PQgetvalue(res, 0, 0));
-        r->deleted = atoll(PQgetvalue(res, 0, 1));
+        r->live = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        r->deleted = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     }
     PQclear(res);
 }
@@ -110,7 +110,7 @@ static void read_poison(PGconn *conn, const char *schema, status_t *st)
     free(sql);
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         st->poison_read = true;
-        st->poison_count = atoll(PQgetvalue(res, 0, 0));
+        st->poison_count = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         get_value(res, 1, &st->poison_newest);
     }
     PQclear(res);

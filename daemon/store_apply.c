@@ -141,8 +141,8 @@ static void recorded(apply_job_t *j, const PGresult *res)
     event_row_t row;
     char id[256], type[256];
 
-    j->total.inserted += atol(PQgetvalue(res, 0, 0));
-    if (atol(PQgetvalue(res, 0, 1)) == 0)
+    j->total.inserted += strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    if (strtol(PQgetvalue(res, 0, 1), NULL, 10) == 0)
         return; /* recorded before: this is a retry of the same batch */
     j->total.poisoned++;
     metrics_poison_event(j->cur.mode == PIECE_LOG_ONLY);
