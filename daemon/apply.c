@@ -102,6 +102,19 @@ static void emit_mirror_cte(FILE *f, const char *schema, mirror_table_t t, int p
                "excluded.deleted_at IS NOT NULL)\n  RETURNING 1)\n");
 }
 
+/* The CTE `st` that stores the cursor $3 for stream $2 (none when $2 is NULL). */
+static void emit_cursor_cte(FILE *f, const char *schema)
+{
+    fprintf(f,
+            ", st AS (\n  INSERT INTO %s.sync_state AS t (stream, cursor, updated_at, "
+            "caught_up_at)\n  SELECT $2::text, $3::text, now(), CASE WHEN $4::boolean THEN now() "
+            "END WHERE $2::text IS NOT NULL\n"
+            "  ON CONFLICT (stream) DO UPDATE SET cursor = excluded.cursor, updated_at = now(), "
+            "caught_up_at = coalesce(excluded.caught_up_at, t.caught_up_at), last_error = NULL, "
+            "last_error_at = NULL\n  RETURNING 1)\n",
+            schema);
+}
+
 /*
  * The statement: the log insert first, then one CTE per mirror table fed
  * only by the events new to the log, the cursor, and one result row of
@@ -130,14 +143,7 @@ char *apply_sql(const char *schema)
         emit_mirror_cte(f, schema, (mirror_table_t)t, param);
         param += EVENT_MIRROR_EXTRA_ARRAYS + (int)event_mirror((mirror_table_t)t)->n_columns;
     }
-    fprintf(f,
-            ", st AS (\n  INSERT INTO %s.sync_state AS t (stream, cursor, updated_at, "
-            "caught_up_at)\n  SELECT $2::text, $3::text, now(), CASE WHEN $4::boolean THEN now() "
-            "END WHERE $2::text IS NOT NULL\n"
-            "  ON CONFLICT (stream) DO UPDATE SET cursor = excluded.cursor, updated_at = now(), "
-            "caught_up_at = coalesce(excluded.caught_up_at, t.caught_up_at), last_error = NULL, "
-            "last_error_at = NULL\n  RETURNING 1)\n",
-            schema);
+    emit_cursor_cte(f, schema);
     fprintf(f, ", n AS (SELECT (SELECT count(*) FROM ins) AS ins");
     for (int t = 0; t < MIRROR_COUNT; t++)
         fprintf(f, ", (SELECT count(*) FROM m%d) AS m%d", t, t);
@@ -192,8 +198,63 @@ bool apply_read_result(const PGresult *res, store_apply_result_t *r)
 {
     if (res == NULL || PQntuples(res) != 1 || PQnfields(res) < 1 + MIRROR_COUNT)
         return false;
-    r->inserted = atol(PQgetvalue(res, 0, 0));
+    r->inserted = strtol(PQgetvalue(res, 0, 0), NULL, 10);
     for (int t = 0; t < MIRROR_COUNT; t++)
-        r->rows[t] = atol(PQgetvalue(res, 0, 1 + t));
+        r->rows[t] = strtol(PQgetvalue(res, 0, 1 + t), NULL, 10);
     return true;
+}
+
+char *apply_poison_sql(const char *schema, bool in_log)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (f == NULL)
+        return NULL;
+
+    /* $7 to $9 are read as text in both, so both have the same parameters. */
+    if (in_log)
+        fprintf(f,
+                "WITH ins AS (\n  INSERT INTO %s.events (id, event, created_at, data, context, "
+                "source)\n  VALUES ($5::text, $6::text, $7::text::timestamptz, $8::text::jsonb, "
+                "$9::text::jsonb, $1::text)\n  ON CONFLICT (id) DO NOTHING\n  RETURNING id)\n"
+                ", p AS (\n  INSERT INTO %s.poison_events AS t (id, event, created_at, source, "
+                "error, sqlstate, in_log)\n  VALUES ($5::text, $6::text, $7::text, $1::text, "
+                "$10::text, $11::text, true)\n",
+                schema, schema);
+    else
+        fprintf(f,
+                "WITH ins AS (SELECT NULL::text AS id WHERE false)\n"
+                ", p AS (\n  INSERT INTO %s.poison_events AS t (id, event, created_at, source, "
+                "error, sqlstate, in_log, data, context, raw)\n  SELECT $5::text, $6::text, "
+                "$7::text, $1::text, $10::text, $11::text, false, j.data, j.context, "
+                "CASE WHEN j.data IS NULL THEN $8::text END\n    FROM (SELECT "
+                "%s.poison_jsonb($8::text) AS data, %s.poison_jsonb($9::text) AS context) j\n",
+                schema, schema, schema);
+    fprintf(f, "  ON CONFLICT (id) DO UPDATE SET error = excluded.error, sqlstate = "
+               "excluded.sqlstate, in_log = excluded.in_log, data = excluded.data, context = "
+               "excluded.context, raw = excluded.raw, failures = t.failures + 1, "
+               "last_failed_at = now()\n  RETURNING (xmax = 0) AS fresh)\n");
+    emit_cursor_cte(f, schema);
+    fprintf(f, "SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM p WHERE fresh), "
+               "(SELECT count(*) FROM st)");
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+apply_failure_t apply_classify(const char *sqlstate)
+{
+    /* Classes (the first two characters) that are about the data. */
+    static const char *const data_classes[] = {"22", "23", "54", "21", "09", "27",
+                                               "44", "2F", "38", "39", "P0"};
+
+    if (sqlstate == NULL || strlen(sqlstate) != 5)
+        return APPLY_TRANSIENT;
+    for (size_t i = 0; i < sizeof(data_classes) / sizeof(data_classes[0]); i++)
+        if (strncmp(sqlstate, data_classes[i], 2) == 0)
+            return APPLY_PERMANENT;
+    return APPLY_TRANSIENT;
 }

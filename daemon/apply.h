@@ -45,12 +45,57 @@ char *apply_sql(const char *schema) WUR;
  */
 size_t apply_arrays(event_batch_t *b, const char **values, int *lengths) WUR;
 
-/* What one apply statement did. */
+/* What one apply statement did (or, for a split batch, all of its pieces). */
 typedef struct store_apply_result {
     long inserted;           /* events new to the log (the rest were duplicates) */
     long rows[MIRROR_COUNT]; /* mirror rows inserted or changed, per table */
     int64_t commit_us;       /* time from send to commit, microseconds */
+    long poisoned;           /* events newly recorded as poison (see apply_classify) */
 } store_apply_result_t;
+
+/*
+ * What a refused apply statement means, from the server's SQLSTATE.
+ * TRANSIENT: the server or the connection, not the batch -- connection
+ * classes (08), operator intervention and shutdown (57, query_canceled and
+ * statement_timeout included), serialization failure and deadlock (40),
+ * object in use and lock_not_available (55), insufficient resources (53),
+ * a read-only server (25006), system errors (58), internal errors (XX),
+ * a statement or schema problem (42: the same for every batch, so it must
+ * stall visibly rather than quarantine healthy events), and anything
+ * without a SQLSTATE or of a class not listed here: the same batch is
+ * retried.  PERMANENT: the server says it is about the data -- data
+ * exceptions (22), integrity constraints (23, operator CHECKs included),
+ * program limits (54: index row size), cardinality (21), triggered
+ * actions and data changes (09, 27), WITH CHECK OPTION (44), routine
+ * exceptions (2F, 38, 39) and PL/pgSQL RAISE and ASSERT (P0): the batch is
+ * split to find the events that cause it.
+ */
+typedef enum apply_failure { APPLY_TRANSIENT, APPLY_PERMANENT } apply_failure_t;
+
+/* Classifies a SQLSTATE (NULL: none, as for a lost connection). */
+apply_failure_t apply_classify(const char *sqlstate);
+
+/* The names the two poison statements are prepared under (see apply_poison_sql). */
+#define APPLY_POISON_LOG_STMT "workos_syncd_poison_log"
+#define APPLY_POISON_KEEP_STMT "workos_syncd_poison_keep"
+
+/*
+ * The poison statements' parameters: $1 to $4 as the apply statement's,
+ * then the event's log row ($5 id, $6 event, $7 created_at, $8 data, $9
+ * context, all text) and the refusal ($10 error, $11 sqlstate).
+ */
+#define APPLY_POISON_PARAMS 11
+
+/*
+ * The text of a statement that records one refused event, and the cursor
+ * when $2 is set: with `in_log`, the event goes into the event log (its
+ * mirror effect skipped) and a poison_events row points at it; without,
+ * poison_events alone keeps it, data as jsonb when the server takes it,
+ * else as raw text.  Its result row: events new to the log, and whether
+ * the poison_events row is new (1) or a repeat (0).  Malloc'ed, NULL when
+ * out of memory.
+ */
+char *apply_poison_sql(const char *schema, bool in_log);
 
 /*
  * Completion of an apply.  `ok` false means the batch was not committed

@@ -4,8 +4,10 @@
  * The mirror schema is declared once, in the column tables below; apply.c
  * generates its SQL from the same tables, so a column cannot be written in
  * one place and forgotten in the other.  Validation here is deliberately as
- * strict as PostgreSQL's input functions: an event that passes never makes
- * the apply statement fail, and one that does not is kept in the log only.
+ * strict as PostgreSQL's input functions and the schema's indexes, and one
+ * that does not pass is kept in the log only; an event the server refuses
+ * all the same (an operator's constraint, a limit not known here) is found
+ * and kept as a poison event by the apply job (store_apply.c).
  * Parsing untrusted JSON and Events API pages is in event_page.c.
  */
 #include "event.h"
@@ -120,6 +122,47 @@ static const mirror_def_t mirrors[MIRROR_COUNT] = {
     [MIRROR_API_KEYS] = {"api_keys", COLS(api_key_columns)},
     [MIRROR_ORGANIZATIONS] = {"organizations", COLS(organization_columns)},
 };
+
+/*
+ * Text columns the schema indexes (sql/001_schema.sql), and how long a
+ * value of one may be.  A btree entry must fit in a third of a page (2,704
+ * bytes with the default block size), so a longer value would make
+ * PostgreSQL refuse the batch; such an event is caught here instead and
+ * kept in the log only, as malformed.  This is a bound up front, not the
+ * guarantee: whatever else the server refuses is found by the apply job
+ * (store_apply.c) and kept as a poison event.
+ */
+#define MAX_INDEXED_LEN 2000
+
+static const struct {
+    mirror_table_t table;
+    const char *column;
+} indexed_columns[] = {
+    {MIRROR_USERS, "email"},
+    {MIRROR_USERS, "external_id"},
+    {MIRROR_MEMBERSHIPS, "user_id"},
+    {MIRROR_MEMBERSHIPS, "organization_id"},
+    {MIRROR_INVITATIONS, "email"},
+    {MIRROR_INVITATIONS, "organization_id"},
+    {MIRROR_SESSIONS, "user_id"},
+    {MIRROR_SESSIONS, "organization_id"},
+    {MIRROR_API_KEYS, "owner_type"},
+    {MIRROR_API_KEYS, "owner_id"},
+    {MIRROR_ORGANIZATIONS, "external_id"},
+};
+
+/* A text value too long for the index on its column. */
+static bool too_long_for_index(const mirror_def_t *def, const mirror_column_t *c, const cJSON *v)
+{
+    if (c->type != COLUMN_TEXT || v == NULL || !cJSON_IsString(v) ||
+        strlen(v->valuestring) <= MAX_INDEXED_LEN)
+        return false;
+    for (size_t i = 0; i < sizeof(indexed_columns) / sizeof(indexed_columns[0]); i++)
+        if (def == &mirrors[indexed_columns[i].table] &&
+            strcmp(c->name, indexed_columns[i].column) == 0)
+            return true;
+    return false;
+}
 
 /*
  * Every event type this version knows, and what it does to the mirror, in
@@ -449,6 +492,13 @@ static bool mirror_values(const mirror_def_t *def, cJSON *data, bool tombstone, 
                      c->sub ? c->sub : "");
             return false;
         }
+        if (too_long_for_index(def, c, v)) {
+            if (tombstone)
+                continue;
+            snprintf(why, whylen, "data.%s%s%s is too long for its index (over %d bytes)", c->field,
+                     c->sub ? "." : "", c->sub ? c->sub : "", MAX_INDEXED_LEN);
+            return false;
+        }
         vals[i] = v != NULL && !cJSON_IsNull(v) ? v : NULL;
     }
     return true;
@@ -609,4 +659,80 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
 invalid:
     cJSON_Delete(envelope);
     return EVENT_INVALID;
+}
+
+bool event_batch_row(const event_batch_t *b, size_t i, event_row_t *row)
+{
+    if (i >= b->n_events)
+        return false;
+    for (size_t c = 0; c < EVENT_LOG_ARRAYS; c++) {
+        size_t off = pg_array_first();
+        size_t k = 0;
+        do {
+            if (!pg_array_next(&b->log[c], &off, &row->value[c], &row->len[c]))
+                return false;
+        } while (k++ < i);
+    }
+    return true;
+}
+
+/* The event index a mirror row's seq element holds, or SIZE_MAX when unreadable. */
+static size_t seq_of(const char *s, size_t len)
+{
+    size_t v = 0;
+    if (s == NULL || len == 0 || len > 18)
+        return SIZE_MAX;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return SIZE_MAX;
+        v = v * 10 + (size_t)(s[i] - '0');
+    }
+    return v;
+}
+
+/* Copies the rows of `n_cols` parallel arrays whose element in cols[0] is kept. */
+static void slice_columns(const pg_array_t *src, pg_array_t *dst, size_t n_cols, size_t lo,
+                          size_t hi, bool by_seq, size_t *kept)
+{
+    size_t off[EVENT_MIRROR_EXTRA_ARRAYS + MIRROR_MAX_COLUMNS];
+    const char *s;
+    size_t len;
+
+    for (size_t c = 0; c < n_cols; c++)
+        off[c] = pg_array_first();
+    for (size_t row = 0; pg_array_next(&src[0], &off[0], &s, &len); row++) {
+        size_t at = by_seq ? seq_of(s, len) : row;
+        bool keep = at >= lo && at < hi;
+        if (keep)
+            pg_array_add(&dst[0], s, len);
+        for (size_t c = 1; c < n_cols; c++) {
+            const char *v;
+            size_t vlen;
+            if (pg_array_next(&src[c], &off[c], &v, &vlen) && keep)
+                pg_array_add(&dst[c], v, vlen);
+        }
+        if (keep)
+            (*kept)++;
+    }
+}
+
+event_batch_t *event_batch_slice(const event_batch_t *b, size_t lo, size_t hi, bool mirror)
+{
+    event_row_t last;
+    if (lo >= hi || hi > b->n_events || !event_batch_row(b, hi - 1, &last))
+        return NULL;
+    event_batch_t *sub = event_batch_new();
+    if (sub == NULL || (sub->last_id = strndup(last.value[0], last.len[0])) == NULL)
+        goto fail;
+    size_t events = 0;
+    slice_columns(b->log, sub->log, EVENT_LOG_ARRAYS, lo, hi, false, &events);
+    sub->n_events = events;
+    for (int t = 0; mirror && t < MIRROR_COUNT; t++)
+        slice_columns(b->mirror[t], sub->mirror[t],
+                      EVENT_MIRROR_EXTRA_ARRAYS + mirrors[t].n_columns, lo, hi, true,
+                      &sub->n_rows[t]);
+    return sub;
+fail:
+    event_batch_free(sub);
+    return NULL;
 }

@@ -160,6 +160,27 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
 /* Frees a batch; accepts NULL. */
 void event_batch_free(event_batch_t *b);
 
+/*
+ * A new batch holding events [lo, hi) of `b` (arrival order), copied from
+ * its rendered rows: the log rows and, when `mirror`, their mirror rows
+ * (seq kept).  For re-applying part of a batch the database refused; only
+ * the rows, n_rows, n_events and last_id are set, not the per-type counts
+ * the metrics read.  `b` is left unchanged and may already have been
+ * listed by apply_arrays.  NULL when out of memory or the range is empty
+ * or out of bounds.  Costs nothing until called: the common path renders
+ * each event once.
+ */
+event_batch_t *event_batch_slice(const event_batch_t *b, size_t lo, size_t hi, bool mirror) WUR;
+
+/* One event's log row in a batch, pointing into it: not NUL-terminated. */
+typedef struct event_row {
+    const char *value[EVENT_LOG_ARRAYS]; /* id, event, created_at, data, context; NULL = SQL NULL */
+    size_t len[EVENT_LOG_ARRAYS];
+} event_row_t;
+
+/* Reads event `i`'s log row into *row; false when there is no such event. */
+bool event_batch_row(const event_batch_t *b, size_t i, event_row_t *row) WUR;
+
 /* Bounds on a JSON input (a webhook body or an Events API page). */
 #define EVENT_MAX_DEPTH 64 /* nested objects and arrays, the outermost included */
 #define EVENT_MAX_BYTES (64u * 1024u * 1024u) /* the whole document */

@@ -420,6 +420,9 @@ static int print_status(FILE *out, const char *schema, const status_t *st)
                 fprintf(out, "rows_%s=%lld\nrows_%s_deleted=%lld\n", table, st->mirror[t].live,
                         table, st->mirror[t].deleted);
         }
+        if (st->poison_read)
+            fprintf(out, "poison_events=%lld\npoison_newest=%s\n", st->poison_count,
+                    status_text(&st->poison_newest));
     }
     return st->state == STATUS_CAUGHT_UP ? 0 : 1;
 }

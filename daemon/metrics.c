@@ -30,6 +30,7 @@ static struct {
     uint64_t other[N_SOURCES];
     uint64_t inserted[N_SOURCES];
     uint64_t malformed, unknown;
+    uint64_t poison_log, poison_kept;
     uint64_t batches_ok, batches_failed;
     uint64_t commit_bucket[N_BUCKETS];
     double commit_sum;
@@ -74,6 +75,14 @@ void metrics_events_inserted(const char *source, long n)
 void metrics_events_malformed(long n)
 {
     m.malformed += (uint64_t)n;
+}
+
+void metrics_poison_event(bool in_log)
+{
+    if (in_log)
+        m.poison_log++;
+    else
+        m.poison_kept++;
 }
 
 void metrics_events_unknown(long n)
@@ -190,6 +199,14 @@ void metrics_render(FILE *out, const metrics_gauges_t *g)
             "# TYPE workos_syncd_events_unknown_total counter\n"
             "workos_syncd_events_unknown_total %llu\n",
             (unsigned long long)m.malformed, (unsigned long long)m.unknown);
+
+    print_header(out, "workos_syncd_poison_events_total", "counter",
+                 "Events the database refused, kept as poison: in the log without their "
+                 "mirror effect, or in poison_events alone.");
+    fprintf(out,
+            "workos_syncd_poison_events_total{stored=\"log\"} %llu\n"
+            "workos_syncd_poison_events_total{stored=\"poison_events\"} %llu\n",
+            (unsigned long long)m.poison_log, (unsigned long long)m.poison_kept);
 
     print_header(out, "workos_syncd_batch_commit_seconds", "histogram",
                  "Time to commit one batch.");

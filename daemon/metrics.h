@@ -24,6 +24,13 @@ void metrics_events_inserted(const char *source, long n);
 void metrics_events_malformed(long n);
 void metrics_events_unknown(long n);
 
+/*
+ * An event the database refused, recorded as poison for the first time:
+ * kept in the log with its mirror effect skipped (`in_log`), or in
+ * poison_events alone.
+ */
+void metrics_poison_event(bool in_log);
+
 /* A batch committed in `seconds`, or failed. */
 void metrics_batch(bool ok, double seconds);
 

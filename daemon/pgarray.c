@@ -119,6 +119,29 @@ const char *pg_array_finish(pg_array_t *a)
     return a->buf;
 }
 
+size_t pg_array_first(void)
+{
+    return HEADER_LEN;
+}
+
+bool pg_array_next(const pg_array_t *a, size_t *off, const char **s, size_t *len)
+{
+    if (a->n == 0 || *off + 4 > a->len)
+        return false;
+    const unsigned char *p = (const unsigned char *)a->buf + *off;
+    uint32_t n = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    *off += 4;
+    if (n == UINT32_MAX) {
+        *s = NULL;
+        *len = 0;
+        return true;
+    }
+    *s = a->buf + *off;
+    *len = n;
+    *off += n;
+    return true;
+}
+
 void pg_array_free(pg_array_t *a)
 {
     if (a == NULL)

@@ -47,6 +47,17 @@ void pg_array_add_json(pg_array_t *a, cJSON *item);
  */
 const char *pg_array_finish(pg_array_t *a) WUR;
 
+/* The offset of an array's first element, where pg_array_next starts. */
+size_t pg_array_first(void);
+
+/*
+ * Reads the element at byte offset *off: sets *s to its bytes inside the
+ * array (NULL for SQL NULL) and *len to their number, and moves *off to
+ * the next element.  Returns false past the last element.  For splitting
+ * a batch; the array is left unchanged, finished or not.
+ */
+bool pg_array_next(const pg_array_t *a, size_t *off, const char **s, size_t *len) WUR;
+
 /* Frees the buffer and leaves `a` empty; accepts NULL. */
 void pg_array_free(pg_array_t *a);
 

@@ -86,6 +86,7 @@ struct poller {
     bool standby_logged;    /* said once that another instance polls */
 
     backoff_t backoff;
+    backoff_t apply_backoff;  /* failed applies: reset by a commit, not by a fetch */
     int64_t failing_since_ms; /* monotonic ms of the first failure in a row, or 0 */
     char last_error[160];     /* the latest failure, "" once a request succeeds */
     int64_t committed_at_ms;  /* monotonic ms of the last commit, 0 before the first */
@@ -649,6 +650,7 @@ static void hand_over(poller_t *p)
 static void committed(poller_t *p, const store_apply_result_t *res)
 {
     set_str(&p->committed, p->inflight);
+    backoff_reset(&p->apply_backoff);
     p->committed_at_ms = clock_mono_ms();
     metrics_cursor_event_time(p->inflight_created_ms);
     p->applied_since_progress += res->inserted;
@@ -763,7 +765,7 @@ static void perform(poller_t *p, poller_action_t action, const poller_input_t *i
         return;
     case POLLER_DO_BACKOFF_APPLY:
         store_note(p->store, in->text); /* status shows why the stream is stuck */
-        wake_in(p, backoff_next(&p->backoff));
+        wake_in(p, backoff_next(&p->apply_backoff));
         return;
     case POLLER_DO_CHECK_TYPES:
         check_types(p);
@@ -876,6 +878,7 @@ poller_t *poller_new(struct event_base *base, const config_t *cfg, store_t *stor
     p->progress_at_ms = p->tokens_at_ms;
     p->tokens = 1.0;
     backoff_init(&p->backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
+    backoff_init(&p->apply_backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
     if (p->timer == NULL || p->url_prefix == NULL || p->refused_list == NULL) {
         poller_free(p);
         return NULL;

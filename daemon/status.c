@@ -91,8 +91,27 @@ static void count_rows(PGconn *conn, const char *schema, const char *table, bool
     free(sql);
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         r->read = true;
-        r->live = atoll(PQgetvalue(res, 0, 0));
-        r->deleted = atoll(PQgetvalue(res, 0, 1));
+        r->live = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        r->deleted = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    }
+    PQclear(res);
+}
+
+/* How many poison events are kept, and the newest one's id. */
+static void read_poison(PGconn *conn, const char *schema, status_t *st)
+{
+    char *sql = NULL;
+    if (asprintf(&sql,
+                 "SELECT count(*), (SELECT id FROM %s.poison_events ORDER BY first_failed_at "
+                 "DESC, id DESC LIMIT 1) FROM %s.poison_events",
+                 schema, schema) < 0)
+        return;
+    PGresult *res = PQexec(conn, sql);
+    free(sql);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        st->poison_read = true;
+        st->poison_count = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        get_value(res, 1, &st->poison_newest);
     }
     PQclear(res);
 }
@@ -124,6 +143,7 @@ void status_read(const config_t *cfg, int64_t fresh_ms, status_t *st)
     count_rows(conn, schema, "events", false, &st->events);
     for (int t = 0; t < MIRROR_COUNT; t++)
         count_rows(conn, schema, event_mirror((mirror_table_t)t)->table, true, &st->mirror[t]);
+    read_poison(conn, schema, st);
 done:
     PQfinish(conn);
 }

@@ -2,7 +2,9 @@
  * Unit tests for apply: the statement's text and its parameter list agree
  * (every array a batch has is one parameter, in the order the SQL unnests
  * them), its result row is read as the counts it is, and a committed
- * batch lands in the metrics by type, source, malformed and unknown.
+ * batch lands in the metrics by type, source, malformed and unknown; a
+ * refusal's SQLSTATE is classified as transient or about the data, and
+ * the poison statements take the parameters the job sends them.
  */
 #include <check.h>
 #include <stdio.h>
@@ -151,6 +153,104 @@ START_TEST(test_account)
 }
 END_TEST
 
+/* SQLSTATEs and what the apply job must do with a batch refused with each. */
+static const struct {
+    const char *sqlstate;
+    apply_failure_t want;
+} classify_cases[] = {
+    {NULL, APPLY_TRANSIENT},    /* no SQLSTATE: the connection, not the batch */
+    {"", APPLY_TRANSIENT},      /* malformed */
+    {"2200", APPLY_TRANSIENT},  /* too short */
+    {"08006", APPLY_TRANSIENT}, /* connection_failure */
+    {"08001", APPLY_TRANSIENT}, /* sqlclient_unable_to_establish_sqlconnection */
+    {"57P01", APPLY_TRANSIENT}, /* admin_shutdown */
+    {"57P03", APPLY_TRANSIENT}, /* cannot_connect_now */
+    {"57014", APPLY_TRANSIENT}, /* query_canceled, statement_timeout */
+    {"40001", APPLY_TRANSIENT}, /* serialization_failure */
+    {"40P01", APPLY_TRANSIENT}, /* deadlock_detected */
+    {"55P03", APPLY_TRANSIENT}, /* lock_not_available: lock_timeout */
+    {"55006", APPLY_TRANSIENT}, /* object_in_use */
+    {"53100", APPLY_TRANSIENT}, /* disk_full */
+    {"53200", APPLY_TRANSIENT}, /* out_of_memory */
+    {"53300", APPLY_TRANSIENT}, /* too_many_connections */
+    {"25006", APPLY_TRANSIENT}, /* read_only_sql_transaction: a demoted primary */
+    {"58030", APPLY_TRANSIENT}, /* io_error */
+    {"XX000", APPLY_TRANSIENT}, /* internal_error */
+    {"XX001", APPLY_TRANSIENT}, /* data_corrupted: the server's, not the event's */
+    {"42P01", APPLY_TRANSIENT}, /* undefined_table: the schema, for every batch */
+    {"42703", APPLY_TRANSIENT}, /* undefined_column */
+    {"42501", APPLY_TRANSIENT}, /* insufficient_privilege */
+    {"0A000", APPLY_TRANSIENT}, /* feature_not_supported */
+    {"HV000", APPLY_TRANSIENT}, /* a class not listed */
+    {"22001", APPLY_PERMANENT}, /* string_data_right_truncation: varchar(n) */
+    {"22007", APPLY_PERMANENT}, /* invalid_datetime_format */
+    {"22008", APPLY_PERMANENT}, /* datetime_field_overflow */
+    {"22003", APPLY_PERMANENT}, /* numeric_value_out_of_range */
+    {"22P02", APPLY_PERMANENT}, /* invalid_text_representation */
+    {"22P05", APPLY_PERMANENT}, /* untranslatable_character */
+    {"22021", APPLY_PERMANENT}, /* character_not_in_repertoire */
+    {"23505", APPLY_PERMANENT}, /* unique_violation: an operator's unique index */
+    {"23514", APPLY_PERMANENT}, /* check_violation: an operator's CHECK */
+    {"23502", APPLY_PERMANENT}, /* not_null_violation */
+    {"23503", APPLY_PERMANENT}, /* foreign_key_violation */
+    {"54000", APPLY_PERMANENT}, /* program_limit_exceeded: index row size */
+    {"54001", APPLY_PERMANENT}, /* statement_too_complex */
+    {"21000", APPLY_PERMANENT}, /* cardinality_violation */
+    {"27000", APPLY_PERMANENT}, /* triggered_data_change_violation */
+    {"09000", APPLY_PERMANENT}, /* triggered_action_exception */
+    {"44000", APPLY_PERMANENT}, /* with_check_option_violation */
+    {"2F005", APPLY_PERMANENT}, /* function_executed_no_return_statement */
+    {"38001", APPLY_PERMANENT}, /* containing_sql_not_permitted */
+    {"39P01", APPLY_PERMANENT}, /* trigger_protocol_violated */
+    {"P0001", APPLY_PERMANENT}, /* raise_exception: an operator's trigger */
+    {"P0004", APPLY_PERMANENT}, /* assert_failure */
+};
+
+START_TEST(test_classify_sqlstate)
+{
+    const char *st = classify_cases[_i].sqlstate;
+    ck_assert_msg(apply_classify(st) == classify_cases[_i].want, "%s: want %s",
+                  st != NULL ? st : "(null)",
+                  classify_cases[_i].want == APPLY_PERMANENT ? "permanent" : "transient");
+}
+END_TEST
+
+/* Both poison statements name every one of their parameters (or they cannot be prepared). */
+START_TEST(test_poison_sql)
+{
+    for (int in_log = 0; in_log <= 1; in_log++) {
+        char *sql = apply_poison_sql("workos", in_log);
+        ck_assert_ptr_nonnull(sql);
+        for (int k = 1; k <= APPLY_POISON_PARAMS; k++) {
+            char want[16];
+            snprintf(want, sizeof(want), "$%d::", k);
+            ck_assert_msg(strstr(sql, want) != NULL, "in_log=%d: no %s", in_log, want);
+        }
+        char past[16];
+        snprintf(past, sizeof(past), "$%d", APPLY_POISON_PARAMS + 1);
+        ck_assert_ptr_null(strstr(sql, past));
+        ck_assert_ptr_nonnull(strstr(sql, "INSERT INTO workos.poison_events"));
+        ck_assert_ptr_nonnull(strstr(sql, "INSERT INTO workos.sync_state"));
+        ck_assert(in_log == (strstr(sql, "INSERT INTO workos.events") != NULL));
+        free(sql);
+    }
+}
+END_TEST
+
+START_TEST(test_poison_metric)
+{
+    metrics_reset();
+    metrics_poison_event(true);
+    metrics_poison_event(true);
+    metrics_poison_event(false);
+    char *t = render();
+    ck_assert_ptr_nonnull(strstr(t, "\nworkos_syncd_poison_events_total{stored=\"log\"} 2\n"));
+    ck_assert_ptr_nonnull(
+        strstr(t, "\nworkos_syncd_poison_events_total{stored=\"poison_events\"} 1\n"));
+    free(t);
+}
+END_TEST
+
 Suite *unit_suite(void)
 {
     Suite *s = suite_create("apply");
@@ -159,6 +259,10 @@ Suite *unit_suite(void)
     tcase_add_test(tc, test_sql_takes_every_param);
     tcase_add_test(tc, test_read_result);
     tcase_add_test(tc, test_account);
+    tcase_add_loop_test(tc, test_classify_sqlstate, 0,
+                        sizeof(classify_cases) / sizeof(classify_cases[0]));
+    tcase_add_test(tc, test_poison_sql);
+    tcase_add_test(tc, test_poison_metric);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -748,6 +748,147 @@ START_TEST(test_array_layout)
 }
 END_TEST
 
+/* The elements of a batch array, as the server would read them. */
+static uint32_t elems_of(pg_array_t *a, char ***elems)
+{
+    uint32_t n;
+    const char *v = pg_array_finish(a);
+    ck_assert_ptr_nonnull(v);
+    ck_assert(array_read(v, a->len, elems, &n));
+    return n;
+}
+
+/*
+ * A slice holds exactly its events' log rows and, when asked, their mirror
+ * rows with their seq; taken after the batch was listed for sending, and
+ * leaving the batch as it was.
+ */
+START_TEST(test_slice)
+{
+    static const char *const in[] = {
+        "{\"id\":\"e0\",\"event\":\"user.created\",\"created_at\":\"2026-01-01T00:00:00Z\","
+        "\"data\":{\"id\":\"u0\",\"email\":\"a@x.test\",\"updated_at\":\"2026-01-01T00:00:00Z\"}}",
+        "{\"id\":\"e1\",\"event\":\"organization.created\",\"created_at\":\"2026-01-01T00:00:01Z\","
+        "\"data\":{\"id\":\"o1\",\"name\":\"Acme\",\"updated_at\":\"2026-01-01T00:00:01Z\"}}",
+        "{\"id\":\"e2\",\"event\":\"user.updated\",\"created_at\":\"2026-01-01T00:00:02Z\","
+        "\"data\":{\"id\":\"u2\",\"updated_at\":\"bad\"}}",
+        "{\"id\":\"e3\",\"event\":\"user.created\",\"created_at\":\"2026-01-01T00:00:03Z\","
+        "\"data\":{\"id\":\"u3\",\"email\":null,\"updated_at\":\"2026-01-01T00:00:03Z\"},"
+        "\"context\":{\"k\":1}}",
+        "{\"id\":\"e4\",\"event\":\"user.deleted\",\"created_at\":\"2026-01-01T00:00:04Z\","
+        "\"data\":{\"id\":\"u0\"}}",
+    };
+    event_batch_t *b = event_batch_new();
+    char why[160];
+    ck_assert_ptr_nonnull(b);
+    for (size_t i = 0; i < 5; i++)
+        ck_assert_int_ne(event_batch_add(b, cJSON_Parse(in[i]), why, sizeof(why)), EVENT_INVALID);
+    for (size_t i = 0; i < EVENT_LOG_ARRAYS; i++) /* as apply_arrays leaves them */
+        ck_assert_ptr_nonnull(pg_array_finish(&b->log[i]));
+    size_t users_len = b->mirror[MIRROR_USERS][0].len;
+
+    event_batch_t *s = event_batch_slice(b, 1, 4, true);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_uint_eq(s->n_events, 3);
+    ck_assert_str_eq(s->last_id, "e3");
+    char **el;
+    uint32_t n = elems_of(&s->log[0], &el);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(el[0], "e1");
+    ck_assert_str_eq(el[2], "e3");
+    array_elems_free(el, n);
+    n = elems_of(&s->log[4], &el); /* context: NULL, NULL, {"k":1} */
+    ck_assert_uint_eq(n, 3);
+    ck_assert_ptr_null(el[0]);
+    ck_assert_str_eq(el[2], "{\"k\":1}");
+    array_elems_free(el, n);
+    /* e2 is malformed (log only): the users' one row is e3's, seq kept. */
+    ck_assert_uint_eq(s->n_rows[MIRROR_USERS], 1);
+    ck_assert_uint_eq(s->n_rows[MIRROR_ORGANIZATIONS], 1);
+    n = elems_of(&s->mirror[MIRROR_USERS][0], &el);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(el[0], "3");
+    array_elems_free(el, n);
+    n = elems_of(&s->mirror[MIRROR_USERS][1], &el);
+    ck_assert_str_eq(el[0], "e3");
+    array_elems_free(el, n);
+    n = elems_of(&s->mirror[MIRROR_USERS][EVENT_MIRROR_EXTRA_ARRAYS + 1], &el); /* email */
+    ck_assert_ptr_null(el[0]);
+    array_elems_free(el, n);
+    event_batch_free(s);
+
+    /* Without the mirror: the log rows only. */
+    s = event_batch_slice(b, 0, 5, false);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_uint_eq(s->n_events, 5);
+    for (int t = 0; t < MIRROR_COUNT; t++)
+        ck_assert_uint_eq(s->n_rows[t], 0);
+    event_batch_free(s);
+
+    /* One event, the last: its delete row. */
+    s = event_batch_slice(b, 4, 5, true);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_uint_eq(s->n_rows[MIRROR_USERS], 1);
+    n = elems_of(&s->mirror[MIRROR_USERS][2], &el); /* deleted_at */
+    ck_assert_str_eq(el[0], "2026-01-01T00:00:04Z");
+    array_elems_free(el, n);
+    event_batch_free(s);
+
+    ck_assert_ptr_null(event_batch_slice(b, 2, 2, true));
+    ck_assert_ptr_null(event_batch_slice(b, 3, 6, true));
+
+    event_row_t row;
+    ck_assert(event_batch_row(b, 3, &row));
+    ck_assert_int_eq(strncmp(row.value[0], "e3", row.len[0]), 0);
+    ck_assert_uint_eq(row.len[0], 2);
+    ck_assert_int_eq(strncmp(row.value[1], "user.created", row.len[1]), 0);
+    ck_assert_int_eq(strncmp(row.value[4], "{\"k\":1}", row.len[4]), 0);
+    ck_assert(event_batch_row(b, 0, &row));
+    ck_assert_ptr_null(row.value[4]);
+    ck_assert(!event_batch_row(b, 5, &row));
+    ck_assert_uint_eq(b->mirror[MIRROR_USERS][0].len, users_len); /* untouched */
+    event_batch_free(b);
+}
+END_TEST
+
+/* One event of `type` whose data's `field` is `len` bytes long. */
+static event_status_t add_long(const char *type, const char *field, size_t len)
+{
+    cJSON *e = cJSON_Parse("{\"id\":\"e\",\"created_at\":\"2026-01-01T00:00:00Z\","
+                           "\"data\":{\"id\":\"x\",\"updated_at\":\"2026-01-01T00:00:00Z\"}}");
+    ck_assert_ptr_nonnull(e);
+    cJSON_AddStringToObject(e, "event", type);
+    char *v = malloc(len + 1);
+    ck_assert_ptr_nonnull(v);
+    memset(v, 'x', len);
+    v[len] = '\0';
+    cJSON_AddStringToObject(cJSON_GetObjectItem(e, "data"), field, v);
+    free(v);
+    event_batch_t *b = event_batch_new();
+    char why[160];
+    event_status_t st = event_batch_add(b, e, why, sizeof(why));
+    if (st == EVENT_MALFORMED)
+        ck_assert_ptr_nonnull(strstr(why, "too long for its index"));
+    event_batch_free(b);
+    return st;
+}
+
+/* Text over 2,000 bytes in an indexed column is refused up front; elsewhere it is kept. */
+START_TEST(test_index_bound)
+{
+    ck_assert_int_eq(add_long("user.created", "external_id", 2000), EVENT_OK);
+    ck_assert_int_eq(add_long("user.created", "external_id", 2001), EVENT_MALFORMED);
+    ck_assert_int_eq(add_long("user.updated", "email", 8000), EVENT_MALFORMED);
+    ck_assert_int_eq(add_long("organization.created", "external_id", 8000), EVENT_MALFORMED);
+    ck_assert_int_eq(add_long("organization_membership.created", "user_id", 8000), EVENT_MALFORMED);
+    ck_assert_int_eq(add_long("session.created", "organization_id", 8000), EVENT_MALFORMED);
+    ck_assert_int_eq(add_long("user.created", "first_name", 8000), EVENT_OK); /* not indexed */
+    ck_assert_int_eq(add_long("organization.created", "name", 8000), EVENT_OK);
+    /* A deletion still tombstones: the value is left out. */
+    ck_assert_int_eq(add_long("user.deleted", "external_id", 8000), EVENT_OK);
+}
+END_TEST
+
 /* Every mirror declares id first and has updated_at: the SQL relies on it. */
 START_TEST(test_mirror_defs)
 {
@@ -786,6 +927,8 @@ Suite *unit_suite(void)
     tcase_add_loop_test(tc, test_parse_json, 0, sizeof(parse_cases) / sizeof(parse_cases[0]));
     tcase_add_test(tc, test_parse_bounds);
     tcase_add_test(tc, test_array_layout);
+    tcase_add_test(tc, test_slice);
+    tcase_add_test(tc, test_index_bound);
     suite_add_tcase(s, tc);
     return s;
 }
