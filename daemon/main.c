@@ -20,6 +20,7 @@
 #include "audit.h"
 #include "clock.h"
 #include "config.h"
+#include "housekeeping.h"
 #include "http_client.h"
 #include "log.h"
 #include "poller.h"
@@ -41,6 +42,7 @@ typedef struct daemon_ctx {
     http_client_t *http;
     poller_t *poller;   /* NULL without an API key */
     webhook_t *webhook; /* NULL without [webhook] listen */
+    housekeeping_t *housekeeping;
     bool ready_sent;
     bool stopping;
     int shutdown_ticks;
@@ -63,6 +65,8 @@ static void usage(FILE *out)
                  "  forget USER_ID [--force]\n"
                  "            erase a deleted user's personal data from the event log and\n"
                  "            the change feed (--force: even if the user is live)\n"
+                 "  rebuild-rollups\n"
+                 "            build the analytics rollups again from the event log\n"
                  "\n"
                  "options:\n"
                  "  -c FILE   configuration file (default " DEFAULT_CONFIG ")\n"
@@ -118,6 +122,7 @@ static void on_terminate(evutil_socket_t sig, short what, void *arg)
     sd_notify(0, "STOPPING=1");
     if (d->poller != NULL)
         poller_stop(d->poller);
+    housekeeping_stop(d->housekeeping);
     if (d->webhook != NULL)
         webhook_stop_accepting(d->webhook);
     on_shutdown_tick(-1, 0, d);
@@ -147,6 +152,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     log_set_level(d->cfg.log_level);
     if (d->poller != NULL)
         poller_set_config(d->poller, &d->cfg);
+    housekeeping_set_config(d->housekeeping, &d->cfg);
     if (d->webhook != NULL)
         webhook_set_config(d->webhook, &d->cfg);
     log_info("event=reloaded log_level=%s poll_interval_ms=%lld", log_level_name(d->cfg.log_level),
@@ -302,6 +308,10 @@ static int cmd_run(daemon_ctx_t *d, const sigset_t *old_mask)
         log_error("event=startup_failed reason=\"out of memory\"");
         goto out;
     }
+    if ((d->housekeeping = housekeeping_new(d->base, &d->cfg, d->store, d->poller)) == NULL) {
+        log_error("event=startup_failed reason=\"out of memory\"");
+        goto out;
+    }
     if (listening) {
         webhook_hooks_t hooks = {.ready = is_ready, .gauges = fill_gauges, .arg = d};
         d->webhook = webhook_new(d->base, &d->cfg, d->store, &hooks, err, sizeof(err));
@@ -321,6 +331,7 @@ out:
      * their callbacks land in the poller and the listener, which must
      * still exist (a SIGTERM can arrive while the cursor is being read). */
     store_free(d->store);
+    housekeeping_free(d->housekeeping);
     poller_free(d->poller);
     webhook_free(d->webhook);
     http_client_free(d->http);
@@ -349,6 +360,18 @@ static int cmd_migrate(const config_t *cfg)
         return 1;
     }
     printf("schema=%s applied=%d\n", cfg->schema, applied);
+    return 0;
+}
+
+static int cmd_rebuild_rollups(const config_t *cfg)
+{
+    char err[512];
+    long events;
+    if (!store_rebuild_rollups(cfg, &events, err, sizeof(err))) {
+        log_error("event=rebuild_rollups_failed error=%s", log_q(err));
+        return 1;
+    }
+    printf("schema=%s events=%ld\n", cfg->schema, events);
     return 0;
 }
 
@@ -490,7 +513,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(command, "run") != 0 && strcmp(command, "migrate") != 0 &&
         strcmp(command, "status") != 0 && strcmp(command, "verify") != 0 &&
-        strcmp(command, "forget") != 0) {
+        strcmp(command, "forget") != 0 && strcmp(command, "rebuild-rollups") != 0) {
         fprintf(stderr, "workos-syncd: unknown command '%s'\n", command);
         usage(stderr);
         return EXIT_USAGE;
@@ -518,6 +541,8 @@ int main(int argc, char **argv)
         rc = audit_verify(&d.cfg, stdout);
     else if (strcmp(command, "forget") == 0)
         rc = audit_forget(&d.cfg, forget_user, forget_force, stdout);
+    else if (strcmp(command, "rebuild-rollups") == 0)
+        rc = cmd_rebuild_rollups(&d.cfg);
     else
         rc = cmd_status(&d.cfg);
     config_free(&d.cfg);

@@ -164,6 +164,14 @@ void store_note(store_t *s, const char *error);
 bool store_migrate(const config_t *cfg, int *applied, char *err, size_t errlen) WUR;
 
 /*
+ * Blocking: empties every analytics rollup and builds it again from the
+ * event log (workos.rebuild_rollups()), for `rebuild-rollups` after a
+ * restore or a load that bypassed the triggers.  Sets *events to how many
+ * events were rolled up.
+ */
+bool store_rebuild_rollups(const config_t *cfg, long *events, char *err, size_t errlen) WUR;
+
+/*
  * Blocking: a connection for the one-shot commands, or NULL with `err`
  * filled ("database: ...").  *unusable (when not NULL) tells a server that
  * answered but cannot be used (its encoding) from one not reached.  The

@@ -370,3 +370,31 @@ fail:
     PQfinish(conn);
     return ok;
 }
+
+bool store_rebuild_rollups(const config_t *cfg, long *events, char *err, size_t errlen)
+{
+    bool ok = false;
+    char sql[160];
+    PGresult *res = NULL;
+    PGconn *conn = store_connect_blocking(cfg, err, errlen, NULL);
+
+    *events = 0;
+    if (conn == NULL)
+        return false;
+    /* A rebuild reads the whole log: no statement_timeout for it. */
+    snprintf(sql, sizeof(sql), "SET statement_timeout = 0; SELECT %s.rebuild_rollups()",
+             cfg->schema);
+    res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        char msg[512];
+        store_copy_error(msg, sizeof(msg), PQresultErrorMessage(res));
+        snprintf(err, errlen, "rebuild failed: %s", msg);
+        goto fail;
+    }
+    *events = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    ok = true;
+fail:
+    PQclear(res);
+    PQfinish(conn);
+    return ok;
+}

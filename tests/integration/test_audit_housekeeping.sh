@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The daemon's own audit upkeep, with the real binary: it fills the event
+# log's subject columns in the background, logs the chain's head at
+# [audit] head_log_interval, and prunes past [audit] auth_retention in
+# bounded batches (each with a checkpoint) while [audit] retention keeps
+# the rest; `verify` still passes afterwards.
+source "$(dirname "$0")/lib.sh"
+require_bins
+
+pg_start
+gen_stream 12000 4242
+emu_start "$EVENTS_SERVED"
+daemon_config audit.head_log_interval=1s
+daemon_start
+wait_caught_up 120
+
+unfilled() { [ "$(sql "select count(*) from workos.events where object_type is null")" = 0 ]; }
+wait_for 30 "every event's subject columns filled" unfilled
+wait_for 10 "a logged audit head" grep -q 'event=audit_head link=[0-9]* hash=[0-9a-f]*' "$DAEMON_LOG"
+daemon_stop
+
+n_auth=$(sql "select count(*) from workos.events where event like 'authentication.%'")
+n_other=$(sql "select count(*) from workos.events where event not like 'authentication.%'")
+[ "$n_auth" -gt 2000 ] || fail "only $n_auth authentication events: not enough for two batches"
+log "$n_auth authentication and $n_other other events before pruning"
+
+# The generated history is from January: a month of retention for sign-ins
+# removes every one of them, ten years for the rest keeps everything else.
+daemon_config audit.head_log_interval=1s audit.retention=3650d audit.auth_retention=30d
+daemon_start
+pruned() { [ "$(sql "select count(*) from workos.events where event like 'authentication.%'")" = 0 ]; }
+wait_for 60 "authentication events pruned" pruned
+daemon_stop
+assert_eq "$n_other" "$(sql "select count(*) from workos.events where event not like 'authentication.%'")" \
+    "events kept by [audit] retention"
+checkpoints=$(sql "select count(*) from workos.audit_checkpoints")
+[ "$checkpoints" -ge 2 ] || fail "$checkpoints checkpoints for $n_auth pruned events (want one per batch)"
+grep -q 'event=audit_pruned events=2000' "$DAEMON_LOG" || fail "no full batch of 2000 pruned in the log"
+out=$("$SYNCD" verify -c "$SYNCD_CONF" 2>&1) || fail "verify failed after pruning: $out"
+log "pruned $n_auth in $checkpoints batches; verify: $(printf '%s' "$out" | tr '\n' ' ')"
