@@ -446,6 +446,9 @@ static int print_status(FILE *out, const char *schema, const status_t *st)
         if (st->poison_read)
             fprintf(out, "poison_events=%lld\npoison_newest=%s\n", st->poison_count,
                     status_text(&st->poison_newest));
+        if (st->audit_read)
+            fprintf(out, "oldest_event_at=%s\naudit_pruned=%lld\n",
+                    status_text(&st->oldest_event_at), st->audit_pruned);
     }
     return st->state == STATUS_CAUGHT_UP ? 0 : 1;
 }

@@ -116,6 +116,26 @@ static void read_poison(PGconn *conn, const char *schema, status_t *st)
     PQclear(res);
 }
 
+/* The oldest event the log still holds, and how many retention removed. */
+static void read_audit(PGconn *conn, const char *schema, status_t *st)
+{
+    char *sql = NULL;
+    if (asprintf(&sql,
+                 "SELECT (SELECT to_char(min(created_at) AT TIME ZONE 'UTC', "
+                 "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM %s.events), "
+                 "(SELECT coalesce(sum(pruned), 0) FROM %s.audit_checkpoints)",
+                 schema, schema) < 0)
+        return;
+    PGresult *res = PQexec(conn, sql);
+    free(sql);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        st->audit_read = true;
+        get_value(res, 0, &st->oldest_event_at);
+        st->audit_pruned = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    }
+    PQclear(res);
+}
+
 void status_read(const config_t *cfg, int64_t fresh_ms, status_t *st)
 {
     const char *schema = cfg->schema;
@@ -144,6 +164,7 @@ void status_read(const config_t *cfg, int64_t fresh_ms, status_t *st)
     for (int t = 0; t < MIRROR_COUNT; t++)
         count_rows(conn, schema, event_mirror((mirror_table_t)t)->table, true, &st->mirror[t]);
     read_poison(conn, schema, st);
+    read_audit(conn, schema, st);
 done:
     PQfinish(conn);
 }

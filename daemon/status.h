@@ -2,7 +2,8 @@
  * status: the facts `workos-syncd status` reports, read on a blocking
  * connection -- whether the database answers, the schema version, the
  * poller's sync_state row, who holds the poller lock, the row counts
- * of the event log and every mirror table, and the poison events kept.  Reading only: main.c prints
+ * of the event log and every mirror table, the poison events kept, and
+ * the oldest event retention left.  Reading only: main.c prints
  * the facts and turns them into an exit status.
  */
 #ifndef WORKOS_SYNCD_STATUS_H
@@ -54,9 +55,12 @@ typedef struct status {
     bool have_rows; /* the row counts below were asked for */
     status_rows_t events;
     status_rows_t mirror[MIRROR_COUNT];
-    bool poison_read;             /* the poison_events query succeeded */
-    long long poison_count;       /* events the database refused, kept as poison */
-    status_value_t poison_newest; /* id of the most recently recorded one */
+    bool poison_read;               /* the poison_events query succeeded */
+    long long poison_count;         /* events the database refused, kept as poison */
+    status_value_t poison_newest;   /* id of the most recently recorded one */
+    bool audit_read;                /* the audit query succeeded */
+    status_value_t oldest_event_at; /* created_at of the oldest event kept in the log */
+    long long audit_pruned;         /* events removed by retention, in all */
 } status_t;
 
 /*

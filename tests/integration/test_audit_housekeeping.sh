@@ -38,3 +38,10 @@ checkpoints=$(sql "select count(*) from workos.audit_checkpoints")
 grep -q 'event=audit_pruned events=2000' "$DAEMON_LOG" || fail "no full batch of 2000 pruned in the log"
 out=$("$SYNCD" verify -c "$SYNCD_CONF" 2>&1) || fail "verify failed after pruning: $out"
 log "pruned $n_auth in $checkpoints batches; verify: $(printf '%s' "$out" | tr '\n' ' ')"
+
+# status says what retention left and removed.
+st=$("$SYNCD" status -c "$SYNCD_CONF" 2>&1 || true)
+assert_eq "$n_auth" "$(printf '%s\n' "$st" | sed -n 's/^audit_pruned=//p')" "status audit_pruned"
+oldest=$(printf '%s\n' "$st" | sed -n 's/^oldest_event_at=//p')
+assert_eq "$(sql "select to_char(min(created_at) at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') from workos.events")" \
+    "$oldest" "status oldest_event_at"
