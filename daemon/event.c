@@ -334,7 +334,7 @@ bool event_has_data(const cJSON *envelope)
 static void peek_string(const cJSON *obj, const char *name, char *buf, size_t len)
 {
     const cJSON *v = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, name) : NULL;
-    snprintf(buf, len, "%s", cJSON_IsString(v) ? v->valuestring : "-");
+    snprintf(buf, len, "%s", v != NULL && cJSON_IsString(v) ? v->valuestring : "-");
 }
 
 void event_peek(const cJSON *envelope, char *id, size_t idlen, char *type, size_t typelen)
@@ -584,7 +584,7 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
 
     mirror_table_t table = MIRROR_USERS;
     bool known, mirrored = false;
-    cJSON *vals[MIRROR_MAX_COLUMNS];
+    cJSON *vals[MIRROR_MAX_COLUMNS] = {0};
     const char *forced_value = NULL;
     event_action_t action = event_classify(type->valuestring, &table, &known);
     if (!event_has_data(envelope)) {

@@ -183,7 +183,7 @@ bool event_batch_row(const event_batch_t *b, size_t i, event_row_t *row) WUR;
 
 /* Bounds on a JSON input (a webhook body or an Events API page). */
 #define EVENT_MAX_DEPTH 64 /* nested objects and arrays, the outermost included */
-#define EVENT_MAX_BYTES (64u * 1024u * 1024u) /* the whole document */
+#define EVENT_MAX_BYTES ((size_t)64 * 1024 * 1024) /* the whole document */
 
 /*
  * Parses one JSON document from untrusted bytes: `len` bytes of `body`

@@ -41,7 +41,7 @@ static size_t json_depth(const char *s, size_t len, size_t limit)
 cJSON *event_parse_json(const char *body, size_t len, char *err, size_t errlen)
 {
     if (len > EVENT_MAX_BYTES) {
-        snprintf(err, errlen, "JSON of %zu bytes, over the %u allowed", len, EVENT_MAX_BYTES);
+        snprintf(err, errlen, "JSON of %zu bytes, over the %zu allowed", len, EVENT_MAX_BYTES);
         return NULL;
     }
     if (json_depth(body, len, EVENT_MAX_DEPTH) > EVENT_MAX_DEPTH) {

@@ -329,7 +329,7 @@ static void query_done(store_t *s)
         }
         s->version = 0;
         if (s->error[0] == '\0' && s->result != NULL && PQntuples(s->result) == 1)
-            s->version = atoi(PQgetvalue(s->result, 0, 0));
+            s->version = (int)strtol(PQgetvalue(s->result, 0, 0), NULL, 10);
         PQclear(s->result);
         s->result = NULL;
         if (s->version < store_schema_latest()) {

@@ -323,7 +323,7 @@ int store_schema_version(PGconn *conn, const char *schema, char *err, size_t err
     free(sql);
     int v = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-        v = atoi(PQgetvalue(res, 0, 0));
+        v = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
     } else if (store_schema_missing(res)) {
         v = 0;
     } else {

@@ -310,6 +310,9 @@ static void handle_webhook(webhook_t *w, struct evhttp_request *req)
         reply_error(req, 400, "Bad Request", why);
         return;
     case EVENT_NOMEM:
+        if (fresh != NULL)
+            event_batch_free(fresh->batch);
+        free(fresh);
         free(p);
         reply_error(req, 503, "Service Unavailable", "out of memory");
         return;
