@@ -207,54 +207,60 @@ static bool parse_u64(const char **p, uint64_t *out)
     return true;
 }
 
-bool config_parse_duration(const char *s, int64_t *ms)
+/* A unit suffix and what one of it is worth. */
+typedef struct unit_scale {
+    const char *suffix;
+    uint64_t scale;
+} unit_scale_t;
+
+/*
+ * Reads "<digits><suffix>" with a suffix of `units`, scaled, into *out when
+ * the product stays at most `max`.  The one parser behind durations and
+ * sizes.
+ */
+static bool parse_scaled(const char *s, const unit_scale_t *units, size_t n_units, uint64_t max,
+                         uint64_t *out)
 {
-    static const struct {
-        const char *suffix;
-        uint64_t ms;
-    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
     if (s == NULL)
         return false;
     const char *p = s;
     uint64_t n;
     if (!parse_u64(&p, &n))
         return false;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+    for (size_t i = 0; i < n_units; i++) {
         if (strcmp(p, units[i].suffix) == 0) {
-            if (n > (uint64_t)INT64_MAX / units[i].ms)
+            if (n > max / units[i].scale)
                 return false;
-            *ms = (int64_t)(n * units[i].ms);
+            *out = n * units[i].scale;
             return true;
         }
     }
     return false;
 }
 
+bool config_parse_duration(const char *s, int64_t *ms)
+{
+    static const unit_scale_t units[] = {
+        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    uint64_t v;
+    if (!parse_scaled(s, units, sizeof units / sizeof units[0], (uint64_t)INT64_MAX, &v))
+        return false;
+    *ms = (int64_t)v;
+    return true;
+}
+
 bool config_parse_size(const char *s, size_t *out)
 {
-    static const struct {
-        const char *suffix;
-        uint64_t bytes;
-    } units[] = {{"", 1},
-                 {"B", 1},
-                 {"KiB", UINT64_C(1) << 10},
-                 {"MiB", UINT64_C(1) << 20},
-                 {"GiB", UINT64_C(1) << 30}};
-    if (s == NULL)
+    static const unit_scale_t units[] = {{"", 1},
+                                         {"B", 1},
+                                         {"KiB", UINT64_C(1) << 10},
+                                         {"MiB", UINT64_C(1) << 20},
+                                         {"GiB", UINT64_C(1) << 30}};
+    uint64_t v;
+    if (!parse_scaled(s, units, sizeof units / sizeof units[0], (uint64_t)SIZE_MAX, &v))
         return false;
-    const char *p = s;
-    uint64_t n;
-    if (!parse_u64(&p, &n))
-        return false;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcmp(p, units[i].suffix) == 0) {
-            if (n > (uint64_t)SIZE_MAX / units[i].bytes)
-                return false;
-            *out = (size_t)(n * units[i].bytes);
-            return true;
-        }
-    }
-    return false;
+    *out = (size_t)v;
+    return true;
 }
 
 bool config_value_parse_int(const char *s, int64_t *out)
