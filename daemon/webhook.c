@@ -90,6 +90,25 @@ static const char *peer_of(struct evhttp_request *req, char *buf, size_t len)
     return buf;
 }
 
+/*
+ * Sends `out` (NULL: nothing) as the answer's body; to a HEAD request only
+ * its length.  libevent 2.1 would write the body after a HEAD answer too,
+ * without a Content-Length, and on a keep-alive connection the client would
+ * read those bytes as the start of the next answer.
+ */
+static void send_answer(struct evhttp_request *req, int status, const char *reason,
+                        struct evbuffer *out)
+{
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        char len[32];
+        snprintf(len, sizeof(len), "%zu", out != NULL ? evbuffer_get_length(out) : (size_t)0);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", len);
+        evhttp_send_reply(req, status, reason, NULL);
+        return;
+    }
+    evhttp_send_reply(req, status, reason, out);
+}
+
 /* Sends `text` and a newline as the whole answer. */
 static void respond(struct evhttp_request *req, int status, const char *reason,
                     const char *content_type, const char *text)
@@ -98,7 +117,7 @@ static void respond(struct evhttp_request *req, int status, const char *reason,
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", content_type);
     if (out != NULL)
         evbuffer_add_printf(out, "%s\n", text);
-    evhttp_send_reply(req, status, reason, out);
+    send_answer(req, status, reason, out);
     evbuffer_free(out);
 }
 
@@ -360,7 +379,7 @@ static void handle_metrics(webhook_t *w, struct evhttp_request *req)
         evbuffer_add(out, text, len);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4");
-    evhttp_send_reply(req, 200, "OK", out);
+    send_answer(req, 200, "OK", out);
     evbuffer_free(out);
     free(text);
 }

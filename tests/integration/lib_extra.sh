@@ -54,6 +54,15 @@ http_code() {
     printf '%s' "${code:-000}"
 }
 
+# wh_ready: /readyz answers 200 now. Wait for readiness with
+# `wait_for N what wh_ready`: each try is a new request. (A `$(http_code ...)`
+# written among wait_for's arguments is expanded once, before the first try,
+# so an early 503, sent while the daemon is still connecting, would be
+# tested again and again until the timeout.)
+wh_ready() {
+    [ "$(http_code "$WH_BASE/readyz")" = 200 ]
+}
+
 # wh_post_header FILE HEADER_VALUE: POST the raw bytes of FILE to the webhook
 # path with the given WorkOS-Signature value (empty: no header); prints the status.
 wh_post_header() {

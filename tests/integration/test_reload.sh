@@ -25,7 +25,7 @@ conf() { # extra daemon_config arguments
 conf log.level=info "webhook.secret=$S1"
 daemon_start
 wh_wait_port
-wait_for 15 "/readyz 200" test "$(http_code "$WH_BASE/readyz")" = 200
+wait_for 15 "/readyz 200" wh_ready
 
 # reload: SIGHUP, then wait for the daemon's answer (reloaded or reload_failed).
 reload() {

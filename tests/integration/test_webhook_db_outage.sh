@@ -15,7 +15,7 @@ gen_stream 6000 6061
 daemon_config workos.api_key= workos.base_url= webhook.listen=127.0.0.1:0 "webhook.secret=$SECRET"
 daemon_start
 wh_wait_port
-wait_for 15 "/readyz 200" test "$(http_code "$WH_BASE/readyz")" = 200
+wait_for 15 "/readyz 200" wh_ready
 
 # The flood: unique events in stream order, 20 per `send` run, one attempt
 # each (no retry: every answer is seen in the log), until told to stop.

@@ -23,7 +23,7 @@ daemon_config workos.api_key= workos.base_url= webhook.listen=127.0.0.1:0 "webho
     webhook.max_connections=4096 webhook.client_timeout=60s log.level=info
 daemon_start
 wh_wait_port
-wait_for 15 "/readyz 200" test "$(http_code "$WH_BASE/readyz")" = 200
+wait_for 15 "/readyz 200" wh_ready
 path=${WH_URL#"$WH_BASE"}
 
 python3 "$(dirname "$0")/webhook_exhaust.py" "$WH_PORT" "$path" "$SECRET" "$DAEMON_PID" evt_EXHAUST \

@@ -19,7 +19,7 @@ daemon_config workos.api_key= workos.base_url= webhook.listen=127.0.0.1:0 \
     "webhook.secret=$S1, $S2" webhook.max_body=2KiB webhook.tolerance=180s
 daemon_start
 wh_wait_port
-wait_for 15 "/readyz 200" test "$(http_code "$WH_BASE/readyz")" = 200
+wait_for 15 "/readyz 200" wh_ready
 log "webhook receiver at $WH_URL"
 
 good=$(body_file good.json "$(user_event_json evt_REJECT0000000000000000001 user_reject_1)")

@@ -12,7 +12,7 @@ pg_start
 daemon_config workos.api_key= workos.base_url= webhook.listen=127.0.0.1:0 "webhook.secret=$SECRET"
 daemon_start
 wh_wait_port
-wait_for 15 "/readyz 200" test "$(http_code "$WH_BASE/readyz")" = 200
+wait_for 15 "/readyz 200" wh_ready
 
 noid=$(body_file noid.json '{"object":"event","event":"user.created","data":{"object":"user","id":"user_s400","updated_at":"2026-02-01T00:00:00.000Z","created_at":"2026-02-01T00:00:00.000Z"},"created_at":"2026-02-01T00:00:00.000Z"}')
 code=$(wh_post "$noid" "$SECRET")
@@ -30,7 +30,7 @@ fi
 # The same with a valid event after the 400: it is stored, and the stop is quick.
 daemon_start
 wh_wait_port
-wait_for 15 "/readyz 200" test "$(http_code "$WH_BASE/readyz")" = 200
+wait_for 15 "/readyz 200" wh_ready
 assert_eq 400 "$(wh_post "$noid" "$SECRET")" "signed envelope without id, again"
 good=$(body_file good.json "$(user_event_json evt_S400_000000000000000000001 user_s400_ok)")
 assert_eq 200 "$(wh_post "$good" "$SECRET")" "valid event after the 400"

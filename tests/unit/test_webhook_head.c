@@ -35,6 +35,30 @@ START_TEST(head_end)
 }
 END_TEST
 
+/* Byte streams as a connection may deliver them: a head, then a body or the
+ * next request; `end` is where the first head ends (a lone CR ends no line). */
+static const struct {
+    const char *text;
+    size_t end;
+} streams[] = {
+    {"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n", 33},
+    {"POST /w HTTP/1.1\r\nContent-Length: 4\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\n\r\n", 39},
+    {"GET / HTTP/1.1\nHost: x\n\r\nnext", 25},
+    {"GET / HTTP/1.1\r\nA: \r\n\r\r\n\r\n", 26},
+};
+
+/* Every prefix of a stream, as a head cut at any byte arrives: no end until
+ * the first head is whole, then always that end, whatever follows it. */
+START_TEST(head_end_prefixes)
+{
+    const char *t = streams[_i].text;
+    size_t end = streams[_i].end;
+    ck_assert_uint_eq(webhook_head_end(t, strlen(t)), end);
+    for (size_t len = 0; len <= strlen(t); len++)
+        ck_assert_uint_eq(webhook_head_end(t, len), len < end ? 0 : end);
+}
+END_TEST
+
 static const struct {
     const char *text;
     bool ok;
@@ -175,6 +199,7 @@ Suite *unit_suite(void)
     Suite *s = suite_create("webhook_head");
     TCase *tc = tcase_create("head");
     tcase_add_loop_test(tc, head_end, 0, (int)(sizeof(ends) / sizeof(ends[0])));
+    tcase_add_loop_test(tc, head_end_prefixes, 0, (int)(sizeof(streams) / sizeof(streams[0])));
     tcase_add_loop_test(tc, head_parse, 0, (int)(sizeof(parses) / sizeof(parses[0])));
     tcase_add_loop_test(tc, route, 0, (int)(sizeof(routes) / sizeof(routes[0])));
     tcase_add_loop_test(tc, verdict, 0, (int)(sizeof(verdicts) / sizeof(verdicts[0])));
