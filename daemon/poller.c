@@ -12,7 +12,8 @@
  * step never runs inside another.  Every failure of a request -- transport
  * error, 429, 5xx, invalid JSON, a page out of order -- leaves the cursor
  * where it was and waits with exponential backoff and full jitter (and at
- * least as long as Retry-After says).
+ * least as long as Retry-After says).  Reading a page is poller_page.c's,
+ * the table of event types and its checks' answers poller_types.c's.
  */
 #include "poller.h"
 
@@ -27,13 +28,13 @@
 #include "log.h"
 #include "metrics.h"
 #include "poller_fsm.h"
+#include "poller_page.h"
 #include "poller_types.h"
 
 #define MAX_BODY ((size_t)16 * 1024 * 1024)
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_CAP_MS 60000
 #define PROGRESS_EVERY_MS 30000
-#define MAX_UNKNOWN_TYPES 64
 #define STANDBY_RETRY_MS 1000 /* how often a standby asks for the lock */
 #define INPUT_QUEUE 8         /* inputs posted while one is handled, at most */
 #define ERROR_BODY_MAX 512    /* bytes of an API error body kept for the log */
@@ -84,8 +85,7 @@ struct poller {
 
     long applied_since_progress;
     int64_t progress_at_ms;
-    char *unknown_types[MAX_UNKNOWN_TYPES];
-    size_t n_unknown_types;
+    poller_page_seen_t seen; /* unknown types logged once */
 
     poller_input_t queue[INPUT_QUEUE];
     size_t queue_head, queue_len;
@@ -124,25 +124,6 @@ static void set_str(char **dst, const char *src)
     *dst = copy;
 }
 
-/*
- * The body of a non-2xx answer, at most ERROR_BODY_MAX bytes (up to a NUL)
- * copied to buf, for the log; NULL for a 2xx answer or no answer.  WorkOS
- * error bodies hold a message and a code, never the API key; request
- * headers are never logged.
- */
-static const char *error_body(const http_response_t *resp, char *buf, size_t len)
-{
-    if (!resp->transport_ok || (resp->status >= 200 && resp->status < 300) || len == 0)
-        return NULL;
-    size_t n = resp->body != NULL ? resp->len : 0;
-    if (n > len - 1)
-        n = len - 1;
-    if (n > 0)
-        memcpy(buf, resp->body, n);
-    buf[n] = '\0';
-    return buf;
-}
-
 static void wake_in(poller_t *p, int64_t ms)
 {
     struct timeval tv = clock_timeval(ms);
@@ -173,20 +154,6 @@ static void rate_take(poller_t *p, int64_t now)
 {
     p->tokens = rate_tokens(p, now) - 1.0;
     p->tokens_at_ms = now;
-}
-
-/* Remembers unknown types so each is logged once, not once per event. */
-static bool first_sighting(poller_t *p, const char *type)
-{
-    for (size_t i = 0; i < p->n_unknown_types; i++)
-        if (strcmp(p->unknown_types[i], type) == 0)
-            return false;
-    if (p->n_unknown_types < MAX_UNKNOWN_TYPES) {
-        char *copy = strdup(type);
-        if (copy != NULL)
-            p->unknown_types[p->n_unknown_types++] = copy;
-    }
-    return true;
 }
 
 /* Drops everything fetched but not committed; the next fetch starts over. */
@@ -252,38 +219,6 @@ static WUR bool start_request(poller_t *p, char *why, size_t whylen)
     return true;
 }
 
-/* Adds a page's events to the pending batch, logging those it cannot mirror. */
-static void take_page(poller_t *p, event_page_t *page)
-{
-    cJSON *e;
-    while ((e = cJSON_DetachItemFromArray(page->data, 0)) != NULL) {
-        char why[160];
-        char idbuf[128], typebuf[128];
-        event_peek(e, idbuf, sizeof(idbuf), typebuf, sizeof(typebuf));
-        if (p->pending == NULL && (p->pending = event_batch_new()) == NULL)
-            out_of_memory("poller_batch");
-        switch (event_batch_add(p->pending, e, why, sizeof(why))) {
-        case EVENT_NOMEM:
-            out_of_memory("poller_batch_add");
-        case EVENT_OK:
-            break;
-        case EVENT_UNKNOWN:
-            if (first_sighting(p, typebuf))
-                log_info("event=unknown_event_type id=%s type=%s note=\"kept in the log only\"",
-                         log_q(idbuf), log_q(typebuf));
-            break;
-        case EVENT_MALFORMED:
-            log_warn("event=malformed_event id=%s type=%s reason=%s note=\"kept in the log only\"",
-                     log_q(idbuf), log_q(typebuf), log_q(why));
-            break;
-        case EVENT_INVALID:
-            log_warn("event=invalid_event id=%s type=%s reason=%s note=\"skipped\"", log_q(idbuf),
-                     log_q(typebuf), log_q(why));
-            break;
-        }
-    }
-}
-
 /*
  * Reads a response: a failure fills `reason` (and *retry_after_ms) and
  * leaves everything as it was; a page is added to the pending batch and
@@ -293,54 +228,22 @@ static void take_page(poller_t *p, event_page_t *page)
 static WUR poller_event_t take_response(poller_t *p, const http_response_t *resp, char *reason,
                                         size_t reasonlen, int64_t *retry_after_ms)
 {
-    event_page_t page;
+    poller_page_result_t page;
+    poller_event_t ev = poller_page_read(&p->seen, resp, &p->pending, &p->last_fetched_ms, &page,
+                                         reason, reasonlen);
 
-    *retry_after_ms = -1;
-    metrics_poll_request(resp->transport_ok ? resp->status : 0);
-    if (!resp->transport_ok) {
-        snprintf(reason, reasonlen, "request failed: %s", resp->error);
-        return POLLER_EV_FETCH_FAILED;
-    }
-    if (resp->status != 200) {
-        snprintf(reason, reasonlen, "http %ld%s", resp->status,
-                 resp->status == 401 || resp->status == 403 ? " (check the API key)" : "");
-        if (resp->status == 429 || resp->status == 503)
-            *retry_after_ms = resp->retry_after_ms;
-        return resp->status == 400 ? POLLER_EV_PAGE_REFUSED : POLLER_EV_FETCH_FAILED;
-    }
-    if (!event_page_parse(&page, resp->body, resp->len, reason, reasonlen))
-        return POLLER_EV_FETCH_FAILED;
-    if (!event_page_follows(&page, p->last_fetched_ms)) {
-        event_page_free(&page);
-        snprintf(reason, reasonlen, "events out of order across pages");
-        return POLLER_EV_FETCH_FAILED;
-    }
-
-    size_t n = page.n;
-    char *fallback = NULL;
-    /* The last element's id, even if the element itself is unusable:
-     * the cursor must move past it or the stream would stall on it. */
-    cJSON *last = cJSON_GetArrayItem(page.data, (int)n - 1);
-    cJSON *last_id = last ? cJSON_GetObjectItemCaseSensitive(last, "id") : NULL;
-    if (last_id != NULL && cJSON_IsString(last_id))
-        fallback = copy_or_die(last_id->valuestring);
-    else if (page.after != NULL)
-        fallback = copy_or_die(page.after);
-
-    take_page(p, &page);
-    if (p->pending != NULL && p->pending->n_events > 0)
-        p->last_fetched_ms = p->pending->last_created_ms;
-    event_page_free(&page);
-
+    *retry_after_ms = page.retry_after_ms;
+    if (ev != POLLER_EV_PAGE_FULL && ev != POLLER_EV_PAGE_SHORT)
+        return ev;
     backoff_reset(&p->backoff);
     p->failing_since_ms = 0;
     p->last_error[0] = '\0';
-    if (n > 0 && fallback != NULL)
-        set_str(&p->fetch_after, fallback);
-    free(fallback);
-    log_debug("event=page url=%s n=%zu ms=%lld after=%s", log_q(p->url), n,
+    if (page.n > 0 && page.after != NULL)
+        set_str(&p->fetch_after, page.after);
+    free(page.after);
+    log_debug("event=page url=%s n=%zu ms=%lld after=%s", log_q(p->url), page.n,
               (long long)resp->elapsed_ms, log_q(p->fetch_after));
-    return n >= POLLER_TYPES_PAGE_LIMIT ? POLLER_EV_PAGE_FULL : POLLER_EV_PAGE_SHORT;
+    return ev;
 }
 
 static void on_response(void *arg, const http_response_t *resp)
@@ -353,7 +256,7 @@ static void on_response(void *arg, const http_response_t *resp)
     p->request = NULL;
     poller_event_t ev = take_response(p, resp, reason, sizeof(reason), &retry_after_ms);
     post(p, ev, ev == POLLER_EV_PAGE_SHORT || ev == POLLER_EV_PAGE_FULL ? NULL : reason,
-         error_body(resp, body, sizeof(body)), NULL, retry_after_ms, NULL);
+         poller_page_error_body(resp, body, sizeof(body)), NULL, retry_after_ms, NULL);
 }
 
 /*
@@ -365,7 +268,7 @@ static void on_check_response(void *arg, const http_response_t *resp)
     poller_t *p = arg;
     char reason[160];
     char body[ERROR_BODY_MAX + 1];
-    const char *err = error_body(resp, body, sizeof(body));
+    const char *err = poller_page_error_body(resp, body, sizeof(body));
 
     p->request = NULL;
     metrics_poll_request(resp->transport_ok ? resp->status : 0);
@@ -723,8 +626,7 @@ void poller_free(poller_t *p)
     free(p->inflight);
     free(p->fetch_after);
     free(p->range_start);
-    for (size_t i = 0; i < p->n_unknown_types; i++)
-        free(p->unknown_types[i]);
+    poller_page_seen_free(&p->seen);
     free(p);
 }
 
