@@ -12,7 +12,8 @@
  * step never runs inside another.  Every failure of a request -- transport
  * error, 429, 5xx, invalid JSON, a page out of order -- leaves the cursor
  * where it was and waits with exponential backoff and full jitter (and at
- * least as long as Retry-After says).
+ * least as long as Retry-After says).  Reading a page is poller_page.c's,
+ * the table of event types and its checks' answers poller_types.c's.
  */
 #include "poller.h"
 
@@ -27,13 +28,13 @@
 #include "log.h"
 #include "metrics.h"
 #include "poller_fsm.h"
+#include "poller_page.h"
+#include "poller_types.h"
 
-#define PAGE_LIMIT 100
 #define MAX_BODY ((size_t)16 * 1024 * 1024)
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_CAP_MS 60000
 #define PROGRESS_EVERY_MS 30000
-#define MAX_UNKNOWN_TYPES 64
 #define STANDBY_RETRY_MS 1000 /* how often a standby asks for the lock */
 #define INPUT_QUEUE 8         /* inputs posted while one is handled, at most */
 #define ERROR_BODY_MAX 512    /* bytes of an API error body kept for the log */
@@ -48,14 +49,6 @@ typedef struct poller_input {
     store_apply_result_t res; /* APPLIED */
 } poller_input_t;
 
-/* One configured event type and what the API said about it. */
-typedef struct poller_type {
-    char *name;
-    bool refused;   /* answered 400 on its own: out of the filter until a restart or reload */
-    bool unchecked; /* the current check round has still to ask about it */
-    bool in_filter; /* the filter that requests are sent with names it */
-} poller_type_t;
-
 struct poller {
     struct event_base *base;
     const config_t *cfg;
@@ -66,12 +59,9 @@ struct poller {
     struct event *timer;
     http_request_t *request;
 
-    poller_type_t *types; /* the configured event types, in order */
-    size_t n_types;
-    char *refused_list; /* the refused ones, comma-separated, "" for none */
-    char *check_name;   /* the type the check in flight asks about */
+    poller_types_t *types; /* the configured event types and the URLs built from them */
+    char *check_name;      /* the type the check in flight asks about */
 
-    char *url_prefix;            /* base_url/events?order=asc&limit=..&<filter> */
     char *url;                   /* the latest request's URL, for log lines */
     char *committed;             /* cursor in the database */
     char *inflight;              /* cursor of the batch being committed */
@@ -95,8 +85,7 @@ struct poller {
 
     long applied_since_progress;
     int64_t progress_at_ms;
-    char *unknown_types[MAX_UNKNOWN_TYPES];
-    size_t n_unknown_types;
+    poller_page_seen_t seen; /* unknown types logged once */
 
     poller_input_t queue[INPUT_QUEUE];
     size_t queue_head, queue_len;
@@ -135,133 +124,6 @@ static void set_str(char **dst, const char *src)
     *dst = copy;
 }
 
-/*
- * Writes the type filter for the `n` names to `f`, in the configured
- * spelling: events[]=a&events[]=b, or one parameter, comma-separated, as
- * the official Node SDK sends it.
- */
-static void write_filter(FILE *f, const config_t *cfg, const char *const *names, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char *e = curl_easy_escape(NULL, names[i], 0);
-        if (e != NULL && cfg->events_brackets)
-            fprintf(f, "&events%%5B%%5D=%s", e);
-        else if (e != NULL)
-            fprintf(f, "%s%s", i ? "%2C" : "&events=", e);
-        curl_free(e);
-    }
-}
-
-/* Ends a memstream; its text, or NULL (and nothing) when writing failed. */
-static WUR char *close_memstream(FILE *f, char **buf)
-{
-    if (fclose(f) != 0) {
-        free(*buf);
-        return NULL;
-    }
-    return *buf;
-}
-
-/*
- * The page URL without its position: base_url/events?order=asc&limit=..
- * and a filter of every type not refused, which it marks in_filter.
- * Returns NULL when out of memory.
- */
-static WUR char *build_url_prefix(const config_t *cfg, poller_type_t *types, size_t n)
-{
-    char *buf = NULL;
-    size_t len = 0, used = 0;
-    const char **names = calloc(n ? n : 1, sizeof(*names));
-    FILE *f = names != NULL ? open_memstream(&buf, &len) : NULL;
-    if (f == NULL) {
-        free(names);
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        types[i].in_filter = !types[i].refused;
-        if (types[i].in_filter)
-            names[used++] = types[i].name;
-    }
-    fprintf(f, "%s/events?order=asc&limit=%d", cfg->base_url, PAGE_LIMIT);
-    write_filter(f, cfg, names, used);
-    free(names);
-    return close_memstream(f, &buf);
-}
-
-/* The URL of a type check: the cheapest listing that names only `type`. */
-static WUR char *build_check_url(const config_t *cfg, const char *type)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (f == NULL)
-        return NULL;
-    fprintf(f, "%s/events?limit=1", cfg->base_url);
-    write_filter(f, cfg, &type, 1);
-    return close_memstream(f, &buf);
-}
-
-static void types_free(poller_type_t *types, size_t n)
-{
-    for (size_t i = 0; types != NULL && i < n; i++)
-        free(types[i].name);
-    free(types);
-}
-
-/* The configured types, none refused yet; false when out of memory. */
-static WUR bool types_new(const config_t *cfg, poller_type_t **out, size_t *n_out)
-{
-    poller_type_t *types = calloc(cfg->n_events ? cfg->n_events : 1, sizeof(*types));
-    if (types == NULL)
-        return false;
-    for (size_t i = 0; i < cfg->n_events; i++) {
-        if ((types[i].name = strdup(cfg->events[i])) == NULL) {
-            types_free(types, cfg->n_events);
-            return false;
-        }
-    }
-    *out = types;
-    *n_out = cfg->n_events;
-    return true;
-}
-
-/* Rebuilds refused_list and the gauge from the table. */
-static void types_refused_changed(poller_t *p)
-{
-    char *buf = NULL;
-    size_t len = 0, n = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (f == NULL)
-        out_of_memory("poller_types");
-    for (size_t i = 0; i < p->n_types; i++)
-        if (p->types[i].refused)
-            fprintf(f, "%s%s", n++ ? "," : "", p->types[i].name);
-    if ((buf = close_memstream(f, &buf)) == NULL)
-        out_of_memory("poller_types");
-    free(p->refused_list);
-    p->refused_list = buf;
-    metrics_event_types_refused((long)n);
-}
-
-/*
- * The body of a non-2xx answer, at most ERROR_BODY_MAX bytes (up to a NUL)
- * copied to buf, for the log; NULL for a 2xx answer or no answer.  WorkOS
- * error bodies hold a message and a code, never the API key; request
- * headers are never logged.
- */
-static const char *error_body(const http_response_t *resp, char *buf, size_t len)
-{
-    if (!resp->transport_ok || (resp->status >= 200 && resp->status < 300) || len == 0)
-        return NULL;
-    size_t n = resp->body != NULL ? resp->len : 0;
-    if (n > len - 1)
-        n = len - 1;
-    if (n > 0)
-        memcpy(buf, resp->body, n);
-    buf[n] = '\0';
-    return buf;
-}
-
 static void wake_in(poller_t *p, int64_t ms)
 {
     struct timeval tv = clock_timeval(ms);
@@ -292,20 +154,6 @@ static void rate_take(poller_t *p, int64_t now)
 {
     p->tokens = rate_tokens(p, now) - 1.0;
     p->tokens_at_ms = now;
-}
-
-/* Remembers unknown types so each is logged once, not once per event. */
-static bool first_sighting(poller_t *p, const char *type)
-{
-    for (size_t i = 0; i < p->n_unknown_types; i++)
-        if (strcmp(p->unknown_types[i], type) == 0)
-            return false;
-    if (p->n_unknown_types < MAX_UNKNOWN_TYPES) {
-        char *copy = strdup(type);
-        if (copy != NULL)
-            p->unknown_types[p->n_unknown_types++] = copy;
-    }
-    return true;
 }
 
 /* Drops everything fetched but not committed; the next fetch starts over. */
@@ -348,12 +196,12 @@ static WUR bool start_request(poller_t *p, char *why, size_t whylen)
     rate_take(p, clock_mono_ms());
     if (p->fetch_after != NULL) {
         v = curl_easy_escape(NULL, p->fetch_after, 0);
-        r = asprintf(&url, "%s&after=%s", p->url_prefix, v ? v : "");
+        r = asprintf(&url, "%s&after=%s", poller_types_url_prefix(p->types), v ? v : "");
     } else if (p->range_start != NULL) {
         v = curl_easy_escape(NULL, p->range_start, 0);
-        r = asprintf(&url, "%s&range_start=%s", p->url_prefix, v ? v : "");
+        r = asprintf(&url, "%s&range_start=%s", poller_types_url_prefix(p->types), v ? v : "");
     } else {
-        r = asprintf(&url, "%s", p->url_prefix);
+        r = asprintf(&url, "%s", poller_types_url_prefix(p->types));
     }
     curl_free(v);
     if (r < 0) {
@@ -371,38 +219,6 @@ static WUR bool start_request(poller_t *p, char *why, size_t whylen)
     return true;
 }
 
-/* Adds a page's events to the pending batch, logging those it cannot mirror. */
-static void take_page(poller_t *p, event_page_t *page)
-{
-    cJSON *e;
-    while ((e = cJSON_DetachItemFromArray(page->data, 0)) != NULL) {
-        char why[160];
-        char idbuf[128], typebuf[128];
-        event_peek(e, idbuf, sizeof(idbuf), typebuf, sizeof(typebuf));
-        if (p->pending == NULL && (p->pending = event_batch_new()) == NULL)
-            out_of_memory("poller_batch");
-        switch (event_batch_add(p->pending, e, why, sizeof(why))) {
-        case EVENT_NOMEM:
-            out_of_memory("poller_batch_add");
-        case EVENT_OK:
-            break;
-        case EVENT_UNKNOWN:
-            if (first_sighting(p, typebuf))
-                log_info("event=unknown_event_type id=%s type=%s note=\"kept in the log only\"",
-                         log_q(idbuf), log_q(typebuf));
-            break;
-        case EVENT_MALFORMED:
-            log_warn("event=malformed_event id=%s type=%s reason=%s note=\"kept in the log only\"",
-                     log_q(idbuf), log_q(typebuf), log_q(why));
-            break;
-        case EVENT_INVALID:
-            log_warn("event=invalid_event id=%s type=%s reason=%s note=\"skipped\"", log_q(idbuf),
-                     log_q(typebuf), log_q(why));
-            break;
-        }
-    }
-}
-
 /*
  * Reads a response: a failure fills `reason` (and *retry_after_ms) and
  * leaves everything as it was; a page is added to the pending batch and
@@ -412,54 +228,22 @@ static void take_page(poller_t *p, event_page_t *page)
 static WUR poller_event_t take_response(poller_t *p, const http_response_t *resp, char *reason,
                                         size_t reasonlen, int64_t *retry_after_ms)
 {
-    event_page_t page;
+    poller_page_result_t page;
+    poller_event_t ev = poller_page_read(&p->seen, resp, &p->pending, &p->last_fetched_ms, &page,
+                                         reason, reasonlen);
 
-    *retry_after_ms = -1;
-    metrics_poll_request(resp->transport_ok ? resp->status : 0);
-    if (!resp->transport_ok) {
-        snprintf(reason, reasonlen, "request failed: %s", resp->error);
-        return POLLER_EV_FETCH_FAILED;
-    }
-    if (resp->status != 200) {
-        snprintf(reason, reasonlen, "http %ld%s", resp->status,
-                 resp->status == 401 || resp->status == 403 ? " (check the API key)" : "");
-        if (resp->status == 429 || resp->status == 503)
-            *retry_after_ms = resp->retry_after_ms;
-        return resp->status == 400 ? POLLER_EV_PAGE_REFUSED : POLLER_EV_FETCH_FAILED;
-    }
-    if (!event_page_parse(&page, resp->body, resp->len, reason, reasonlen))
-        return POLLER_EV_FETCH_FAILED;
-    if (!event_page_follows(&page, p->last_fetched_ms)) {
-        event_page_free(&page);
-        snprintf(reason, reasonlen, "events out of order across pages");
-        return POLLER_EV_FETCH_FAILED;
-    }
-
-    size_t n = page.n;
-    char *fallback = NULL;
-    /* The last element's id, even if the element itself is unusable:
-     * the cursor must move past it or the stream would stall on it. */
-    cJSON *last = cJSON_GetArrayItem(page.data, (int)n - 1);
-    cJSON *last_id = last ? cJSON_GetObjectItemCaseSensitive(last, "id") : NULL;
-    if (last_id != NULL && cJSON_IsString(last_id))
-        fallback = copy_or_die(last_id->valuestring);
-    else if (page.after != NULL)
-        fallback = copy_or_die(page.after);
-
-    take_page(p, &page);
-    if (p->pending != NULL && p->pending->n_events > 0)
-        p->last_fetched_ms = p->pending->last_created_ms;
-    event_page_free(&page);
-
+    *retry_after_ms = page.retry_after_ms;
+    if (ev != POLLER_EV_PAGE_FULL && ev != POLLER_EV_PAGE_SHORT)
+        return ev;
     backoff_reset(&p->backoff);
     p->failing_since_ms = 0;
     p->last_error[0] = '\0';
-    if (n > 0 && fallback != NULL)
-        set_str(&p->fetch_after, fallback);
-    free(fallback);
-    log_debug("event=page url=%s n=%zu ms=%lld after=%s", log_q(p->url), n,
+    if (page.n > 0 && page.after != NULL)
+        set_str(&p->fetch_after, page.after);
+    free(page.after);
+    log_debug("event=page url=%s n=%zu ms=%lld after=%s", log_q(p->url), page.n,
               (long long)resp->elapsed_ms, log_q(p->fetch_after));
-    return n >= PAGE_LIMIT ? POLLER_EV_PAGE_FULL : POLLER_EV_PAGE_SHORT;
+    return ev;
 }
 
 static void on_response(void *arg, const http_response_t *resp)
@@ -472,16 +256,7 @@ static void on_response(void *arg, const http_response_t *resp)
     p->request = NULL;
     poller_event_t ev = take_response(p, resp, reason, sizeof(reason), &retry_after_ms);
     post(p, ev, ev == POLLER_EV_PAGE_SHORT || ev == POLLER_EV_PAGE_FULL ? NULL : reason,
-         error_body(resp, body, sizeof(body)), NULL, retry_after_ms, NULL);
-}
-
-/* The type named `name` in the table, or NULL (a reload replaced the table). */
-static poller_type_t *find_type(poller_t *p, const char *name)
-{
-    for (size_t i = 0; name != NULL && i < p->n_types; i++)
-        if (strcmp(p->types[i].name, name) == 0)
-            return &p->types[i];
-    return NULL;
+         poller_page_error_body(resp, body, sizeof(body)), NULL, retry_after_ms, NULL);
 }
 
 /*
@@ -493,33 +268,15 @@ static void on_check_response(void *arg, const http_response_t *resp)
     poller_t *p = arg;
     char reason[160];
     char body[ERROR_BODY_MAX + 1];
-    const char *err = error_body(resp, body, sizeof(body));
-    poller_type_t *t = find_type(p, p->check_name);
+    const char *err = poller_page_error_body(resp, body, sizeof(body));
 
     p->request = NULL;
     metrics_poll_request(resp->transport_ok ? resp->status : 0);
-    if (resp->transport_ok && (resp->status == 200 || resp->status == 400)) {
-        if (t != NULL) {
-            t->unchecked = false;
-            if (resp->status == 400 && !t->refused) {
-                t->refused = true;
-                log_warn("event=event_type_refused type=%s status=400 body=%s "
-                         "note=\"not polled until a restart or reload\"",
-                         log_q(t->name), log_q(err));
-                types_refused_changed(p);
-            } else if (resp->status == 200 && t->refused) {
-                t->refused = false;
-                log_info("event=event_type_accepted type=%s", log_q(t->name));
-                types_refused_changed(p);
-            }
-        }
+    if (poller_types_answer(p->types, p->check_name, resp, err, reason, sizeof(reason)) ==
+        POLLER_EV_TYPE_CHECKED) {
         post(p, POLLER_EV_TYPE_CHECKED, NULL, NULL, NULL, -1, NULL);
         return;
     }
-    if (!resp->transport_ok)
-        snprintf(reason, sizeof(reason), "type check of %s failed: %s", p->check_name, resp->error);
-    else
-        snprintf(reason, sizeof(reason), "type check of %s: http %ld", p->check_name, resp->status);
     post(p, POLLER_EV_CHECK_FAILED, reason, err, NULL,
          resp->transport_ok && (resp->status == 429 || resp->status == 503) ? resp->retry_after_ms
                                                                             : -1,
@@ -529,24 +286,16 @@ static void on_check_response(void *arg, const http_response_t *resp)
 /* Starts the check of the first type the round has still to ask about. */
 static WUR bool start_check(poller_t *p, char *why, size_t whylen)
 {
-    poller_type_t *t = NULL;
-    for (size_t i = 0; t == NULL && i < p->n_types; i++)
-        if (p->types[i].unchecked)
-            t = &p->types[i];
-    if (t == NULL) {
-        log_error("event=bug where=poller_start_check reason=\"no type to check\"");
-        abort();
-    }
-    char *url = build_check_url(p->cfg, t->name);
+    const char *name = NULL;
+    char *url = poller_types_check_url(p->types, &name);
     if (url == NULL) {
         snprintf(why, whylen, "out of memory");
         return false;
     }
-    set_str(&p->check_name, t->name);
+    set_str(&p->check_name, name);
     rate_take(p, clock_mono_ms());
     free(p->url);
     p->url = url;
-    log_debug("event=event_type_check type=%s url=%s", log_q(t->name), log_q(url));
     p->request = http_get(p->http, url, p->cfg->api_key, p->cfg->request_timeout_ms, MAX_BODY,
                           on_check_response, p);
     if (p->request == NULL) {
@@ -556,37 +305,20 @@ static WUR bool start_check(poller_t *p, char *why, size_t whylen)
     return true;
 }
 
-/* A check round begins: every type in use, or every type when none is, is to be asked about. */
-static void check_types(poller_t *p)
-{
-    size_t usable = 0;
-    for (size_t i = 0; i < p->n_types; i++)
-        usable += !p->types[i].refused;
-    for (size_t i = 0; i < p->n_types; i++)
-        p->types[i].unchecked = usable == 0 || !p->types[i].refused;
-    log_info("event=event_types_check n=%zu note=\"asking the API about each event type\"",
-             usable ? usable : p->n_types);
-}
-
 /* The round refused some types: requests name only the others from now on. */
 static void use_types(poller_t *p)
 {
-    char *prefix = build_url_prefix(p->cfg, p->types, p->n_types);
-    if (prefix == NULL)
+    if (!poller_types_use(p->types))
         out_of_memory("poller_url");
-    free(p->url_prefix);
-    p->url_prefix = prefix;
     log_warn("event=event_types_dropped refused=%s note=\"polling the other types\"",
-             log_q(p->refused_list));
+             log_q(poller_types_refused(p->types)));
 }
 
 /* The round refused every type, or none: say which, back off. */
 static void check_backoff(poller_t *p)
 {
     int64_t delay = backoff_next(&p->backoff);
-    bool all = true;
-    for (size_t i = 0; i < p->n_types; i++)
-        all = all && p->types[i].refused;
+    bool all = poller_types_all_refused(p->types);
     if (p->failing_since_ms == 0)
         p->failing_since_ms = clock_mono_ms();
     snprintf(p->last_error, sizeof(p->last_error), "%s",
@@ -596,7 +328,7 @@ static void check_backoff(poller_t *p)
     if (all)
         log_error("event=event_types_all_refused refused=%s retry_in_ms=%lld "
                   "note=\"nothing to poll; check [workos] events\"",
-                  log_q(p->refused_list), (long long)delay);
+                  log_q(poller_types_refused(p->types)), (long long)delay);
     else
         log_warn("event=poll_refused_types_accepted retry_in_ms=%lld note=\"%s\"", (long long)delay,
                  "every event type is accepted on its own; fetching again after the backoff");
@@ -768,7 +500,7 @@ static void perform(poller_t *p, poller_action_t action, const poller_input_t *i
         wake_in(p, backoff_next(&p->apply_backoff));
         return;
     case POLLER_DO_CHECK_TYPES:
-        check_types(p);
+        poller_types_begin(p->types);
         return;
     case POLLER_DO_USE_TYPES:
         use_types(p);
@@ -801,12 +533,7 @@ static void handle(poller_t *p, const poller_input_t *in)
         .pending_events = p->pending != NULL ? p->pending->n_events : 0,
         .rate_wait_ms = rate_wait_ms(p, clock_mono_ms()),
     };
-    for (size_t i = 0; i < p->n_types; i++) {
-        facts.types_unchecked += p->types[i].unchecked;
-        facts.types_usable += !p->types[i].refused;
-        facts.filter_refused =
-            facts.filter_refused || (p->types[i].refused && p->types[i].in_filter);
-    }
+    poller_types_facts(p->types, &facts);
     poller_step_t step;
     if (!poller_fsm_step(p->state, p->apply, in->ev, &facts, &step)) {
         log_error("event=bug where=poller state=%s apply=%s input=%s", poller_state_name(p->state),
@@ -871,15 +598,13 @@ poller_t *poller_new(struct event_base *base, const config_t *cfg, store_t *stor
     p->state = POLLER_WAITING_DB;
     p->apply = POLLER_APPLY_IDLE;
     p->timer = evtimer_new(base, on_timer, p);
-    if (types_new(cfg, &p->types, &p->n_types))
-        p->url_prefix = build_url_prefix(cfg, p->types, p->n_types);
-    p->refused_list = strdup("");
+    p->types = poller_types_new(cfg);
     p->tokens_at_ms = clock_mono_ms();
     p->progress_at_ms = p->tokens_at_ms;
     p->tokens = 1.0;
     backoff_init(&p->backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
     backoff_init(&p->apply_backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
-    if (p->timer == NULL || p->url_prefix == NULL || p->refused_list == NULL) {
+    if (p->timer == NULL || p->types == NULL) {
         poller_free(p);
         return NULL;
     }
@@ -894,17 +619,14 @@ void poller_free(poller_t *p)
     if (p->timer != NULL)
         event_free(p->timer);
     event_batch_free(p->pending);
-    types_free(p->types, p->n_types);
-    free(p->refused_list);
+    poller_types_free(p->types);
     free(p->check_name);
-    free(p->url_prefix);
     free(p->url);
     free(p->committed);
     free(p->inflight);
     free(p->fetch_after);
     free(p->range_start);
-    for (size_t i = 0; i < p->n_unknown_types; i++)
-        free(p->unknown_types[i]);
+    poller_page_seen_free(&p->seen);
     free(p);
 }
 
@@ -920,22 +642,16 @@ void poller_store_lost(poller_t *p)
 
 void poller_set_config(poller_t *p, const config_t *cfg)
 {
-    poller_type_t *types = NULL;
-    size_t n = 0;
-    char *prefix = types_new(cfg, &types, &n) ? build_url_prefix(cfg, types, n) : NULL;
-    if (prefix == NULL) {
-        types_free(types, n);
+    poller_types_t *types = poller_types_new(cfg);
+    if (types == NULL) {
         log_warn("event=reload_failed reason=\"out of memory\"");
         return;
     }
     /* A reload asks again about every type: a refused one is tried anew. */
-    types_free(p->types, p->n_types);
+    poller_types_free(p->types);
     p->types = types;
-    p->n_types = n;
-    free(p->url_prefix);
-    p->url_prefix = prefix;
     p->cfg = cfg;
-    types_refused_changed(p);
+    metrics_event_types_refused(0);
 }
 
 void poller_stop(poller_t *p)
@@ -955,7 +671,7 @@ bool poller_applying(const poller_t *p)
 
 const char *poller_refused_types(const poller_t *p)
 {
-    return p->refused_list;
+    return poller_types_refused(p->types);
 }
 
 const char *poller_last_error(const poller_t *p)

@@ -9,7 +9,7 @@
 #                                  any crash, leak or timeout
 #
 #   fuzz_signature  WorkOS-Signature header + HMAC check (signature.c)
-#   fuzz_event      a webhook body: one envelope (event.c), ISO 8601 (clock.c)
+#   fuzz_event      a webhook body: one envelope (event*.c), ISO 8601 (clock.c)
 #   fuzz_page       an Events API list response (event_page_parse, event.c)
 #   fuzz_config     the configuration file (config.c and inih)
 
@@ -22,8 +22,10 @@ FUZZ_FLAGS    = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
                 $(shell pkg-config --cflags libcjson libcrypto inih 2>/dev/null)
 FUZZ_TARGETS := signature event page config
 FUZZ_BINS    := $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)
-FUZZ_EVENT_SRCS := daemon/event.c daemon/event_page.c daemon/pgarray.c daemon/clock.c
-FUZZ_EVENT_DEPS := $(FUZZ_EVENT_SRCS) daemon/event.h daemon/pgarray.h daemon/clock.h \
+FUZZ_EVENT_SRCS := daemon/event.c daemon/event_mirror.c daemon/event_page.c daemon/pgarray.c \
+                   daemon/clock.c
+FUZZ_EVENT_DEPS := $(FUZZ_EVENT_SRCS) daemon/event.h daemon/event_mirror.h daemon/pgarray.h \
+                   daemon/clock.h \
                    tests/fuzz/batch_check.h tests/unit/array_reader.h
 FUZZ_CJSON_LIBS = $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)
 

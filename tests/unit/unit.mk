@@ -12,14 +12,14 @@ UNIT_TESTS += tests/unit/test_config tests/unit/test_log tests/unit/test_backoff
 
 tests/unit/test_config: tests/unit/test_config.o daemon/config.o daemon/config_value.o \
                         daemon/config_check.o daemon/config_screen.o daemon/log.o daemon/event.o \
-                        daemon/event_page.o daemon/clock.o daemon/pgarray.o
+                        daemon/event_mirror.o daemon/event_page.o daemon/clock.o daemon/pgarray.o
 tests/unit/test_log: tests/unit/test_log.o daemon/log.o daemon/clock.o
 tests/unit/test_backoff: tests/unit/test_backoff.o daemon/backoff.o daemon/clock.o
-tests/unit/test_event: tests/unit/test_event.o daemon/event.o daemon/event_page.o daemon/pgarray.o \
-                       daemon/clock.o
+tests/unit/test_event: tests/unit/test_event.o daemon/event.o daemon/event_mirror.o \
+                       daemon/event_page.o daemon/pgarray.o daemon/clock.o
 tests/unit/test_metrics: tests/unit/test_metrics.o daemon/metrics.o
-tests/unit/test_apply: tests/unit/test_apply.o daemon/apply.o daemon/event.o daemon/pgarray.o \
-                       daemon/clock.o daemon/metrics.o
+tests/unit/test_apply: tests/unit/test_apply.o daemon/apply.o daemon/event.o \
+                       daemon/event_mirror.o daemon/pgarray.o daemon/clock.o daemon/metrics.o
 tests/unit/test_signature: tests/unit/test_signature.o daemon/signature.o
 tests/unit/test_poller: tests/unit/test_poller.o daemon/poller_fsm.o
 tests/unit/test_webhook: tests/unit/test_webhook.o daemon/webhook_fsm.o

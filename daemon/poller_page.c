@@ -1,0 +1,145 @@
+/*
+ * poller_page: what the poller makes of an answer to GET /events.  A
+ * transport error, a non-200 status, a body that is not a page and a page
+ * out of order after the ones before it are failures the poller backs off
+ * from; a page's events go into the batch being gathered, each event the
+ * daemon cannot mirror logged (an unknown type once per type), and the id
+ * to ask after next is taken from the page's last element.
+ */
+#include "poller_page.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "poller_types.h"
+
+/*
+ * Out of memory while a page is read is fatal, as everywhere in the
+ * poller: an event dropped for want of memory would be skipped for good,
+ * and the stored cursor is safe.
+ */
+static _Noreturn void out_of_memory(const char *where)
+{
+    log_error("event=out_of_memory where=%s note=\"exiting; the stored cursor is safe\"", where);
+    abort();
+}
+
+/*
+ * WorkOS error bodies hold a message and a code, never the API key;
+ * request headers are never logged.
+ */
+const char *poller_page_error_body(const http_response_t *resp, char *buf, size_t len)
+{
+    if (!resp->transport_ok || (resp->status >= 200 && resp->status < 300) || len == 0)
+        return NULL;
+    size_t n = resp->body != NULL ? resp->len : 0;
+    if (n > len - 1)
+        n = len - 1;
+    if (n > 0)
+        memcpy(buf, resp->body, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+void poller_page_seen_free(poller_page_seen_t *seen)
+{
+    for (size_t i = 0; seen != NULL && i < seen->n; i++)
+        free(seen->types[i]);
+}
+
+/* Remembers unknown types so each is logged once, not once per event. */
+static bool first_sighting(poller_page_seen_t *seen, const char *type)
+{
+    for (size_t i = 0; i < seen->n; i++)
+        if (strcmp(seen->types[i], type) == 0)
+            return false;
+    if (seen->n < POLLER_PAGE_MAX_UNKNOWN) {
+        char *copy = strdup(type);
+        if (copy != NULL)
+            seen->types[seen->n++] = copy;
+    }
+    return true;
+}
+
+/* Adds a page's events to the pending batch, logging those it cannot mirror. */
+static void take_page(poller_page_seen_t *seen, event_batch_t **pending, event_page_t *page)
+{
+    cJSON *e;
+    while ((e = cJSON_DetachItemFromArray(page->data, 0)) != NULL) {
+        char why[160];
+        char idbuf[128], typebuf[128];
+        event_peek(e, idbuf, sizeof(idbuf), typebuf, sizeof(typebuf));
+        if (*pending == NULL && (*pending = event_batch_new()) == NULL)
+            out_of_memory("poller_batch");
+        switch (event_batch_add(*pending, e, why, sizeof(why))) {
+        case EVENT_NOMEM:
+            out_of_memory("poller_batch_add");
+        case EVENT_OK:
+            break;
+        case EVENT_UNKNOWN:
+            if (first_sighting(seen, typebuf))
+                log_info("event=unknown_event_type id=%s type=%s note=\"kept in the log only\"",
+                         log_q(idbuf), log_q(typebuf));
+            break;
+        case EVENT_MALFORMED:
+            log_warn("event=malformed_event id=%s type=%s reason=%s note=\"kept in the log only\"",
+                     log_q(idbuf), log_q(typebuf), log_q(why));
+            break;
+        case EVENT_INVALID:
+            log_warn("event=invalid_event id=%s type=%s reason=%s note=\"skipped\"", log_q(idbuf),
+                     log_q(typebuf), log_q(why));
+            break;
+        }
+    }
+}
+
+poller_event_t poller_page_read(poller_page_seen_t *seen, const http_response_t *resp,
+                                event_batch_t **pending, int64_t *last_fetched_ms,
+                                poller_page_result_t *out, char *reason, size_t reasonlen)
+{
+    event_page_t page;
+
+    *out = (poller_page_result_t){.n = 0, .after = NULL, .retry_after_ms = -1};
+    metrics_poll_request(resp->transport_ok ? resp->status : 0);
+    if (!resp->transport_ok) {
+        snprintf(reason, reasonlen, "request failed: %s", resp->error);
+        return POLLER_EV_FETCH_FAILED;
+    }
+    if (resp->status != 200) {
+        snprintf(reason, reasonlen, "http %ld%s", resp->status,
+                 resp->status == 401 || resp->status == 403 ? " (check the API key)" : "");
+        if (resp->status == 429 || resp->status == 503)
+            out->retry_after_ms = resp->retry_after_ms;
+        return resp->status == 400 ? POLLER_EV_PAGE_REFUSED : POLLER_EV_FETCH_FAILED;
+    }
+    if (!event_page_parse(&page, resp->body, resp->len, reason, reasonlen))
+        return POLLER_EV_FETCH_FAILED;
+    if (!event_page_follows(&page, *last_fetched_ms)) {
+        event_page_free(&page);
+        snprintf(reason, reasonlen, "events out of order across pages");
+        return POLLER_EV_FETCH_FAILED;
+    }
+
+    size_t n = page.n;
+    /* The last element's id, even if the element itself is unusable:
+     * the cursor must move past it or the stream would stall on it. */
+    cJSON *last = cJSON_GetArrayItem(page.data, (int)n - 1);
+    cJSON *last_id = last ? cJSON_GetObjectItemCaseSensitive(last, "id") : NULL;
+    const char *after =
+        last_id != NULL && cJSON_IsString(last_id) ? last_id->valuestring : page.after;
+    char *fallback = after != NULL ? strdup(after) : NULL;
+    if (after != NULL && fallback == NULL)
+        out_of_memory("poller_copy"); /* a cursor we cannot remember we might skip past */
+
+    take_page(seen, pending, &page);
+    if (*pending != NULL && (*pending)->n_events > 0)
+        *last_fetched_ms = (*pending)->last_created_ms;
+    event_page_free(&page);
+
+    out->n = n;
+    out->after = fallback;
+    return n >= POLLER_TYPES_PAGE_LIMIT ? POLLER_EV_PAGE_FULL : POLLER_EV_PAGE_SHORT;
+}
