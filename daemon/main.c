@@ -17,6 +17,7 @@
 #include <event2/event.h>
 #include <systemd/sd-daemon.h>
 
+#include "backfill.h"
 #include "clock.h"
 #include "config.h"
 #include "http_client.h"
@@ -57,6 +58,8 @@ static void usage(FILE *out)
                  "  status    print cursor, lag, last error and row counts;\n"
                  "            exit 0 when caught up, 1 when behind, 2 when the database is\n"
                  "            unreachable or unusable\n"
+                 "  backfill  list every type from the WorkOS state APIs, apply, then exit;\n"
+                 "            --dry-run: report drift, write nothing (exit 1 on drift)\n"
                  "\n"
                  "options:\n"
                  "  -c FILE   configuration file (default " DEFAULT_CONFIG ")\n"
@@ -449,6 +452,15 @@ int main(int argc, char **argv)
         argc--;
         argv++;
     }
+    bool dry_run = false;
+    if (command != NULL && strcmp(command, "backfill") == 0)
+        for (int i = 1; i < argc; i++)
+            if (strcmp(argv[i], "--dry-run") == 0) {
+                dry_run = true;
+                memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(*argv));
+                argc--;
+                break;
+            }
     while ((opt = getopt(argc, argv, "c:hV")) != -1) {
         switch (opt) {
         case 'c':
@@ -470,7 +482,7 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (strcmp(command, "run") != 0 && strcmp(command, "migrate") != 0 &&
-        strcmp(command, "status") != 0) {
+        strcmp(command, "status") != 0 && strcmp(command, "backfill") != 0) {
         fprintf(stderr, "workos-syncd: unknown command '%s'\n", command);
         usage(stderr);
         return EXIT_USAGE;
@@ -480,7 +492,8 @@ int main(int argc, char **argv)
         path = DEFAULT_CONFIG;
     /* Only `run` uses secrets; the one-shot commands must work for an
      * operator who cannot read the service's credential files. */
-    unsigned flags = strcmp(command, "run") == 0 ? 0 : CONFIG_SKIP_SECRET_FILES;
+    bool secrets = strcmp(command, "run") == 0 || strcmp(command, "backfill") == 0;
+    unsigned flags = secrets ? 0 : CONFIG_SKIP_SECRET_FILES;
     if (!config_load_opts(&d.cfg, path, flags, err, sizeof(err))) {
         fprintf(stderr, "%s\n", err);
         return EXIT_CONFIG;
@@ -494,6 +507,8 @@ int main(int argc, char **argv)
         rc = cmd_run(&d, &old_mask);
     else if (strcmp(command, "migrate") == 0)
         rc = cmd_migrate(&d.cfg);
+    else if (strcmp(command, "backfill") == 0)
+        rc = backfill_main(&d.cfg, dry_run);
     else
         rc = cmd_status(&d.cfg);
     config_free(&d.cfg);
