@@ -28,8 +28,8 @@
 #define MAX_LANES 8
 #define QUEUE_BATCH 64
 #define MAX_BODY (8u * 1024u * 1024u)
-#define BACKOFF_BASE_MS 500
-#define BACKOFF_CAP_MS 60000
+#define BACKOFF_BASE_MS 250
+#define BACKOFF_CAP_MS 30000
 /*
  * The reconciler's own budget, below WorkOS' limits (6,000 per 60 s
  * overall, 1,000 per 10 s under /user_management/) so the poller and the
