@@ -27,6 +27,7 @@
 
 #define MAX_LANES 8
 #define QUEUE_BATCH 64
+#define GATE_RETRY_MS 5000
 #define MAX_BODY (8u * 1024u * 1024u)
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_CAP_MS 30000
@@ -115,6 +116,9 @@ struct reconciler {
     int64_t pause_until_ms;
     backoff_t backoff;
     struct event *timer;
+
+    bool (*may_run)(void *arg);
+    void *gate_arg;
 
     reconciler_result_t result;
 };
@@ -665,6 +669,10 @@ static void begin(reconciler_t *r)
 {
     if (!store_ready(r->store))
         return;
+    if (r->may_run != NULL && !r->may_run(r->gate_arg)) {
+        wake_in(r, GATE_RETRY_MS);
+        return;
+    }
     if (r->dry) {
         r->state = RS_STAGING;
         r->stage_i = 0;
@@ -808,6 +816,12 @@ void reconciler_store_lost(reconciler_t *r)
     }
     reset_work(r);
     r->state = RS_WAIT_STORE;
+}
+
+void reconciler_set_gate(reconciler_t *r, bool (*may_run)(void *arg), void *arg)
+{
+    r->may_run = may_run;
+    r->gate_arg = arg;
 }
 
 bool reconciler_busy(const reconciler_t *r)

@@ -85,6 +85,13 @@ void reconciler_store_lost(reconciler_t *r);
 /* True while a run is going on. */
 bool reconciler_busy(const reconciler_t *r);
 
+/*
+ * Makes every start and resumption wait until `may_run(arg)` is true
+ * (checked again every few seconds): the daemon lets only the poller-lock
+ * holder reconcile.  Without a gate (the default) a run starts at once.
+ */
+void reconciler_set_gate(reconciler_t *r, bool (*may_run)(void *arg), void *arg);
+
 /* The current (or last) run's counters for kind `k`, and its start (wall ms). */
 const reconciler_kind_stats_t *reconciler_stats(const reconciler_t *r, recon_kind_t k);
 int64_t reconciler_started_ms(const reconciler_t *r);
