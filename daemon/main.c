@@ -23,6 +23,7 @@
 #include "http_client.h"
 #include "log.h"
 #include "poller.h"
+#include "reconciler.h"
 #include "status.h"
 #include "store.h"
 #include "webhook.h"
@@ -41,11 +42,12 @@ typedef struct daemon_ctx {
     http_client_t *http;
     poller_t *poller;   /* NULL without an API key */
     webhook_t *webhook; /* NULL without [webhook] listen */
+    reconciler_t *rec;  /* periodic reconciliation; NULL when off or not polling */
     bool ready_sent;
     bool stopping;
     int shutdown_ticks;
     uint64_t watchdog_usec; /* WatchdogSec= of the unit, 0 when off */
-    struct event *ev_term, *ev_int, *ev_hup, *ev_shutdown, *ev_tick;
+    struct event *ev_term, *ev_int, *ev_hup, *ev_shutdown, *ev_tick, *ev_reconcile;
 } daemon_ctx_t;
 
 static void usage(FILE *out)
@@ -76,6 +78,8 @@ static void on_store_ready(void *arg)
     }
     if (d->poller != NULL)
         poller_store_ready(d->poller);
+    if (d->rec != NULL)
+        reconciler_store_ready(d->rec);
 }
 
 static void on_store_lost(void *arg)
@@ -84,6 +88,32 @@ static void on_store_lost(void *arg)
     sd_notify(0, "STATUS=database unreachable, reconnecting");
     if (d->poller != NULL)
         poller_store_lost(d->poller);
+    if (d->rec != NULL)
+        reconciler_store_lost(d->rec);
+}
+
+/* Only the poller-lock holder reconciles. */
+static bool may_reconcile(void *arg)
+{
+    daemon_ctx_t *d = arg;
+    return !d->stopping && d->poller != NULL && poller_leader(d->poller);
+}
+
+static void on_reconciled(void *arg, const reconciler_result_t *res)
+{
+    (void)arg;
+    if (!res->ok)
+        log_warn("event=reconcile_failed error=%s", log_q(res->err ? res->err : "-"));
+}
+
+/* Every [reconcile] interval: a periodic run, unless one is going on. */
+static void on_reconcile_tick(evutil_socket_t fd, short what, void *arg)
+{
+    daemon_ctx_t *d = arg;
+    (void)fd;
+    (void)what;
+    if (!reconciler_busy(d->rec) && may_reconcile(d))
+        reconciler_start(d->rec, "periodic");
 }
 
 /* Waits for the batch in flight to commit or fail, within a grace period. */
@@ -297,6 +327,17 @@ static int cmd_run(daemon_ctx_t *d, const sigset_t *old_mask)
         log_error("event=startup_failed reason=\"out of memory\"");
         goto out;
     }
+    if (polling && d->cfg.reconcile_interval_ms > 0) {
+        d->rec = reconciler_new(d->base, &d->cfg, d->store, d->http, false, on_reconciled, d);
+        d->ev_reconcile = event_new(d->base, -1, EV_PERSIST, on_reconcile_tick, d);
+        if (d->rec == NULL || d->ev_reconcile == NULL) {
+            log_error("event=startup_failed reason=\"out of memory\"");
+            goto out;
+        }
+        reconciler_set_gate(d->rec, may_reconcile, d);
+        struct timeval every = clock_timeval(d->cfg.reconcile_interval_ms);
+        event_add(d->ev_reconcile, &every);
+    }
     if (listening) {
         webhook_hooks_t hooks = {.ready = is_ready, .gauges = fill_gauges, .arg = d};
         d->webhook = webhook_new(d->base, &d->cfg, d->store, &hooks, err, sizeof(err));
@@ -316,6 +357,7 @@ out:
      * their callbacks land in the poller and the listener, which must
      * still exist (a SIGTERM can arrive while the cursor is being read). */
     store_free(d->store);
+    reconciler_free(d->rec);
     poller_free(d->poller);
     webhook_free(d->webhook);
     http_client_free(d->http);
@@ -329,6 +371,8 @@ out:
         event_free(d->ev_shutdown);
     if (d->ev_tick)
         event_free(d->ev_tick);
+    if (d->ev_reconcile)
+        event_free(d->ev_reconcile);
     if (d->base)
         event_base_free(d->base);
     curl_global_cleanup();
