@@ -2,12 +2,15 @@
 # shellcheck shell=bash
 
 # snapshot_env USERS SEED [RETENTION_EVENTS]: a populated environment
-# (gen --users) in $EVENTS_SERVED with its expected state in $EXPECTED.
+# (gen --users) in $EVENTS_SERVED with its expected state in $EXPECTED, and
+# in $EVENTS the part the daemon's event filter asks for.
 snapshot_env() {
     EVENTS_SERVED=$T/events.jsonl
     EXPECTED=$T/expected.jsonl
+    EVENTS=$T/events.api.jsonl
     "$EMU" gen --users "$1" --seed "$2" --out "$EVENTS_SERVED" --expect "$EXPECTED" \
         >>"$EMU_STDERR" 2>&1 || fail "workos-emulator gen --users failed"
+    events_in_filter "$EVENTS_SERVED" "$EVENTS"
     log "environment: $(wc -l <"$EVENTS_SERVED" | tr -d ' ') events, $(wc -l <"$EXPECTED" | tr -d ' ') objects"
 }
 
