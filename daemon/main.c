@@ -24,6 +24,7 @@
 #include "log.h"
 #include "poller.h"
 #include "reconciler.h"
+#include "snapshot.h"
 #include "status.h"
 #include "store.h"
 #include "webhook.h"
@@ -43,6 +44,7 @@ typedef struct daemon_ctx {
     poller_t *poller;   /* NULL without an API key */
     webhook_t *webhook; /* NULL without [webhook] listen */
     reconciler_t *rec;  /* periodic reconciliation; NULL when off or not polling */
+    snapshot_t *snap;   /* start_from = snapshot: runs before the poller exists */
     bool ready_sent;
     bool stopping;
     int shutdown_ticks;
@@ -80,6 +82,8 @@ static void on_store_ready(void *arg)
         poller_store_ready(d->poller);
     if (d->rec != NULL)
         reconciler_store_ready(d->rec);
+    if (d->snap != NULL)
+        snapshot_store_ready(d->snap);
 }
 
 static void on_store_lost(void *arg)
@@ -90,20 +94,57 @@ static void on_store_lost(void *arg)
         poller_store_lost(d->poller);
     if (d->rec != NULL)
         reconciler_store_lost(d->rec);
+    if (d->snap != NULL)
+        snapshot_store_lost(d->snap);
 }
 
 /* Only the poller-lock holder reconciles. */
 static bool may_reconcile(void *arg)
 {
     daemon_ctx_t *d = arg;
-    return !d->stopping && d->poller != NULL && poller_leader(d->poller);
+    return !d->stopping &&
+           ((d->poller != NULL && poller_leader(d->poller)) || snapshot_lock_held(d->snap));
 }
 
 static void on_reconciled(void *arg, const reconciler_result_t *res)
 {
-    (void)arg;
-    if (!res->ok)
+    daemon_ctx_t *d = arg;
+    if (!snapshot_done(d->snap))
+        snapshot_reconciled(d->snap, res);
+    else if (!res->ok)
         log_warn("event=reconcile_failed error=%s", log_q(res->err ? res->err : "-"));
+}
+
+/*
+ * start_from = snapshot reaches the poller as "now": once the snapshot has
+ * recorded where to start, "now" keeps that start, as it keeps its own.
+ */
+static bool snapshot_as_now(config_t *c)
+{
+    if (c->start_from == NULL || strcmp(c->start_from, "snapshot") != 0)
+        return false;
+    char *now = strdup("now");
+    if (now == NULL)
+        return false;
+    free(c->start_from);
+    c->start_from = now;
+    return true;
+}
+
+/* The snapshot is done (or was not needed): the poller starts. */
+static void on_snapshot_done(void *arg)
+{
+    daemon_ctx_t *d = arg;
+    if (d->poller != NULL || d->stopping)
+        return;
+    d->poller = poller_new(d->base, &d->cfg, d->store, d->http);
+    if (d->poller == NULL) {
+        log_error("event=poller_failed reason=\"out of memory\"");
+        event_base_loopexit(d->base, NULL);
+        return;
+    }
+    if (store_ready(d->store))
+        poller_store_ready(d->poller);
 }
 
 /* Every [reconcile] interval: a periodic run, unless one is going on. */
@@ -165,6 +206,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
         sd_notify(0, "READY=1");
         return;
     }
+    (void)snapshot_as_now(&fresh);
     config_reload_diff(&d->cfg, &fresh, diff, sizeof(diff));
     if (diff[0] != '\0')
         log_warn("event=reload_needs_restart keys=%s note=\"these keep their running values\"",
@@ -323,11 +365,13 @@ static int cmd_run(daemon_ctx_t *d, const sigset_t *old_mask)
         log_error("event=startup_failed reason=%s", log_q(err));
         goto out;
     }
-    if (polling && (d->poller = poller_new(d->base, &d->cfg, d->store, d->http)) == NULL) {
+    bool snapshot = snapshot_as_now(&d->cfg);
+    if (polling && !snapshot &&
+        (d->poller = poller_new(d->base, &d->cfg, d->store, d->http)) == NULL) {
         log_error("event=startup_failed reason=\"out of memory\"");
         goto out;
     }
-    if (polling && d->cfg.reconcile_interval_ms > 0) {
+    if (polling && (d->cfg.reconcile_interval_ms > 0 || snapshot)) {
         d->rec = reconciler_new(d->base, &d->cfg, d->store, d->http, false, on_reconciled, d);
         d->ev_reconcile = event_new(d->base, -1, EV_PERSIST, on_reconcile_tick, d);
         if (d->rec == NULL || d->ev_reconcile == NULL) {
@@ -336,7 +380,13 @@ static int cmd_run(daemon_ctx_t *d, const sigset_t *old_mask)
         }
         reconciler_set_gate(d->rec, may_reconcile, d);
         struct timeval every = clock_timeval(d->cfg.reconcile_interval_ms);
-        event_add(d->ev_reconcile, &every);
+        if (d->cfg.reconcile_interval_ms > 0)
+            event_add(d->ev_reconcile, &every);
+    }
+    if (polling && snapshot &&
+        (d->snap = snapshot_new(d->base, d->store, d->rec, on_snapshot_done, d)) == NULL) {
+        log_error("event=startup_failed reason=\"out of memory\"");
+        goto out;
     }
     if (listening) {
         webhook_hooks_t hooks = {.ready = is_ready, .gauges = fill_gauges, .arg = d};
@@ -357,6 +407,7 @@ out:
      * their callbacks land in the poller and the listener, which must
      * still exist (a SIGTERM can arrive while the cursor is being read). */
     store_free(d->store);
+    snapshot_free(d->snap);
     reconciler_free(d->rec);
     poller_free(d->poller);
     webhook_free(d->webhook);
