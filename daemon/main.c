@@ -26,6 +26,7 @@
 #include "reconciler.h"
 #include "snapshot.h"
 #include "status.h"
+#include "status_print.h"
 #include "store.h"
 #include "webhook.h"
 
@@ -61,7 +62,7 @@ static void usage(FILE *out)
                  "  migrate   apply pending schema migrations, then exit\n"
                  "  status    print cursor, lag, last error and row counts;\n"
                  "            exit 0 when caught up, 1 when behind, 2 when the database is\n"
-                 "            unreachable or unusable\n"
+                 "            unreachable or unusable; --json: one JSON object\n"
                  "  backfill  list every type from the WorkOS state APIs, apply, then exit;\n"
                  "            --dry-run: report drift, write nothing (exit 1 on drift)\n"
                  "\n"
@@ -442,79 +443,7 @@ static int cmd_migrate(const config_t *cfg)
     return 0;
 }
 
-/* A sync_state value as status prints it: "-" when absent. */
-static const char *status_text(const status_value_t *v)
-{
-    return v->present ? v->text : "-";
-}
-
-/* A number of seconds: "4.8s", or "-" when absent. */
-static void print_secs(FILE *out, const char *key, const status_value_t *v)
-{
-    fprintf(out, "%s=%s%s\n", key, status_text(v), v->present ? "s" : "");
-}
-
-/*
- * Prints the status as key=value lines, in the order and form scripts
- * read, and returns the exit status: 0 caught up, 1 behind, failing or
- * not migrated, 2 when the database is unreachable or unusable.
- */
-static int print_status(FILE *out, const char *schema, const status_t *st)
-{
-    fprintf(out, "schema=%s\n", schema);
-    if (st->state == STATUS_UNREACHABLE || st->state == STATUS_UNUSABLE) {
-        fprintf(out, "state=%s\nerror=\"%s\"\n",
-                st->state == STATUS_UNUSABLE ? "database_unusable" : "database_unreachable",
-                st->error);
-        return 2;
-    }
-    fprintf(out, "schema_version=%d\nschema_latest=%d\n", st->schema_version, st->schema_latest);
-    switch (st->state) {
-    case STATUS_NOT_MIGRATED:
-        fprintf(out, "state=not_migrated\n");
-        return 1;
-    case STATUS_ERROR:
-        fprintf(out, "state=error\nerror=\"%s\"\n", st->error);
-        return 1;
-    case STATUS_NEVER_POLLED:
-        fprintf(out, "state=never_polled\n");
-        break;
-    case STATUS_FAILING:
-    case STATUS_CAUGHT_UP:
-    case STATUS_BEHIND:
-        fprintf(out, "cursor=%s\ncursor_event_at=%s\n", status_text(&st->cursor),
-                status_text(&st->cursor_event_at));
-        print_secs(out, "cursor_age", &st->cursor_age);
-        print_secs(out, "lag", &st->lag);
-        print_secs(out, "caught_up_ago", &st->caught_up_ago);
-        fprintf(out, "last_error=\"%s\"\n", status_text(&st->last_error));
-        fprintf(out, "state=%s\n",
-                st->state == STATUS_FAILING     ? "failing"
-                : st->state == STATUS_CAUGHT_UP ? "caught_up"
-                                                : "behind");
-        break;
-    case STATUS_UNREACHABLE:
-    case STATUS_UNUSABLE:
-        break;
-    }
-    if (st->poller == 1)
-        fprintf(out, "poller=pid:%s@%s\n", st->poller_pid, st->poller_addr);
-    else if (st->poller == 0)
-        fprintf(out, "poller=none\n");
-    if (st->have_rows) {
-        if (st->events.read)
-            fprintf(out, "rows_events=%lld\n", st->events.live);
-        for (int t = 0; t < MIRROR_COUNT; t++) {
-            const char *table = event_mirror((mirror_table_t)t)->table;
-            if (st->mirror[t].read)
-                fprintf(out, "rows_%s=%lld\nrows_%s_deleted=%lld\n", table, st->mirror[t].live,
-                        table, st->mirror[t].deleted);
-        }
-    }
-    return st->state == STATUS_CAUGHT_UP ? 0 : 1;
-}
-
-static int cmd_status(const config_t *cfg)
+static int cmd_status(const config_t *cfg, bool json)
 {
     /* Caught up means: reached the end of the stream within a few polls. */
     int64_t fresh = cfg->poll_interval_ms * 3;
@@ -522,7 +451,7 @@ static int cmd_status(const config_t *cfg)
         fresh = 30000;
     status_t st;
     status_read(cfg, fresh, &st);
-    return print_status(stdout, cfg->schema, &st);
+    return status_print(stdout, cfg->schema, &st, json);
 }
 
 int main(int argc, char **argv)
@@ -547,11 +476,15 @@ int main(int argc, char **argv)
         argc--;
         argv++;
     }
-    bool dry_run = false;
-    if (command != NULL && strcmp(command, "backfill") == 0)
+    bool flag_given = false; /* --dry-run for backfill, --json for status */
+    const char *flag = command == NULL                    ? NULL
+                       : strcmp(command, "backfill") == 0 ? "--dry-run"
+                       : strcmp(command, "status") == 0   ? "--json"
+                                                          : NULL;
+    if (flag != NULL)
         for (int i = 1; i < argc; i++)
-            if (strcmp(argv[i], "--dry-run") == 0) {
-                dry_run = true;
+            if (strcmp(argv[i], flag) == 0) {
+                flag_given = true;
                 memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(*argv));
                 argc--;
                 break;
@@ -603,9 +536,9 @@ int main(int argc, char **argv)
     else if (strcmp(command, "migrate") == 0)
         rc = cmd_migrate(&d.cfg);
     else if (strcmp(command, "backfill") == 0)
-        rc = backfill_main(&d.cfg, dry_run);
+        rc = backfill_main(&d.cfg, flag_given);
     else
-        rc = cmd_status(&d.cfg);
+        rc = cmd_status(&d.cfg, flag_given);
     config_free(&d.cfg);
     return rc;
 }
