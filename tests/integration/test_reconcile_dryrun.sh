@@ -2,7 +2,8 @@
 # `backfill --dry-run` reports planted damage -- a deleted row, a changed
 # column, an extra live row -- naming the ids, exits 1 and writes nothing;
 # a following `backfill` repairs all three (the extra row becomes a
-# reconciled tombstone) and the next dry run finds no drift.
+# reconciled tombstone) and the next dry run finds no drift; status (text
+# and --json) reports the last reconciliation.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_reconcile.sh"
 require_bins
@@ -45,3 +46,15 @@ n=$(sql "select count(*) from workos.users where id = 'user_planted_extra' and d
 assert_eq 1 "$n" "the extra row as a reconciled tombstone of run 2"
 syncd backfill --dry-run >"$T/dry2.out" 2>>"$DAEMON_LOG" || fail "dry run after repair: $(cat "$T/dry2.out")"
 grep -q '^drift=no$' "$T/dry2.out" || fail "drift after repair"
+
+# status shows the last reconciliation; --json holds the same facts.
+syncd status >"$T/status.txt" 2>&1 || true
+syncd status --json >"$T/status.json" 2>&1 || true
+jq -e . "$T/status.json" >/dev/null || fail "status --json is not JSON: $(cat "$T/status.json")"
+assert_eq 2 "$(jq -r .reconcile_last_run "$T/status.json")" "reconcile_last_run in JSON"
+grep -qx 'reconcile_last_run=2' "$T/status.txt" || fail "no reconcile_last_run=2 in: $(cat "$T/status.txt")"
+grep -qx 'reconcile_last_tombstoned=1' "$T/status.txt" || fail "no reconcile_last_tombstoned=1"
+grep -qx 'reconcile_running=-' "$T/status.txt" || fail "a run reported in progress"
+assert_eq "$(cut -d= -f1 "$T/status.txt" | sort | tr '\n' ' ')" \
+    "$(jq -r 'keys[]' "$T/status.json" | sort | tr '\n' ' ')" "keys of status and status --json"
+assert_eq "$(jq -r .rows_users "$T/status.json")" "$(sed -n 's/^rows_users=//p' "$T/status.txt")" "rows_users"
