@@ -1,9 +1,7 @@
 /*
- * reconciler: the run as an explicit state machine over store jobs and
- * HTTP requests.
- *
- *   IDLE -> WAIT_STORE -> [STAGING (dry run)] -> OPENING -> LISTING(roots)
- *        -> SWEEPING -> LISTING(children) -> SWEEPING -> REPORTING -> IDLE
+ * reconciler: the run's I/O -- store jobs and HTTP requests -- driven by
+ * the transitions of reconciler_fsm.c: every outcome becomes an input,
+ * post() asks for the next state and performs the one action it names.
  *
  * LISTING keeps up to MAX_LANES listings going, each one scope (a kind,
  * and for per-parent kinds an organization or user) read page by page:
@@ -24,6 +22,7 @@
 #include "clock.h"
 #include "event.h"
 #include "log.h"
+#include "reconciler_fsm.h"
 
 #define MAX_LANES 8
 #define QUEUE_BATCH 64
@@ -38,16 +37,6 @@
  */
 #define RATE_PER_S 90.0
 #define BURST 10.0
-
-typedef enum recon_state {
-    RS_IDLE,       /* no run */
-    RS_WAIT_STORE, /* a run waits for the store (or a retry after a failure) */
-    RS_STAGING,    /* dry run: creating the temporary tables */
-    RS_OPENING,    /* opening or resuming the run */
-    RS_LISTING,    /* listing scopes */
-    RS_SWEEPING,   /* ending a phase */
-    RS_REPORTING   /* reading the summary, or (dry run) the drift */
-} recon_state_t;
 
 typedef enum lane_state {
     LANE_FREE,     /* no scope */
@@ -191,20 +180,19 @@ static void wake_in(reconciler_t *r, int64_t ms)
     evtimer_add(r->timer, &tv);
 }
 
-/* A database failure: resume from the progress table after a backoff. */
+static void post(reconciler_t *r, recon_input_t in, const char *err);
+
+/* A database failure: a run resumes from the progress table after a backoff. */
 static void db_failed(reconciler_t *r, const char *what, const char *err)
 {
     log_warn("event=reconcile_db_failed step=%s error=%s note=\"resuming from stored progress\"",
              what, log_q(err ? err : "-"));
-    reset_work(r);
-    r->state = RS_WAIT_STORE;
-    wake_in(r, backoff_next(&r->backoff));
+    post(r, RECON_IN_DB_FAILED, err);
 }
 
 static void finish(reconciler_t *r, bool ok, const char *err)
 {
     reset_work(r);
-    r->state = RS_IDLE;
     r->result.ok = ok;
     r->result.err = err;
     r->result.run_id = r->run_id;
@@ -472,12 +460,10 @@ static void on_queue(reconciler_t *r, const store_reply_t *reply)
     pump(r);
 }
 
-static void sweep(reconciler_t *r);
-
 /* The listing's driver: fills lanes, fetches scopes, ends the phase. */
 static void pump(reconciler_t *r)
 {
-    if (r->state != RS_LISTING)
+    if (r->state != RECON_LISTING)
         return;
     bool busy = false;
     int64_t wait = -1;
@@ -516,7 +502,7 @@ static void pump(reconciler_t *r)
         return;
     }
     if (!busy)
-        sweep(r);
+        post(r, RECON_IN_LISTED, NULL);
 }
 
 /* --- phases ------------------------------------------------------------- */
@@ -526,7 +512,6 @@ static void report(reconciler_t *r);
 static void listing(reconciler_t *r)
 {
     reset_work(r);
-    r->state = RS_LISTING;
     log_info("event=reconcile_phase run=%lld phase=%s", r->run_id,
              r->children ? "children" : "roots");
     pump(r);
@@ -540,17 +525,11 @@ static void on_sweep(reconciler_t *r, const store_reply_t *reply)
     }
     log_info("event=reconcile_swept run=%lld phase=%s tombstoned=%s", r->run_id,
              r->children ? "children" : "roots", PQgetvalue(reply->res, 0, 0));
-    if (r->children) {
-        report(r);
-        return;
-    }
-    r->children = true;
-    listing(r);
+    post(r, r->children ? RECON_IN_SWEPT_CHILDREN : RECON_IN_SWEPT_ROOTS, NULL);
 }
 
 static void sweep(reconciler_t *r)
 {
-    r->state = RS_SWEEPING;
     r->ctl_values[0] = r->run_id_text;
     ctl_run(r, r->sweep_sql[r->children], 1, on_sweep);
 }
@@ -568,17 +547,12 @@ static void on_open(reconciler_t *r, const store_reply_t *reply)
     bool resumed = PQgetvalue(reply->res, 0, 3)[0] == 't';
     log_info("event=reconcile_run run=%lld phase=%s resumed=%s reason=%s", r->run_id, phase,
              resumed ? "true" : "false", r->reason);
-    if (strcmp(phase, "done") == 0) {
-        report(r);
-        return;
-    }
     r->children = strcmp(phase, "children") == 0;
-    listing(r);
+    post(r, strcmp(phase, "done") == 0 ? RECON_IN_OPENED_DONE : RECON_IN_OPENED_LISTING, NULL);
 }
 
 static void open_run(reconciler_t *r)
 {
-    r->state = RS_OPENING;
     r->ctl_values[0] = r->reason;
     ctl_run(r, r->open_sql, 1, on_open);
 }
@@ -586,12 +560,11 @@ static void open_run(reconciler_t *r)
 static void on_stage(reconciler_t *r, const store_reply_t *reply)
 {
     if (!reply_ok(reply, PGRES_COMMAND_OK)) {
-        /* Temporary tables die with the connection: a dry run cannot resume. */
-        finish(r, false, "staging failed");
+        post(r, RECON_IN_FATAL, "staging failed");
         return;
     }
     if (r->stage[r->stage_i] == NULL) {
-        open_run(r);
+        post(r, RECON_IN_STAGED, NULL);
         return;
     }
     ctl_run(r, r->stage[r->stage_i++], 0, on_stage);
@@ -606,7 +579,7 @@ static char *value_dup(const PGresult *res, int row, int col)
 static void on_diff(reconciler_t *r, const store_reply_t *reply)
 {
     if (!reply_ok(reply, PGRES_TUPLES_OK) || PQntuples(reply->res) != 3) {
-        finish(r, false, reply->err ? reply->err : "diff failed");
+        post(r, RECON_IN_FATAL, reply->err ? reply->err : "diff failed");
         return;
     }
     reconciler_drift_t *d = &r->result.drift[r->report_i];
@@ -624,7 +597,7 @@ static void on_diff(reconciler_t *r, const store_reply_t *reply)
 static void on_summary(reconciler_t *r, const store_reply_t *reply)
 {
     if (!reply_ok(reply, PGRES_TUPLES_OK)) {
-        finish(r, false, reply->err ? reply->err : "summary failed");
+        db_failed(r, "summary", reply->err);
         return;
     }
     for (int i = 0; i < PQntuples(reply->res); i++) {
@@ -640,46 +613,87 @@ static void on_summary(reconciler_t *r, const store_reply_t *reply)
     }
     log_info("event=reconcile_done run=%lld elapsed_ms=%lld", r->run_id,
              (long long)(clock_mono_ms() - r->t0_ms));
-    finish(r, true, NULL);
+    post(r, RECON_IN_REPORTED, NULL);
 }
 
 static void report(reconciler_t *r)
 {
-    r->state = RS_REPORTING;
     if (!r->dry) {
         r->ctl_values[0] = r->run_id_text;
         ctl_run(r, r->summary_sql, 1, on_summary);
         return;
     }
     if (r->report_i >= RECON_KIND_COUNT) {
-        finish(r, true, NULL);
+        post(r, RECON_IN_REPORTED, NULL);
         return;
     }
     free(r->stage[0]);
     r->stage[0] = reconcile_diff_sql(store_schema(r->store), (recon_kind_t)r->report_i);
     if (r->stage[0] == NULL) {
-        finish(r, false, "out of memory");
+        post(r, RECON_IN_FATAL, "out of memory");
         return;
     }
     ctl_run(r, r->stage[0], 0, on_diff);
 }
 
-/* Starts or resumes the run, now that the store is ready. */
+/* Starts or resumes the run, once the store is ready and the gate open. */
 static void begin(reconciler_t *r)
 {
     if (!store_ready(r->store))
         return;
-    if (r->may_run != NULL && !r->may_run(r->gate_arg)) {
-        wake_in(r, GATE_RETRY_MS);
+    bool open = r->may_run == NULL || r->may_run(r->gate_arg);
+    post(r, open ? RECON_IN_BEGIN : RECON_IN_GATE_CLOSED, NULL);
+}
+
+/* Takes one input: the transition, then its action. */
+static void post(reconciler_t *r, recon_input_t in, const char *err)
+{
+    recon_state_t next;
+    recon_action_t act;
+    if (!reconciler_fsm_step(r->state, in, r->dry, &next, &act)) {
+        log_error("event=reconcile_bug state=%s input=%d note=\"impossible step ignored\"",
+                  reconciler_fsm_state_name(r->state), (int)in);
         return;
     }
-    if (r->dry) {
-        r->state = RS_STAGING;
+    r->state = next;
+    switch (act) {
+    case RECON_DO_NOTHING:
+        return;
+    case RECON_DO_STAGE:
         r->stage_i = 0;
         ctl_run(r, r->stage[r->stage_i++], 0, on_stage);
         return;
+    case RECON_DO_OPEN:
+        open_run(r);
+        return;
+    case RECON_DO_LIST_NEXT:
+        r->children = true;
+        listing(r);
+        return;
+    case RECON_DO_LIST:
+        listing(r);
+        return;
+    case RECON_DO_SWEEP:
+        sweep(r);
+        return;
+    case RECON_DO_REPORT:
+        report(r);
+        return;
+    case RECON_DO_RETRY:
+        reset_work(r);
+        wake_in(r, backoff_next(&r->backoff));
+        return;
+    case RECON_DO_WAIT_GATE:
+        wake_in(r, GATE_RETRY_MS);
+        return;
+    case RECON_DO_FINISH_OK:
+        finish(r, true, NULL);
+        return;
+    case RECON_DO_FINISH_FAIL:
+        finish(r, false, err != NULL ? err : "failed");
+        return;
     }
-    open_run(r);
+    abort(); /* unreachable: every recon_action_t is handled above */
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -687,7 +701,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     reconciler_t *r = arg;
     (void)fd;
     (void)what;
-    if (r->state == RS_WAIT_STORE)
+    if (r->state == RECON_WAIT_STORE)
         begin(r);
     else
         pump(r);
@@ -787,7 +801,7 @@ void reconciler_free(reconciler_t *r)
 
 void reconciler_start(reconciler_t *r, const char *reason)
 {
-    if (r->state != RS_IDLE)
+    if (r->state != RECON_IDLE)
         return;
     for (int k = 0; k < RECON_KIND_COUNT; k++)
         r->result.kinds[k] = (reconciler_kind_stats_t){0};
@@ -796,26 +810,21 @@ void reconciler_start(reconciler_t *r, const char *reason)
     r->reason = reason;
     r->t0_ms = clock_mono_ms();
     r->overall = r->um = (bucket_t){BURST, clock_mono_ms()};
-    r->state = RS_WAIT_STORE;
+    post(r, RECON_IN_START, NULL);
     begin(r);
 }
 
 void reconciler_store_ready(reconciler_t *r)
 {
-    if (r->state == RS_WAIT_STORE && !evtimer_pending(r->timer, NULL))
+    if (r->state == RECON_WAIT_STORE && !evtimer_pending(r->timer, NULL))
         begin(r);
 }
 
 void reconciler_store_lost(reconciler_t *r)
 {
-    if (r->state == RS_IDLE || r->state == RS_WAIT_STORE)
+    if (r->state == RECON_IDLE || r->state == RECON_WAIT_STORE)
         return;
-    if (r->dry) {
-        finish(r, false, "database connection lost");
-        return;
-    }
-    reset_work(r);
-    r->state = RS_WAIT_STORE;
+    post(r, RECON_IN_DB_FAILED, "database connection lost");
 }
 
 void reconciler_set_gate(reconciler_t *r, bool (*may_run)(void *arg), void *arg)
@@ -826,7 +835,7 @@ void reconciler_set_gate(reconciler_t *r, bool (*may_run)(void *arg), void *arg)
 
 bool reconciler_busy(const reconciler_t *r)
 {
-    return r != NULL && r->state != RS_IDLE;
+    return r != NULL && r->state != RECON_IDLE;
 }
 
 const reconciler_kind_stats_t *reconciler_stats(const reconciler_t *r, recon_kind_t k)
