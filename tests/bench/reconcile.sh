@@ -47,7 +47,7 @@ run_snapshot() {
 }
 
 bound() { # n limit window_s
-    awk -v n="$1" -v l="$2" -v w="$3" 'BEGIN { k = int((n + l - 1) / l); print (k > 0 ? (k - 1) * w : 0) }'
+    awk -v n="$1" -v l="$2" -v w="$3" 'BEGIN { k = int((n + l - 1) / l); print ((k > 0) ? (k - 1) * w : 0) }'
 }
 
 run_snapshot $((N / 4)) 77
@@ -58,6 +58,6 @@ b_all=$(bound "$STATE_REQ" 6000 60)
 b=$((b_um > b_all ? b_um : b_all))
 cat "$T/backfill-$N.out"
 echo "users=$N seconds=$SECS requests=$STATE_REQ user_management_requests=$UM_REQ"
-echo "lower_bound_seconds=$b ratio=$(awk -v s="$SECS" -v b="$b" 'BEGIN { printf "%.2f", b > 0 ? s / b : 0 }')"
+echo "lower_bound_seconds=$b ratio=$(awk -v s="$SECS" -v b="$b" 'BEGIN { printf "%.2f", (b > 0 ? s / b : 0) }')"
 echo "peak_overall=$PEAK_ALL/6000 peak_user_management=$PEAK_UM/1000 rate_limited=$LIMITED"
 echo "rss_kb_users_$((N / 4))=$rss_q rss_kb_users_$N=$RSS_KB"
