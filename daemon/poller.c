@@ -85,6 +85,9 @@ struct poller {
     poller_input_t queue[INPUT_QUEUE];
     size_t queue_head, queue_len;
     bool handling; /* an input is being handled: post() only queues */
+
+    void (*expired)(void *arg, const char *reason); /* the API refused the cursor */
+    void *expired_arg;
 };
 
 static void post(poller_t *p, poller_event_t ev, const char *text, const char *range_start,
@@ -308,6 +311,10 @@ static WUR poller_event_t take_response(poller_t *p, const http_response_t *resp
                  resp->status == 401 || resp->status == 403 ? " (check the API key)" : "");
         if (resp->status == 429 || resp->status == 503)
             *retry_after_ms = resp->retry_after_ms;
+        /* A 4xx naming `after`: the API no longer serves the cursor. */
+        if (resp->status >= 400 && resp->status < 500 && resp->status != 429 &&
+            p->fetch_after != NULL && p->expired != NULL && strstr(resp->body, "\"after\""))
+            p->expired(p->expired_arg, "api_refused_after");
         return POLLER_EV_FETCH_FAILED;
     }
     if (!event_page_parse(&page, resp->body, resp->len, reason, reasonlen))
@@ -630,6 +637,12 @@ void poller_free(poller_t *p)
 void poller_store_ready(poller_t *p)
 {
     post(p, POLLER_EV_STORE_READY, NULL, NULL, -1, NULL);
+}
+
+void poller_set_expiry_hook(poller_t *p, void (*fn)(void *arg, const char *reason), void *arg)
+{
+    p->expired = fn;
+    p->expired_arg = arg;
 }
 
 void poller_store_lost(poller_t *p)
