@@ -252,3 +252,44 @@ bool snapshot_done(const snapshot_t *s)
 {
     return s == NULL || s->state == SNAP_DONE;
 }
+
+/* One forget job: its statement and parameter, owned here. */
+typedef struct forget_job {
+    char *sql;
+    char start[24];
+    const char *values[1];
+    void (*done)(void *arg, bool ok);
+    void *arg;
+} forget_job_t;
+
+static void on_forgot(void *arg, const store_reply_t *r)
+{
+    forget_job_t *j = arg;
+    bool ok = r->res != NULL && PQresultStatus(r->res) == PGRES_COMMAND_OK;
+    if (!ok)
+        log_warn("event=cursor_forget_failed error=%s", log_q(r->err ? r->err : "-"));
+    j->done(j->arg, ok);
+    free(j->sql);
+    free(j);
+}
+
+void snapshot_forget_cursor(store_t *store, int64_t started_ms, void (*done)(void *arg, bool ok),
+                            void *arg)
+{
+    forget_job_t *j = calloc(1, sizeof(*j));
+    if (j == NULL || asprintf(&j->sql,
+                              "UPDATE %s.sync_state SET cursor = NULL, range_start = "
+                              "to_timestamp(($1::bigint - %d) / 1000.0), updated_at = now() "
+                              "WHERE stream = '" STORE_STREAM_EVENTS_API "'",
+                              store_schema(store), SNAPSHOT_MARGIN_MS) < 0) {
+        free(j);
+        done(arg, false);
+        return;
+    }
+    snprintf(j->start, sizeof(j->start), "%lld", (long long)started_ms);
+    j->values[0] = j->start;
+    j->done = done;
+    j->arg = arg;
+    store_query_t q = {.sql = j->sql, .n_params = 1, .values = j->values};
+    store_run(store, &q, on_forgot, j);
+}

@@ -42,6 +42,14 @@ void snapshot_store_lost(snapshot_t *s);  /* the store lost its connection (and 
 /* The reconciler's completion, passed on while the snapshot runs. */
 void snapshot_reconciled(snapshot_t *s, const reconciler_result_t *res);
 
+/*
+ * After a reconciliation for an expired cursor: forgets the cursor and
+ * records range_start = `started_ms` minus the margin, in one statement;
+ * done(arg, ok) follows.  The poller then starts over from there.
+ */
+void snapshot_forget_cursor(store_t *store, int64_t started_ms, void (*done)(void *arg, bool ok),
+                            void *arg);
+
 /* True while this connection holds the poller lock for the snapshot. */
 bool snapshot_lock_held(const snapshot_t *s);
 
