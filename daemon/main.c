@@ -46,6 +46,7 @@ typedef struct daemon_ctx {
     webhook_t *webhook; /* NULL without [webhook] listen */
     reconciler_t *rec;  /* periodic reconciliation; NULL when off or not polling */
     snapshot_t *snap;   /* start_from = snapshot: runs before the poller exists */
+    bool expired;       /* the API refused the cursor: a reconciliation is on its way */
     bool ready_sent;
     bool stopping;
     int shutdown_ticks;
@@ -107,13 +108,44 @@ static bool may_reconcile(void *arg)
            ((d->poller != NULL && poller_leader(d->poller)) || snapshot_lock_held(d->snap));
 }
 
+/* The cursor is forgotten: the poller reads it again, and starts over. */
+static void on_cursor_forgotten(void *arg, bool ok)
+{
+    daemon_ctx_t *d = arg;
+    d->expired = false;
+    if (ok && d->poller != NULL && !d->stopping) {
+        log_info("event=cursor_reset note=\"following the Events API from before the "
+                 "reconciliation\"");
+        poller_store_lost(d->poller);
+        if (store_ready(d->store))
+            poller_store_ready(d->poller);
+    }
+}
+
 static void on_reconciled(void *arg, const reconciler_result_t *res)
 {
     daemon_ctx_t *d = arg;
-    if (!snapshot_done(d->snap))
+    if (!snapshot_done(d->snap)) {
         snapshot_reconciled(d->snap, res);
-    else if (!res->ok)
+        return;
+    }
+    if (!res->ok)
         log_warn("event=reconcile_failed error=%s", log_q(res->err ? res->err : "-"));
+    if (d->expired && res->ok)
+        snapshot_forget_cursor(d->store, res->started_wall_ms, on_cursor_forgotten, d);
+    else
+        d->expired = false;
+}
+
+/* The Events API refused the stored cursor: reconcile, then start over. */
+static void on_cursor_expired(void *arg, const char *reason)
+{
+    daemon_ctx_t *d = arg;
+    if (d->expired || d->rec == NULL || reconciler_busy(d->rec))
+        return;
+    log_warn("event=cursor_expired reason=%s note=\"reconciling from the list endpoints\"", reason);
+    d->expired = true;
+    reconciler_start(d->rec, "cursor_expired");
 }
 
 /*
@@ -144,6 +176,7 @@ static void on_snapshot_done(void *arg)
         event_base_loopexit(d->base, NULL);
         return;
     }
+    poller_set_expiry_hook(d->poller, on_cursor_expired, d);
     if (store_ready(d->store))
         poller_store_ready(d->poller);
 }
@@ -372,7 +405,9 @@ static int cmd_run(daemon_ctx_t *d, const sigset_t *old_mask)
         log_error("event=startup_failed reason=\"out of memory\"");
         goto out;
     }
-    if (polling && (d->cfg.reconcile_interval_ms > 0 || snapshot)) {
+    if (d->poller != NULL)
+        poller_set_expiry_hook(d->poller, on_cursor_expired, d);
+    if (polling) {
         d->rec = reconciler_new(d->base, &d->cfg, d->store, d->http, false, on_reconciled, d);
         d->ev_reconcile = event_new(d->base, -1, EV_PERSIST, on_reconcile_tick, d);
         if (d->rec == NULL || d->ev_reconcile == NULL) {
