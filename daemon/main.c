@@ -286,6 +286,7 @@ static void fill_gauges(void *arg, metrics_gauges_t *g)
     daemon_ctx_t *d = arg;
     g->db_connected = store_ready(d->store);
     g->poller_leader = d->poller != NULL && poller_leader(d->poller);
+    g->reconciling = reconciler_busy(d->rec);
 }
 
 /* One line for `systemctl status`. */

@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "event.h"
 #include "log.h"
+#include "metrics.h"
 #include "reconciler_fsm.h"
 
 #define MAX_LANES 8
@@ -198,6 +199,13 @@ static void finish(reconciler_t *r, bool ok, const char *err)
     r->result.run_id = r->run_id;
     r->result.started_wall_ms = r->started_wall_ms;
     r->result.elapsed_ms = clock_mono_ms() - r->t0_ms;
+    if (ok && !r->dry) {
+        long changed = 0;
+        for (int k = 0; k < RECON_KIND_COUNT; k++)
+            changed += r->result.kinds[k].inserted + r->result.kinds[k].updated +
+                       r->result.kinds[k].tombstoned;
+        metrics_reconcile_finished((double)r->result.elapsed_ms / 1000.0, changed, clock_wall_ms());
+    }
     if (r->done != NULL)
         r->done(r->arg, &r->result);
 }
@@ -362,6 +370,7 @@ static void on_response(void *arg, const http_response_t *resp)
     reconciler_t *r = l->r;
     char err[256];
     l->req = NULL;
+    metrics_reconcile_request(resp->transport_ok ? resp->status : 0);
     if (!resp->transport_ok) {
         request_failed(r, l, resp->error ? resp->error : "transport", -1);
         goto out;
