@@ -37,6 +37,7 @@ static const mirror_column_t user_columns[] = {
     {"locale", "locale", NULL, COLUMN_TEXT},
     {"created_at", "created_at", NULL, COLUMN_TIME},
     {"updated_at", "updated_at", NULL, COLUMN_TIME},
+    {"raw", NULL, NULL, COLUMN_JSON}, /* the whole object (field NULL), minus secrets */
 };
 
 static const mirror_column_t membership_columns[] = {
@@ -51,6 +52,7 @@ static const mirror_column_t membership_columns[] = {
     {"custom_attributes", "custom_attributes", NULL, COLUMN_JSON},
     {"created_at", "created_at", NULL, COLUMN_TIME},
     {"updated_at", "updated_at", NULL, COLUMN_TIME},
+    {"raw", NULL, NULL, COLUMN_JSON}, /* the whole object (field NULL), minus secrets */
 };
 
 static const mirror_column_t invitation_columns[] = {
@@ -66,6 +68,7 @@ static const mirror_column_t invitation_columns[] = {
     {"role_slug", "role_slug", NULL, COLUMN_TEXT},
     {"created_at", "created_at", NULL, COLUMN_TIME},
     {"updated_at", "updated_at", NULL, COLUMN_TIME},
+    {"raw", NULL, NULL, COLUMN_JSON}, /* the whole object (field NULL), minus secrets */
 };
 
 static const mirror_column_t session_columns[] = {
@@ -81,6 +84,7 @@ static const mirror_column_t session_columns[] = {
     {"ended_at", "ended_at", NULL, COLUMN_TIME},
     {"created_at", "created_at", NULL, COLUMN_TIME},
     {"updated_at", "updated_at", NULL, COLUMN_TIME},
+    {"raw", NULL, NULL, COLUMN_JSON}, /* the whole object (field NULL), minus secrets */
 };
 
 static const mirror_column_t api_key_columns[] = {
@@ -93,6 +97,7 @@ static const mirror_column_t api_key_columns[] = {
     {"last_used_at", "last_used_at", NULL, COLUMN_TIME},
     {"created_at", "created_at", NULL, COLUMN_TIME},
     {"updated_at", "updated_at", NULL, COLUMN_TIME},
+    {"raw", NULL, NULL, COLUMN_JSON}, /* the whole object (field NULL), minus secrets */
 };
 
 static const mirror_column_t organization_columns[] = {
@@ -105,6 +110,7 @@ static const mirror_column_t organization_columns[] = {
     {"domains", "domains", NULL, COLUMN_JSON},
     {"created_at", "created_at", NULL, COLUMN_TIME},
     {"updated_at", "updated_at", NULL, COLUMN_TIME},
+    {"raw", NULL, NULL, COLUMN_JSON}, /* the whole object (field NULL), minus secrets */
 };
 
 #define FITS(a) (sizeof(a) / sizeof((a)[0]) <= MIRROR_MAX_COLUMNS)
@@ -429,7 +435,7 @@ static bool mirror_values(const mirror_def_t *def, cJSON *data, bool tombstone, 
     }
     for (size_t i = 0; i < def->n_columns; i++) {
         const mirror_column_t *c = &def->columns[i];
-        cJSON *v = cJSON_GetObjectItemCaseSensitive(data, c->field);
+        cJSON *v = c->field != NULL ? cJSON_GetObjectItemCaseSensitive(data, c->field) : data;
         vals[i] = NULL;
         if (forced != NULL && strcmp(c->name, forced) == 0)
             continue;
