@@ -137,8 +137,12 @@ static void each_column(FILE *f, mirror_table_t t, column_fn fn, const void *arg
 {
     const mirror_def_t *m = event_mirror(t);
     bool first = true;
-    for (size_t i = 0; i < m->n_columns; i++, first = false)
-        fn(f, &m->columns[i], first, arg);
+    /* `raw` (the whole object, field NULL) is written by the statements themselves. */
+    for (size_t i = 0; i < m->n_columns; i++)
+        if (m->columns[i].field != NULL) {
+            fn(f, &m->columns[i], first, arg);
+            first = false;
+        }
     for (size_t i = 0; i < extras[t].n; i++, first = false)
         fn(f, &extras[t].columns[i], first, arg);
 }
