@@ -7,9 +7,9 @@
 -- scope's cursor, so a run killed at any moment resumes where it stood.
 --
 -- Every mirror table gains:
---   raw           the whole latest object as the list endpoint served it,
---                 minus secrets (top-level fields merged over the previous
---                 value, so a field only an event carried is kept);
+--   raw           the whole latest object, from events and listings, minus
+--                 secrets (top-level fields merged over the previous value,
+--                 so a field only the other source carried is kept);
 --   reconcile_run the run that last listed the row, or tombstoned it.
 -- A tombstone written by a reconciliation has deleted_at set,
 -- last_event_id NULL and reconcile_run naming the run; an event's
