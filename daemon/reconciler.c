@@ -28,7 +28,7 @@
 #define MAX_LANES 8
 #define QUEUE_BATCH 64
 #define GATE_RETRY_MS 5000
-#define MAX_BODY (8u * 1024u * 1024u)
+#define MAX_BODY ((size_t)8 * 1024 * 1024)
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_CAP_MS 30000
 /*
@@ -243,6 +243,12 @@ static void ctl_run(reconciler_t *r, const char *sql, int n,
     store_run(r->store, &q, on_ctl, j);
 }
 
+/* A result value as a number (0 when it is not one: a bug in the statement). */
+static long long num(const PGresult *res, int row, int col)
+{
+    return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
 static bool reply_ok(const store_reply_t *reply, ExecStatusType want)
 {
     return reply->res != NULL && PQresultStatus(reply->res) == want;
@@ -327,7 +333,7 @@ static void on_page_applied(void *arg, const store_reply_t *reply)
         return;
     }
     if (!reply_ok(reply, PGRES_TUPLES_OK) || PQntuples(reply->res) != 1 ||
-        atol(PQgetvalue(reply->res, 0, 3)) != 1) {
+        num(reply->res, 0, 3) != 1) {
         const char *err = reply->err ? reply->err : "scope row missing";
         log_warn("event=reconcile_page_failed kind=%s scope=%s error=%s",
                  reconcile_kind(l->kind)->name, log_q(l->scope), log_q(err));
@@ -336,9 +342,9 @@ static void on_page_applied(void *arg, const store_reply_t *reply)
         return;
     }
     reconciler_kind_stats_t *s = &r->result.kinds[l->kind];
-    s->listed += atol(PQgetvalue(reply->res, 0, 0));
-    s->inserted += atol(PQgetvalue(reply->res, 0, 1));
-    s->updated += atol(PQgetvalue(reply->res, 0, 2));
+    s->listed += num(reply->res, 0, 0);
+    s->inserted += num(reply->res, 0, 1);
+    s->updated += num(reply->res, 0, 2);
     s->last_ms = clock_mono_ms();
     backoff_reset(&r->backoff);
     free(l->page);
@@ -404,12 +410,12 @@ static void on_response(void *arg, const http_response_t *resp)
     }
     /* A full page without a cursor, or an empty one with one, would end
      * or loop the listing wrongly: only a string `after` continues. */
-    l->next =
-        cJSON_IsString(after) && cJSON_GetArraySize(data) > 0 ? strdup(after->valuestring) : NULL;
+    const char *cursor = cJSON_GetStringValue(after);
+    bool more = cursor != NULL && cJSON_GetArraySize(data) > 0;
+    l->next = more ? strdup(cursor) : NULL;
     l->page = scrub_page(data, l->kind);
     cJSON_Delete(root);
-    if (l->page == NULL ||
-        (cJSON_IsString(after) && l->next == NULL && cJSON_GetArraySize(data) > 0)) {
+    if (l->page == NULL || (more && l->next == NULL)) {
         free(l->next);
         l->next = NULL;
         request_failed(r, l, "out of memory", -1);
@@ -549,10 +555,10 @@ static void on_open(reconciler_t *r, const store_reply_t *reply)
         db_failed(r, "open", reply->err);
         return;
     }
-    r->run_id = atoll(PQgetvalue(reply->res, 0, 0));
+    r->run_id = num(reply->res, 0, 0);
     snprintf(r->run_id_text, sizeof(r->run_id_text), "%lld", r->run_id);
     const char *phase = PQgetvalue(reply->res, 0, 1);
-    r->started_wall_ms = atoll(PQgetvalue(reply->res, 0, 2));
+    r->started_wall_ms = num(reply->res, 0, 2);
     bool resumed = PQgetvalue(reply->res, 0, 3)[0] == 't';
     log_info("event=reconcile_run run=%lld phase=%s resumed=%s reason=%s", r->run_id, phase,
              resumed ? "true" : "false", r->reason);
@@ -593,7 +599,7 @@ static void on_diff(reconciler_t *r, const store_reply_t *reply)
     }
     reconciler_drift_t *d = &r->result.drift[r->report_i];
     for (int i = 0; i < 3; i++) {
-        d->count[i] = atol(PQgetvalue(reply->res, i, 1));
+        d->count[i] = num(reply->res, i, 1);
         free(d->first_ids[i]);
         d->first_ids[i] = value_dup(reply->res, i, 2);
         if (d->count[i] > 0)
@@ -615,10 +621,10 @@ static void on_summary(reconciler_t *r, const store_reply_t *reply)
             continue;
         reconciler_kind_stats_t *s = &r->result.kinds[k];
         /* The stored totals include the pages of an earlier process. */
-        s->listed = atol(PQgetvalue(reply->res, i, 2));
-        s->inserted = atol(PQgetvalue(reply->res, i, 3));
-        s->updated = atol(PQgetvalue(reply->res, i, 4));
-        s->tombstoned = atol(PQgetvalue(reply->res, i, 5));
+        s->listed = num(reply->res, i, 2);
+        s->inserted = num(reply->res, i, 3);
+        s->updated = num(reply->res, i, 4);
+        s->tombstoned = num(reply->res, i, 5);
     }
     log_info("event=reconcile_done run=%lld elapsed_ms=%lld", r->run_id,
              (long long)(clock_mono_ms() - r->t0_ms));
