@@ -93,9 +93,14 @@ static void emit_mirror_cte(FILE *f, const char *schema, mirror_table_t t, int p
                "  ON CONFLICT (id) DO UPDATE SET ");
     for (size_t i = 1; i < m->n_columns; i++)
         fprintf(f,
-                "%s = CASE WHEN excluded.updated_at >= t.updated_at THEN excluded.%s ELSE t.%s "
-                "END, ",
-                m->columns[i].name, m->columns[i].name, m->columns[i].name);
+                /* The whole object merges over the stored one, so a field only a
+                 * listing carried survives a newer event that lacks it. */
+                m->columns[i].field == NULL
+                    ? "%s = CASE WHEN excluded.updated_at >= t.updated_at THEN coalesce(t.%s, "
+                      "'{}'::jsonb) || excluded.%s ELSE t.%s END, "
+                    : "%s = CASE WHEN excluded.updated_at >= t.updated_at THEN excluded.%s ELSE "
+                      "t.%s END, ",
+                m->columns[i].name, m->columns[i].name, m->columns[i].name, m->columns[i].name);
     fprintf(f, "deleted_at = excluded.deleted_at, last_event_id = excluded.last_event_id, "
                "synced_at = excluded.synced_at\n"
                "   WHERE t.deleted_at IS NULL AND (excluded.updated_at >= t.updated_at OR "

@@ -96,9 +96,10 @@ static const config_option_t options[] = {
         .section = "workos",
         .key = "start_from",
         .type = CONFIG_TYPE_STRING,
-        .def = "now",
-        .doc = "where polling starts when no cursor is stored: now, or an ISO 8601 time "
-               "like 2026-01-31T00:00:00Z",
+        .def = "snapshot",
+        .doc = "where polling starts when no cursor is stored: snapshot (reconcile from the "
+               "list endpoints, then follow events from just before), now, or an ISO 8601 "
+               "time like 2026-01-31T00:00:00Z",
         .offset = FIELD(start_from),
         .check = config_check_start_from,
     },

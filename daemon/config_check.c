@@ -189,9 +189,10 @@ bool config_check_start_from(config_t *c, const config_option_t *opt, char *why,
     (void)opt;
     char shown[64];
     int64_t start_ms;
-    if (strcmp(c->start_from, "now") == 0 || clock_parse_iso8601(c->start_from, &start_ms))
+    if (strcmp(c->start_from, "now") == 0 || strcmp(c->start_from, "snapshot") == 0 ||
+        clock_parse_iso8601(c->start_from, &start_ms))
         return true;
-    snprintf(why, whylen, "%s must be now or an ISO 8601 time like 2026-01-31T00:00:00Z",
+    snprintf(why, whylen, "%s must be snapshot, now or an ISO 8601 time like 2026-01-31T00:00:00Z",
              config_value_show(shown, sizeof shown, c->start_from));
     return false;
 }

@@ -225,7 +225,7 @@ static bool mirror_values(const mirror_def_t *def, cJSON *data, bool tombstone, 
     }
     for (size_t i = 0; i < def->n_columns; i++) {
         const mirror_column_t *c = &def->columns[i];
-        cJSON *v = cJSON_GetObjectItemCaseSensitive(data, c->field);
+        cJSON *v = c->field != NULL ? cJSON_GetObjectItemCaseSensitive(data, c->field) : data;
         vals[i] = NULL;
         if (forced != NULL && strcmp(c->name, forced) == 0)
             continue;

@@ -40,7 +40,7 @@ typedef enum column_type {
 
 typedef struct mirror_column {
     const char *name;  /* column name: the JSON field name, flattened with '_' */
-    const char *field; /* top-level field of the object's JSON */
+    const char *field; /* top-level field of the object's JSON; NULL: the whole object */
     const char *sub;   /* field inside `field` when nested (role.slug), else NULL */
     column_type_t type;
 } mirror_column_t;

@@ -28,6 +28,7 @@ static const mirror_column_t user_columns[] = {
     {"locale", "locale", NULL, COLUMN_TEXT},
     {"created_at", "created_at", NULL, COLUMN_TIME},
     {"updated_at", "updated_at", NULL, COLUMN_TIME},
+    {"raw", NULL, NULL, COLUMN_JSON}, /* the whole object (field NULL), minus secrets */
 };
 
 static const mirror_column_t membership_columns[] = {
@@ -42,6 +43,7 @@ static const mirror_column_t membership_columns[] = {
     {"custom_attributes", "custom_attributes", NULL, COLUMN_JSON},
     {"created_at", "created_at", NULL, COLUMN_TIME},
     {"updated_at", "updated_at", NULL, COLUMN_TIME},
+    {"raw", NULL, NULL, COLUMN_JSON}, /* the whole object (field NULL), minus secrets */
 };
 
 static const mirror_column_t invitation_columns[] = {
@@ -57,6 +59,7 @@ static const mirror_column_t invitation_columns[] = {
     {"role_slug", "role_slug", NULL, COLUMN_TEXT},
     {"created_at", "created_at", NULL, COLUMN_TIME},
     {"updated_at", "updated_at", NULL, COLUMN_TIME},
+    {"raw", NULL, NULL, COLUMN_JSON}, /* the whole object (field NULL), minus secrets */
 };
 
 static const mirror_column_t session_columns[] = {
@@ -72,6 +75,7 @@ static const mirror_column_t session_columns[] = {
     {"ended_at", "ended_at", NULL, COLUMN_TIME},
     {"created_at", "created_at", NULL, COLUMN_TIME},
     {"updated_at", "updated_at", NULL, COLUMN_TIME},
+    {"raw", NULL, NULL, COLUMN_JSON}, /* the whole object (field NULL), minus secrets */
 };
 
 static const mirror_column_t api_key_columns[] = {
@@ -84,6 +88,7 @@ static const mirror_column_t api_key_columns[] = {
     {"last_used_at", "last_used_at", NULL, COLUMN_TIME},
     {"created_at", "created_at", NULL, COLUMN_TIME},
     {"updated_at", "updated_at", NULL, COLUMN_TIME},
+    {"raw", NULL, NULL, COLUMN_JSON}, /* the whole object (field NULL), minus secrets */
 };
 
 static const mirror_column_t organization_columns[] = {
@@ -96,6 +101,7 @@ static const mirror_column_t organization_columns[] = {
     {"domains", "domains", NULL, COLUMN_JSON},
     {"created_at", "created_at", NULL, COLUMN_TIME},
     {"updated_at", "updated_at", NULL, COLUMN_TIME},
+    {"raw", NULL, NULL, COLUMN_JSON}, /* the whole object (field NULL), minus secrets */
 };
 
 #define FITS(a) (sizeof(a) / sizeof((a)[0]) <= MIRROR_MAX_COLUMNS)

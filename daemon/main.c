@@ -18,13 +18,17 @@
 #include <systemd/sd-daemon.h>
 
 #include "audit.h"
+#include "backfill.h"
 #include "clock.h"
 #include "config.h"
 #include "housekeeping.h"
 #include "http_client.h"
 #include "log.h"
 #include "poller.h"
+#include "reconciler.h"
+#include "snapshot.h"
 #include "status.h"
+#include "status_print.h"
 #include "store.h"
 #include "webhook.h"
 
@@ -43,11 +47,14 @@ typedef struct daemon_ctx {
     poller_t *poller;   /* NULL without an API key */
     webhook_t *webhook; /* NULL without [webhook] listen */
     housekeeping_t *housekeeping;
+    reconciler_t *rec; /* periodic reconciliation; NULL when off or not polling */
+    snapshot_t *snap;  /* start_from = snapshot: runs before the poller exists */
+    bool expired;      /* the API refused the cursor: a reconciliation is on its way */
     bool ready_sent;
     bool stopping;
     int shutdown_ticks;
     uint64_t watchdog_usec; /* WatchdogSec= of the unit, 0 when off */
-    struct event *ev_term, *ev_int, *ev_hup, *ev_shutdown, *ev_tick;
+    struct event *ev_term, *ev_int, *ev_hup, *ev_shutdown, *ev_tick, *ev_reconcile;
 } daemon_ctx_t;
 
 static void usage(FILE *out)
@@ -59,7 +66,7 @@ static void usage(FILE *out)
                  "  migrate   apply pending schema migrations, then exit\n"
                  "  status    print cursor, lag, last error and row counts;\n"
                  "            exit 0 when caught up, 1 when behind, 2 when the database is\n"
-                 "            unreachable or unusable\n"
+                 "            unreachable or unusable; --json: one JSON object\n"
                  "  verify    check the audit trail's hash chain; print its head;\n"
                  "            exit 0 when intact, 1 when broken, 2 on a database error\n"
                  "  forget USER_ID [--force]\n"
@@ -67,6 +74,8 @@ static void usage(FILE *out)
                  "            the change feed (--force: even if the user is live)\n"
                  "  rebuild-rollups\n"
                  "            build the analytics rollups again from the event log\n"
+                 "  backfill  list every type from the WorkOS state APIs, apply, then exit;\n"
+                 "            --dry-run: report drift, write nothing (exit 1 on drift)\n"
                  "\n"
                  "options:\n"
                  "  -c FILE   configuration file (default " DEFAULT_CONFIG ")\n"
@@ -83,6 +92,10 @@ static void on_store_ready(void *arg)
     }
     if (d->poller != NULL)
         poller_store_ready(d->poller);
+    if (d->rec != NULL)
+        reconciler_store_ready(d->rec);
+    if (d->snap != NULL)
+        snapshot_store_ready(d->snap);
 }
 
 static void on_store_lost(void *arg)
@@ -91,6 +104,101 @@ static void on_store_lost(void *arg)
     sd_notify(0, "STATUS=database unreachable, reconnecting");
     if (d->poller != NULL)
         poller_store_lost(d->poller);
+    if (d->rec != NULL)
+        reconciler_store_lost(d->rec);
+    if (d->snap != NULL)
+        snapshot_store_lost(d->snap);
+}
+
+/* Only the poller-lock holder reconciles. */
+static bool may_reconcile(void *arg)
+{
+    daemon_ctx_t *d = arg;
+    return !d->stopping &&
+           ((d->poller != NULL && poller_leader(d->poller)) || snapshot_lock_held(d->snap));
+}
+
+/* The cursor is forgotten: the poller reads it again, and starts over. */
+static void on_cursor_forgotten(void *arg, bool ok)
+{
+    daemon_ctx_t *d = arg;
+    d->expired = false;
+    if (ok && d->poller != NULL && !d->stopping) {
+        log_info("event=cursor_reset note=\"following the Events API from before the "
+                 "reconciliation\"");
+        poller_store_lost(d->poller);
+        if (store_ready(d->store))
+            poller_store_ready(d->poller);
+    }
+}
+
+static void on_reconciled(void *arg, const reconciler_result_t *res)
+{
+    daemon_ctx_t *d = arg;
+    if (!snapshot_done(d->snap)) {
+        snapshot_reconciled(d->snap, res);
+        return;
+    }
+    if (!res->ok)
+        log_warn("event=reconcile_failed error=%s", log_q(res->err ? res->err : "-"));
+    if (d->expired && res->ok)
+        snapshot_forget_cursor(d->store, res->started_wall_ms, on_cursor_forgotten, d);
+    else
+        d->expired = false;
+}
+
+/* The Events API refused the stored cursor: reconcile, then start over. */
+static void on_cursor_expired(void *arg, const char *reason)
+{
+    daemon_ctx_t *d = arg;
+    if (d->expired || d->rec == NULL || reconciler_busy(d->rec))
+        return;
+    log_warn("event=cursor_expired reason=%s note=\"reconciling from the list endpoints\"", reason);
+    d->expired = true;
+    reconciler_start(d->rec, "cursor_expired");
+}
+
+/*
+ * start_from = snapshot reaches the poller as "now": once the snapshot has
+ * recorded where to start, "now" keeps that start, as it keeps its own.
+ */
+static bool snapshot_as_now(config_t *c)
+{
+    if (c->start_from == NULL || strcmp(c->start_from, "snapshot") != 0)
+        return false;
+    char *now = strdup("now");
+    if (now == NULL)
+        return false;
+    free(c->start_from);
+    c->start_from = now;
+    return true;
+}
+
+/* The snapshot is done (or was not needed): the poller starts. */
+static void on_snapshot_done(void *arg)
+{
+    daemon_ctx_t *d = arg;
+    if (d->poller != NULL || d->stopping)
+        return;
+    d->poller = poller_new(d->base, &d->cfg, d->store, d->http);
+    if (d->poller == NULL) {
+        log_error("event=poller_failed reason=\"out of memory\"");
+        event_base_loopexit(d->base, NULL);
+        return;
+    }
+    poller_set_expiry_hook(d->poller, on_cursor_expired, d);
+    if (store_ready(d->store))
+        poller_store_ready(d->poller);
+}
+
+/* Every [reconcile] interval: a periodic run, unless one is going on. */
+static void on_reconcile_tick(evutil_socket_t fd, short what, void *arg)
+{
+    daemon_ctx_t *d = arg;
+    (void)fd;
+    (void)what;
+    if (!reconciler_busy(d->rec) && may_reconcile(d))
+        reconciler_start(d->rec, "periodic");
 }
 
 /* Waits for the batch in flight to commit or fail, within a grace period. */
@@ -143,6 +251,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
         sd_notify(0, "READY=1");
         return;
     }
+    (void)snapshot_as_now(&fresh);
     config_reload_diff(&d->cfg, &fresh, diff, sizeof(diff));
     if (diff[0] != '\0')
         log_warn("event=reload_needs_restart keys=%s note=\"these keep their running values\"",
@@ -189,6 +298,7 @@ static void fill_gauges(void *arg, metrics_gauges_t *g)
     daemon_ctx_t *d = arg;
     g->db_connected = store_ready(d->store);
     g->poller_leader = d->poller != NULL && poller_leader(d->poller);
+    g->reconciling = reconciler_busy(d->rec);
 }
 
 /* One line for `systemctl status`. */
@@ -304,7 +414,28 @@ static int cmd_run(daemon_ctx_t *d, const sigset_t *old_mask)
         log_error("event=startup_failed reason=%s", log_q(err));
         goto out;
     }
-    if (polling && (d->poller = poller_new(d->base, &d->cfg, d->store, d->http)) == NULL) {
+    bool snapshot = snapshot_as_now(&d->cfg);
+    if (polling && !snapshot &&
+        (d->poller = poller_new(d->base, &d->cfg, d->store, d->http)) == NULL) {
+        log_error("event=startup_failed reason=\"out of memory\"");
+        goto out;
+    }
+    if (d->poller != NULL)
+        poller_set_expiry_hook(d->poller, on_cursor_expired, d);
+    if (polling) {
+        d->rec = reconciler_new(d->base, &d->cfg, d->store, d->http, false, on_reconciled, d);
+        d->ev_reconcile = event_new(d->base, -1, EV_PERSIST, on_reconcile_tick, d);
+        if (d->rec == NULL || d->ev_reconcile == NULL) {
+            log_error("event=startup_failed reason=\"out of memory\"");
+            goto out;
+        }
+        reconciler_set_gate(d->rec, may_reconcile, d);
+        struct timeval every = clock_timeval(d->cfg.reconcile_interval_ms);
+        if (d->cfg.reconcile_interval_ms > 0)
+            event_add(d->ev_reconcile, &every);
+    }
+    if (polling && snapshot &&
+        (d->snap = snapshot_new(d->base, d->store, d->rec, on_snapshot_done, d)) == NULL) {
         log_error("event=startup_failed reason=\"out of memory\"");
         goto out;
     }
@@ -331,6 +462,8 @@ out:
      * their callbacks land in the poller and the listener, which must
      * still exist (a SIGTERM can arrive while the cursor is being read). */
     store_free(d->store);
+    snapshot_free(d->snap);
+    reconciler_free(d->rec);
     housekeeping_free(d->housekeeping);
     poller_free(d->poller);
     webhook_free(d->webhook);
@@ -345,6 +478,8 @@ out:
         event_free(d->ev_shutdown);
     if (d->ev_tick)
         event_free(d->ev_tick);
+    if (d->ev_reconcile)
+        event_free(d->ev_reconcile);
     if (d->base)
         event_base_free(d->base);
     curl_global_cleanup();
@@ -375,85 +510,7 @@ static int cmd_rebuild_rollups(const config_t *cfg)
     return 0;
 }
 
-/* A sync_state value as status prints it: "-" when absent. */
-static const char *status_text(const status_value_t *v)
-{
-    return v->present ? v->text : "-";
-}
-
-/* A number of seconds: "4.8s", or "-" when absent. */
-static void print_secs(FILE *out, const char *key, const status_value_t *v)
-{
-    fprintf(out, "%s=%s%s\n", key, status_text(v), v->present ? "s" : "");
-}
-
-/*
- * Prints the status as key=value lines, in the order and form scripts
- * read, and returns the exit status: 0 caught up, 1 behind, failing or
- * not migrated, 2 when the database is unreachable or unusable.
- */
-static int print_status(FILE *out, const char *schema, const status_t *st)
-{
-    fprintf(out, "schema=%s\n", schema);
-    if (st->state == STATUS_UNREACHABLE || st->state == STATUS_UNUSABLE) {
-        fprintf(out, "state=%s\nerror=\"%s\"\n",
-                st->state == STATUS_UNUSABLE ? "database_unusable" : "database_unreachable",
-                st->error);
-        return 2;
-    }
-    fprintf(out, "schema_version=%d\nschema_latest=%d\n", st->schema_version, st->schema_latest);
-    switch (st->state) {
-    case STATUS_NOT_MIGRATED:
-        fprintf(out, "state=not_migrated\n");
-        return 1;
-    case STATUS_ERROR:
-        fprintf(out, "state=error\nerror=\"%s\"\n", st->error);
-        return 1;
-    case STATUS_NEVER_POLLED:
-        fprintf(out, "state=never_polled\n");
-        break;
-    case STATUS_FAILING:
-    case STATUS_CAUGHT_UP:
-    case STATUS_BEHIND:
-        fprintf(out, "cursor=%s\ncursor_event_at=%s\n", status_text(&st->cursor),
-                status_text(&st->cursor_event_at));
-        print_secs(out, "cursor_age", &st->cursor_age);
-        print_secs(out, "lag", &st->lag);
-        print_secs(out, "caught_up_ago", &st->caught_up_ago);
-        fprintf(out, "last_error=\"%s\"\n", status_text(&st->last_error));
-        fprintf(out, "state=%s\n",
-                st->state == STATUS_FAILING     ? "failing"
-                : st->state == STATUS_CAUGHT_UP ? "caught_up"
-                                                : "behind");
-        break;
-    case STATUS_UNREACHABLE:
-    case STATUS_UNUSABLE:
-        break;
-    }
-    if (st->poller == 1)
-        fprintf(out, "poller=pid:%s@%s\n", st->poller_pid, st->poller_addr);
-    else if (st->poller == 0)
-        fprintf(out, "poller=none\n");
-    if (st->have_rows) {
-        if (st->events.read)
-            fprintf(out, "rows_events=%lld\n", st->events.live);
-        for (int t = 0; t < MIRROR_COUNT; t++) {
-            const char *table = event_mirror((mirror_table_t)t)->table;
-            if (st->mirror[t].read)
-                fprintf(out, "rows_%s=%lld\nrows_%s_deleted=%lld\n", table, st->mirror[t].live,
-                        table, st->mirror[t].deleted);
-        }
-        if (st->poison_read)
-            fprintf(out, "poison_events=%lld\npoison_newest=%s\n", st->poison_count,
-                    status_text(&st->poison_newest));
-        if (st->audit_read)
-            fprintf(out, "oldest_event_at=%s\naudit_pruned=%lld\n",
-                    status_text(&st->oldest_event_at), st->audit_pruned);
-    }
-    return st->state == STATUS_CAUGHT_UP ? 0 : 1;
-}
-
-static int cmd_status(const config_t *cfg)
+static int cmd_status(const config_t *cfg, bool json)
 {
     /* Caught up means: reached the end of the stream within a few polls. */
     int64_t fresh = cfg->poll_interval_ms * 3;
@@ -461,7 +518,7 @@ static int cmd_status(const config_t *cfg)
         fresh = 30000;
     status_t st;
     status_read(cfg, fresh, &st);
-    return print_status(stdout, cfg->schema, &st);
+    return status_print(stdout, cfg->schema, &st, json);
 }
 
 int main(int argc, char **argv)
@@ -494,6 +551,19 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
+    bool flag_given = false; /* --dry-run for backfill, --json for status */
+    const char *flag = command == NULL                    ? NULL
+                       : strcmp(command, "backfill") == 0 ? "--dry-run"
+                       : strcmp(command, "status") == 0   ? "--json"
+                                                          : NULL;
+    if (flag != NULL)
+        for (int i = 1; i < argc; i++)
+            if (strcmp(argv[i], flag) == 0) {
+                flag_given = true;
+                memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(*argv));
+                argc--;
+                break;
+            }
     while ((opt = getopt(argc, argv, "c:hV")) != -1) {
         switch (opt) {
         case 'c':
@@ -516,7 +586,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(command, "run") != 0 && strcmp(command, "migrate") != 0 &&
         strcmp(command, "status") != 0 && strcmp(command, "verify") != 0 &&
-        strcmp(command, "forget") != 0 && strcmp(command, "rebuild-rollups") != 0) {
+        strcmp(command, "forget") != 0 && strcmp(command, "rebuild-rollups") != 0 &&
+        strcmp(command, "backfill") != 0) {
         fprintf(stderr, "workos-syncd: unknown command '%s'\n", command);
         usage(stderr);
         return EXIT_USAGE;
@@ -526,7 +597,8 @@ int main(int argc, char **argv)
         path = DEFAULT_CONFIG;
     /* Only `run` uses secrets; the one-shot commands must work for an
      * operator who cannot read the service's credential files. */
-    unsigned flags = strcmp(command, "run") == 0 ? 0 : CONFIG_SKIP_SECRET_FILES;
+    bool secrets = strcmp(command, "run") == 0 || strcmp(command, "backfill") == 0;
+    unsigned flags = secrets ? 0 : CONFIG_SKIP_SECRET_FILES;
     if (!config_load_opts(&d.cfg, path, flags, err, sizeof(err))) {
         fprintf(stderr, "%s\n", err);
         return EXIT_CONFIG;
@@ -546,8 +618,10 @@ int main(int argc, char **argv)
         rc = audit_forget(&d.cfg, forget_user, forget_force, stdout);
     else if (strcmp(command, "rebuild-rollups") == 0)
         rc = cmd_rebuild_rollups(&d.cfg);
+    else if (strcmp(command, "backfill") == 0)
+        rc = backfill_main(&d.cfg, flag_given);
     else
-        rc = cmd_status(&d.cfg);
+        rc = cmd_status(&d.cfg, flag_given);
     config_free(&d.cfg);
     return rc;
 }

@@ -41,6 +41,10 @@ static struct {
     uint64_t reconnects;
     int64_t cursor_event_ms;
     long types_refused;
+    uint64_t reconcile_requests, reconcile_request_errors, reconcile_runs;
+    double reconcile_last_seconds;
+    long reconcile_last_changed;
+    int64_t reconcile_last_ms;
 } m;
 
 static const char *const source_names[N_SOURCES] = {"events_api", "webhook"};
@@ -163,6 +167,50 @@ static void print_header(FILE *out, const char *name, const char *type, const ch
     fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+void metrics_reconcile_request(long status)
+{
+    m.reconcile_requests++;
+    if (status != 200)
+        m.reconcile_request_errors++;
+}
+
+void metrics_reconcile_finished(double seconds, long changed, int64_t finished_ms)
+{
+    m.reconcile_runs++;
+    m.reconcile_last_seconds = seconds;
+    m.reconcile_last_changed = changed;
+    m.reconcile_last_ms = finished_ms;
+}
+
+/* The reconciliation's metrics. */
+static void render_reconcile(FILE *out, const metrics_gauges_t *g)
+{
+    print_header(out, "workos_syncd_reconcile_requests_total", "counter",
+                 "State-API requests made by reconciliations.");
+    fprintf(out, "workos_syncd_reconcile_requests_total %llu\n",
+            (unsigned long long)m.reconcile_requests);
+    print_header(out, "workos_syncd_reconcile_request_errors_total", "counter",
+                 "State-API requests that failed (no answer, or not 200).");
+    fprintf(out, "workos_syncd_reconcile_request_errors_total %llu\n",
+            (unsigned long long)m.reconcile_request_errors);
+    print_header(out, "workos_syncd_reconcile_runs_total", "counter",
+                 "Reconciliations finished by this process.");
+    fprintf(out, "workos_syncd_reconcile_runs_total %llu\n", (unsigned long long)m.reconcile_runs);
+    print_header(out, "workos_syncd_reconcile_running", "gauge",
+                 "Whether a reconciliation is going on.");
+    fprintf(out, "workos_syncd_reconcile_running %d\n", g->reconciling ? 1 : 0);
+    print_header(out, "workos_syncd_reconcile_last_duration_seconds", "gauge",
+                 "How long the last reconciliation took (0 before the first).");
+    fprintf(out, "workos_syncd_reconcile_last_duration_seconds %.3f\n", m.reconcile_last_seconds);
+    print_header(out, "workos_syncd_reconcile_last_changed_rows", "gauge",
+                 "Rows the last reconciliation inserted, updated or tombstoned.");
+    fprintf(out, "workos_syncd_reconcile_last_changed_rows %ld\n", m.reconcile_last_changed);
+    print_header(out, "workos_syncd_reconcile_last_finished_timestamp_seconds", "gauge",
+                 "When the last reconciliation finished, Unix time (0 before the first).");
+    fprintf(out, "workos_syncd_reconcile_last_finished_timestamp_seconds %.3f\n",
+            (double)m.reconcile_last_ms / 1000.0);
+}
+
 void metrics_render(FILE *out, const metrics_gauges_t *g)
 {
     fputs("# HELP workos_syncd_events_committed_total Events committed to the log, by type and "
@@ -280,6 +328,7 @@ void metrics_render(FILE *out, const metrics_gauges_t *g)
             "workos_syncd_webhook_connections %d\n",
             lag < 0 ? 0.0 : lag, g->db_connected ? 1 : 0, g->poller_leader ? 1 : 0,
             g->webhook_connections);
+    render_reconcile(out, g);
 }
 
 void metrics_reset(void)

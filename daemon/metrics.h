@@ -52,12 +52,22 @@ void metrics_db_reconnect(void);
 /* created_at (ms since the epoch) of the newest event the cursor covers. */
 void metrics_cursor_event_time(int64_t ms);
 
+/* A state-API request of the reconciler: HTTP status, or 0 when no answer came. */
+void metrics_reconcile_request(long status);
+
+/*
+ * A reconciliation finished: how long it took, the rows it inserted,
+ * updated and tombstoned, and when it finished (wall ms).
+ */
+void metrics_reconcile_finished(double seconds, long changed, int64_t finished_ms);
+
 /* Gauges sampled at render time, supplied by main. */
 typedef struct metrics_gauges {
     bool db_connected;
     bool poller_leader; /* this instance polls (holds the advisory lock) */
     int webhook_connections;
-    int64_t now_ms; /* wall clock, for the cursor lag */
+    bool reconciling; /* a reconciliation is going on */
+    int64_t now_ms;   /* wall clock, for the cursor lag */
 } metrics_gauges_t;
 
 /* Writes every metric to `out` in the Prometheus text format. */

@@ -90,6 +90,9 @@ struct poller {
     poller_input_t queue[INPUT_QUEUE];
     size_t queue_head, queue_len;
     bool handling; /* an input is being handled: post() only queues */
+
+    void (*expired)(void *arg, const char *reason); /* the API refused the cursor */
+    void *expired_arg;
 };
 
 static void post(poller_t *p, poller_event_t ev, const char *text, const char *body,
@@ -231,6 +234,12 @@ static WUR poller_event_t take_response(poller_t *p, const http_response_t *resp
     poller_page_result_t page;
     poller_event_t ev = poller_page_read(&p->seen, resp, &p->pending, &p->last_fetched_ms, &page,
                                          reason, reasonlen);
+    /* A 4xx naming `after`: the API no longer serves the cursor. */
+    if ((ev == POLLER_EV_FETCH_FAILED || ev == POLLER_EV_PAGE_REFUSED) && resp->transport_ok &&
+        resp->status >= 400 && resp->status < 500 && resp->status != 429 &&
+        p->fetch_after != NULL && p->expired != NULL && resp->body != NULL &&
+        strstr(resp->body, "\"after\"") != NULL)
+        p->expired(p->expired_arg, "api_refused_after");
 
     *retry_after_ms = page.retry_after_ms;
     if (ev != POLLER_EV_PAGE_FULL && ev != POLLER_EV_PAGE_SHORT)
@@ -633,6 +642,12 @@ void poller_free(poller_t *p)
 void poller_store_ready(poller_t *p)
 {
     post(p, POLLER_EV_STORE_READY, NULL, NULL, NULL, -1, NULL);
+}
+
+void poller_set_expiry_hook(poller_t *p, void (*fn)(void *arg, const char *reason), void *arg)
+{
+    p->expired = fn;
+    p->expired_arg = arg;
 }
 
 void poller_store_lost(poller_t *p)

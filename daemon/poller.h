@@ -38,6 +38,12 @@ void poller_free(poller_t *p);
 void poller_store_ready(poller_t *p);
 void poller_store_lost(poller_t *p);
 
+/*
+ * Calls fn(arg, reason) when the Events API refuses the stored cursor (a
+ * 4xx naming `after`); the poller itself keeps retrying with backoff.
+ */
+void poller_set_expiry_hook(poller_t *p, void (*fn)(void *arg, const char *reason), void *arg);
+
 /* Takes a new configuration (poll interval, rate limit) after a reload. */
 void poller_set_config(poller_t *p, const config_t *cfg);
 

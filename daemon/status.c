@@ -32,6 +32,26 @@
     "   interval '1 millisecond' "                                                                 \
     "FROM %s.sync_state s WHERE s.stream = $2"
 
+/*
+ * The reconciliations: the last finished run (id, start, seconds, rows
+ * inserted, updated and tombstoned) and the newest unfinished one (id,
+ * phase, start, scopes done/total).  Every %s is the schema.
+ */
+#define RECONCILE_SQL                                                                              \
+    "WITH l AS (SELECT * FROM %s.reconcile_runs WHERE finished_at IS NOT NULL ORDER BY id DESC "   \
+    "LIMIT 1), c AS (SELECT * FROM %s.reconcile_runs WHERE finished_at IS NULL ORDER BY id DESC "  \
+    "LIMIT 1) SELECT (SELECT id FROM l), (SELECT to_char(started_at AT TIME ZONE 'UTC', "          \
+    "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM l), (SELECT round(extract(epoch FROM finished_at "  \
+    "- "                                                                                           \
+    "started_at)::numeric, 1) FROM l), (SELECT sum(inserted) FROM %s.reconcile_scopes WHERE "      \
+    "run_id = (SELECT id FROM l)), (SELECT sum(updated) FROM %s.reconcile_scopes WHERE run_id = "  \
+    "(SELECT id FROM l)), (SELECT sum(value::bigint) FROM l, jsonb_each_text(l.tombstoned)), "     \
+    "(SELECT id FROM c), (SELECT phase FROM c), (SELECT to_char(started_at AT TIME ZONE 'UTC', "   \
+    "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM c), (SELECT count(*) FILTER (WHERE done) || '/' "   \
+    "|| "                                                                                          \
+    "count(*) FROM %s.reconcile_scopes WHERE run_id = (SELECT id FROM c) HAVING (SELECT id FROM "  \
+    "c) IS NOT NULL)"
+
 static void get_value(const PGresult *res, int col, status_value_t *v)
 {
     v->present = !PQgetisnull(res, 0, col);
@@ -136,6 +156,27 @@ static void read_audit(PGconn *conn, const char *schema, status_t *st)
     PQclear(res);
 }
 
+/* Reads the reconciliation facts; leaves have_reconcile false when they cannot be read. */
+static void read_reconcile(PGconn *conn, const char *schema, status_t *st)
+{
+    char *sql = NULL;
+    if (asprintf(&sql, RECONCILE_SQL, schema, schema, schema, schema, schema) < 0)
+        return;
+    PGresult *res = PQexec(conn, sql);
+    free(sql);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        status_reconcile_t *r = &st->reconcile;
+        status_value_t *v[] = {&r->last_run,      &r->last_started_at, &r->last_seconds,
+                               &r->last_inserted, &r->last_updated,    &r->last_tombstoned,
+                               &r->running_run,   &r->running_phase,   &r->running_since,
+                               &r->running_scopes};
+        for (int i = 0; i < (int)(sizeof(v) / sizeof(v[0])); i++)
+            get_value(res, i, v[i]);
+        st->have_reconcile = true;
+    }
+    PQclear(res);
+}
+
 void status_read(const config_t *cfg, int64_t fresh_ms, status_t *st)
 {
     const char *schema = cfg->schema;
@@ -165,6 +206,7 @@ void status_read(const config_t *cfg, int64_t fresh_ms, status_t *st)
         count_rows(conn, schema, event_mirror((mirror_table_t)t)->table, true, &st->mirror[t]);
     read_poison(conn, schema, st);
     read_audit(conn, schema, st);
+    read_reconcile(conn, schema, st);
 done:
     PQfinish(conn);
 }

@@ -40,6 +40,13 @@ typedef struct status_rows {
     long long deleted;
 } status_rows_t;
 
+/* The last finished reconciliation and the one in progress (values absent when none). */
+typedef struct status_reconcile {
+    status_value_t last_run, last_started_at, last_seconds;
+    status_value_t last_inserted, last_updated, last_tombstoned;
+    status_value_t running_run, running_phase, running_since, running_scopes;
+} status_reconcile_t;
+
 typedef struct status {
     status_state_t state;
     char error[600];    /* UNREACHABLE, UNUSABLE, ERROR: why */
@@ -61,6 +68,8 @@ typedef struct status {
     bool audit_read;                /* the audit query succeeded */
     status_value_t oldest_event_at; /* created_at of the oldest event kept in the log */
     long long audit_pruned;         /* events removed by retention, in all */
+    bool have_reconcile;            /* the reconciliation tables were read */
+    status_reconcile_t reconcile;
 } status_t;
 
 /*

@@ -276,7 +276,7 @@ static void assert_defaults(const config_t *c)
         ck_assert_str_eq(c->events[i], default_events[i]);
     ck_assert(!c->events_brackets);
     ck_assert_int_eq(c->poll_interval_ms, 5000);
-    ck_assert_str_eq(c->start_from, "now");
+    ck_assert_str_eq(c->start_from, "snapshot");
     ck_assert_int_eq(c->request_timeout_ms, 30000);
     ck_assert_int_eq(c->rate_limit, 5000);
     ck_assert_str_eq(c->listen, "");
