@@ -5,7 +5,7 @@
 
 BENCH_LOAD := tests/bench/webhook-load
 
-.PHONY: bench-webhook
+.PHONY: bench-webhook bench-audit
 
 $(BENCH_LOAD): tests/bench/webhook_load.c daemon/signature.o daemon/signature.h
 	$(CC) $(CFLAGS) -Idaemon $(LDFLAGS) -o $@ tests/bench/webhook_load.c daemon/signature.o $(LDLIBS)
@@ -14,5 +14,10 @@ $(BENCH_LOAD): tests/bench/webhook_load.c daemon/signature.o daemon/signature.h
 # on a PostgreSQL with fsync on.
 bench-webhook: daemon/workos-syncd $(BENCH_LOAD)
 	bash tests/bench/webhook.sh
+
+# The audit trail's cost on the backfill: migration 004's triggers on
+# against disabled, alternating rounds, one PostgreSQL with fsync on.
+bench-audit: daemon/workos-syncd tests/emulator/workos-emulator
+	bash tests/bench/audit.sh
 
 CLEAN_EXTRA += $(BENCH_LOAD)

@@ -21,7 +21,12 @@
 # buffers or pays for a checkpoint that another run's WAL brought on.
 #
 #   BENCH_EVENTS   N (default 200000)
+#
+# `run.sh audit` measures instead the audit trail's cost on the same
+# backfill: migration 004's triggers on against disabled, alternating, in
+# one run (tests/bench/audit.sh).
 set -euo pipefail
+[ "${1:-}" = audit ] && exec bash "$(dirname "$0")/audit.sh"
 source "$(dirname "$0")/../integration/lib.sh"
 require_bins
 
