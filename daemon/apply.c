@@ -155,11 +155,13 @@ char *apply_sql(const char *schema)
     fprintf(f, ", (SELECT count(*) FROM st) AS st)\nSELECT ins");
     for (int t = 0; t < MIRROR_COUNT; t++)
         fprintf(f, ", m%d", t);
-    fprintf(f, ",\n  CASE WHEN ins > 0 THEN pg_notify('workos_changes', json_build_object("
+    /* The batch's summary rides on the audit trail's one notification per
+     * transaction, which adds the change feed's high-water mark ("seq"). */
+    fprintf(f, ",\n  CASE WHEN ins > 0 THEN set_config('workos.notify', json_build_object("
                "'source', $1::text, 'events', ins, 'cursor', $3::text");
     for (int t = 0; t < MIRROR_COUNT; t++)
         fprintf(f, ", '%s', m%d", event_mirror((mirror_table_t)t)->table, t);
-    fprintf(f, ")::text) END\n  FROM n");
+    fprintf(f, ")::text, true) END\n  FROM n");
     if (fclose(f) != 0) {
         free(buf);
         return NULL;

@@ -1,7 +1,7 @@
 /*
  * audit: `workos-syncd verify` and `workos-syncd forget` on a blocking
  * connection.  The chain itself is written by the triggers of
- * sql/004_audit.sql; verify reads it back link by link, in commit order,
+ * sql/005_audit.sql; verify reads it back link by link, in commit order,
  * through the view audit_verify_links (each link's stored hash and its
  * rows' digests recomputed from the rows), inside one read-only snapshot,
  * and folds the hashes here with OpenSSL: the database does the per-row

@@ -1,5 +1,5 @@
 /*
- * audit: the one-shot commands over the audit trail (sql/004_audit.sql):
+ * audit: the one-shot commands over the audit trail (sql/005_audit.sql):
  * `verify` recomputes the hash chain over the event log and the change
  * feed, `forget` erases one user's personal data from both.  Blocking
  * libpq, like the other one-shot commands; the daemon's own writes to the

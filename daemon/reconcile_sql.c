@@ -184,7 +184,10 @@ char *reconcile_page_sql(const char *ms, const char *ps, recon_kind_t k)
 
     fputs("WITH l AS (\n  SELECT DISTINCT ON (x->>'id') ", f);
     each_column(f, d->table, col_extract, NULL);
+    /* The change feed names the run that made a change (audit's rec). */
     fputs(", x AS raw\n    FROM jsonb_array_elements($4::jsonb) AS x\n"
+          "   CROSS JOIN (SELECT set_config('workos.reconciliation', 'reconcile ' || $1::text, "
+          "true)) AS g\n"
           "   WHERE jsonb_typeof(x->'id') = 'string' AND x->>'updated_at' IS NOT NULL\n"
           "   ORDER BY x->>'id')\n",
           f);
@@ -246,7 +249,8 @@ char *reconcile_sweep_sql(const char *ms, const char *ps, bool children)
         return NULL;
     const char *phase = children ? "children" : "roots";
     fprintf(f,
-            "WITH r AS (SELECT started_at, phase FROM %s.reconcile_runs WHERE id = $1::bigint)\n",
+            "WITH r AS (SELECT started_at, phase, set_config('workos.reconciliation', "
+            "'reconcile ' || $1::text, true) AS g FROM %s.reconcile_runs WHERE id = $1::bigint)\n",
             ps);
     int first = children ? RECON_MEMBERSHIPS : RECON_ORGANIZATIONS;
     int last = children ? RECON_KIND_COUNT : RECON_MEMBERSHIPS;

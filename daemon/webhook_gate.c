@@ -43,6 +43,7 @@ struct webhook_gate {
     struct event_base *base;
     webhook_gate_limits_t lim;
     size_t unverified; /* sum of every connection's `reserved` */
+    size_t refs;       /* 1 for the owner, plus 1 per connection not yet finalized */
 };
 
 typedef struct gate_conn {
@@ -319,12 +320,22 @@ static enum bufferevent_filter_result gate_output(struct evbuffer *src, struct e
     return BEV_OK;
 }
 
+/* Drops one reference; the last one frees the gate. */
+static void gate_unref(webhook_gate_t *g)
+{
+    if (--g->refs == 0)
+        free(g);
+}
+
+/* The filter's finalizer.  libevent may run it after the owner freed the
+ * gate (deferred, as late as event_base_free), hence the reference. */
 static void free_conn(void *arg)
 {
     gate_conn_t *c = arg;
     release(c);
     event_free(c->timer);
     event_free(c->kick);
+    gate_unref(c->gate);
     free(c);
 }
 
@@ -335,6 +346,7 @@ webhook_gate_t *webhook_gate_new(struct event_base *base, const webhook_gate_lim
         return NULL;
     g->base = base;
     g->lim = *limits;
+    g->refs = 1;
     return g;
 }
 
@@ -360,6 +372,7 @@ struct bufferevent *webhook_gate_connection(webhook_gate_t *g)
                                        free_conn, c);
     if (c->filter == NULL)
         goto fail;
+    g->refs++; /* from here on free_conn releases it */
     if (evbuffer_add_cb(bufferevent_get_output(c->filter), on_output_added, c) == NULL) {
         bufferevent_free(c->filter); /* frees the socket's and calls free_conn */
         return NULL;
@@ -384,5 +397,6 @@ size_t webhook_gate_unverified(const webhook_gate_t *g)
 
 void webhook_gate_free(webhook_gate_t *g)
 {
-    free(g);
+    if (g != NULL)
+        gate_unref(g);
 }

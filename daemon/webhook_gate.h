@@ -49,8 +49,9 @@ struct bufferevent *webhook_gate_connection(webhook_gate_t *g) WUR;
 size_t webhook_gate_unverified(const webhook_gate_t *g);
 
 /*
- * Frees the gate.  Every connection made by it must be gone first (their
- * bufferevents fully released).  Accepts NULL.
+ * Releases the owner's hold on the gate.  Connections it made may still be
+ * finalized later (libevent defers that, possibly to event_base_free); the
+ * gate is freed with the last of them.  Accepts NULL.
  */
 void webhook_gate_free(webhook_gate_t *g);
 

@@ -4,7 +4,7 @@
 #
 # On one PostgreSQL with fsync and synchronous_commit on, the daemon
 # backfills the same N events from the emulator into fresh schemas, in
-# alternating rounds: once with migration 004's triggers on (the change
+# alternating rounds: once with migration 005's triggers on (the change
 # feed and the hash chain) and once with them disabled
 # (ALTER TABLE ... DISABLE TRIGGER for the audit triggers only; the
 # analytics rollups stay on in both), each run starting right after a
@@ -59,7 +59,7 @@ events_in_filter "$T/events.jsonl" "$T/events.api.jsonl"
 n_events=$(count_events "$T/events.api.jsonl")
 last=$(last_event_id "$T/events.api.jsonl")
 
-# The triggers migration 004 puts on the tables the apply writes.
+# The triggers migration 005 puts on the tables the apply writes.
 MIRRORS="users organization_memberships invitations sessions api_keys organizations"
 audit_triggers_off() {
     local schema=$1 t s="alter table $1.events disable trigger audit_events_chain;"

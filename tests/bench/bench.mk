@@ -15,7 +15,7 @@ $(BENCH_LOAD): tests/bench/webhook_load.c daemon/signature.o daemon/signature.h
 bench-webhook: daemon/workos-syncd $(BENCH_LOAD)
 	bash tests/bench/webhook.sh
 
-# The audit trail's cost on the backfill: migration 004's triggers on
+# The audit trail's cost on the backfill: migration 005's triggers on
 # against disabled, alternating rounds, one PostgreSQL with fsync on.
 bench-audit: daemon/workos-syncd tests/emulator/workos-emulator
 	bash tests/bench/audit.sh

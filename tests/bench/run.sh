@@ -23,7 +23,7 @@
 #   BENCH_EVENTS   N (default 200000)
 #
 # `run.sh audit` measures instead the audit trail's cost on the same
-# backfill: migration 004's triggers on against disabled, alternating, in
+# backfill: migration 005's triggers on against disabled, alternating, in
 # one run (tests/bench/audit.sh).
 set -euo pipefail
 [ "${1:-}" = audit ] && exec bash "$(dirname "$0")/audit.sh"

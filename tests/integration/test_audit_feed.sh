@@ -100,6 +100,11 @@ assert_eq 4 "$(sql "select count(*) from workos.changes")" "change rows after a 
 
 # The listener heard the highest seq committed.
 wait_for 10 "a notification with seq 4" grep -q '"seq": 4' "$LISTEN_OUT"
+# One notification a transaction: the batch's summary and the seq together.
+grep '"seq": 4' "$LISTEN_OUT" | grep -q '"source" *: *"events_api"' ||
+    fail "the seq notification lacks the batch summary: $(grep '"seq": 4' "$LISTEN_OUT")"
+n=$(grep 'Asynchronous notification' "$LISTEN_OUT" | grep -vc '"seq"' || true)
+assert_eq 0 "$n" "notifications without seq (a second one per transaction)"
 log "notification: $(grep '"seq"' "$LISTEN_OUT" | tail -n 1)"
 
 # Subjects: filled in bounded batches, then derived as documented.

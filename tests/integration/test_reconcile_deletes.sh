@@ -53,3 +53,9 @@ if [ -n "$session" ]; then
     assert_eq 1 "$n" "an unlisted session left as it was"
 fi
 grep -q '^type=users .* tombstoned=1 ' "$T/b2.out" || fail "users tombstoned: $(grep type=users "$T/b2.out")"
+# The change feed names the run behind each tombstone it made.
+assert_eq "tombstone|reconcile 2" \
+    "$(sql "select operation || '|' || coalesce(reconciliation, '-') from workos.changes where object_id = '$user' order by seq desc limit 1")" \
+    "the change row of the reconciled tombstone"
+assert_eq 0 "$(sql "select count(*) from workos.changes where event_id is null and reconciliation is null")" \
+    "change rows naming neither an event nor a reconciliation"

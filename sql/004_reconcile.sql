@@ -1,4 +1,4 @@
--- 007: reconciliation from the WorkOS state APIs (list endpoints).
+-- 004: reconciliation from the WorkOS state APIs (list endpoints).
 --
 -- reconcile_runs holds one row per reconciliation; reconcile_scopes one row
 -- per listing the run makes (a type, and for the per-parent types the

@@ -1,4 +1,4 @@
--- 006: poison events -- events the database refused, kept instead of dropped.
+-- 007: poison events -- events the database refused, kept instead of dropped.
 --
 -- When the apply statement is refused for a reason about the data (a value
 -- too long for an index, one a column's type or an operator's CHECK or

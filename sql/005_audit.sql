@@ -1,4 +1,4 @@
--- 004: the audit trail: subject columns on the event log, the change feed,
+-- 005: the audit trail: subject columns on the event log, the change feed,
 -- history, append-only protection, a hash chain and retention.
 --
 -- Design (the README's "Audit trail" section is the user's view):
@@ -288,7 +288,7 @@ CREATE OR REPLACE FUNCTION @SCHEMA@.audit_diff(o jsonb, n jsonb)
 RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT jsonb_object_agg(k, jsonb_build_object('old', o -> k, 'new', v))
       FROM jsonb_each(n) AS e(k, v)
-     WHERE k NOT IN ('synced_at', 'last_event_id')
+     WHERE k NOT IN ('synced_at', 'last_event_id', 'raw', 'reconcile_run')
        AND CASE WHEN o IS NULL THEN v <> 'null'::jsonb ELSE (o -> k) IS DISTINCT FROM v END
 $$;
 
@@ -397,7 +397,7 @@ BEGIN
         SELECT array_agg(attname::text ORDER BY attnum) INTO cols
           FROM pg_attribute
          WHERE attrelid = format('@SCHEMA@.%I', t)::regclass AND attnum > 0
-           AND NOT attisdropped AND attname NOT IN ('synced_at', 'last_event_id');
+           AND NOT attisdropped AND attname NOT IN ('synced_at', 'last_event_id', 'raw', 'reconcile_run');
         -- The diff is built as JSON text, one member per column that
         -- counts (concat_ws skips the NULLs), and parsed once: half the
         -- CPU of nested jsonb_build_object calls joined with ||, and the
@@ -448,7 +448,7 @@ END
 $gen$;
 
 -- Rows mirrored before the change feed existed enter it once, as inserts
--- by the reconciliation "migration 004", so history starts complete.
+-- by the reconciliation "migration 005", so history starts complete.
 DO $$
 DECLARE
     t text;
@@ -458,7 +458,7 @@ BEGIN
     IF EXISTS (SELECT 1 FROM @SCHEMA@.changes) THEN
         RETURN;
     END IF;
-    PERFORM set_config('workos.reconciliation', 'migration 004', true);
+    PERFORM set_config('workos.reconciliation', 'migration 005', true);
     FOREACH t IN ARRAY ARRAY['organizations', 'users', 'organization_memberships', 'invitations',
                              'sessions', 'api_keys'] LOOP
         last_id := '';

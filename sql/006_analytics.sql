@@ -1,4 +1,4 @@
--- 005: sign-in analytics that answer from rollups instead of the log.
+-- 006: sign-in analytics that answer from rollups instead of the log.
 --
 -- The event log grows by every sign-in; a question over a year of it must
 -- not read a year of it.  The rollup_* tables below hold what the questions
