@@ -450,6 +450,8 @@ static int print_status(FILE *out, const char *schema, const status_t *st)
             fprintf(out, "oldest_event_at=%s\naudit_pruned=%lld\n",
                     status_text(&st->oldest_event_at), st->audit_pruned);
     }
+    if (st->refused_read)
+        fprintf(out, "event_types_refused=%s\n", status_text(&st->refused_types));
     return st->state == STATUS_CAUGHT_UP ? 0 : 1;
 }
 

@@ -2,9 +2,9 @@
  * status: the facts `workos-syncd status` reports, read on a blocking
  * connection -- whether the database answers, the schema version, the
  * poller's sync_state row, who holds the poller lock, the row counts
- * of the event log and every mirror table, the poison events kept, and
- * the oldest event retention left.  Reading only: main.c prints
- * the facts and turns them into an exit status.
+ * of the event log and every mirror table, the poison events kept, the
+ * oldest event retention left, and the event types the Events API refused.  Reading only: main.c
+ * prints the facts and turns them into an exit status.
  */
 #ifndef WORKOS_SYNCD_STATUS_H
 #define WORKOS_SYNCD_STATUS_H
@@ -61,6 +61,8 @@ typedef struct status {
     bool audit_read;                /* the audit query succeeded */
     status_value_t oldest_event_at; /* created_at of the oldest event kept in the log */
     long long audit_pruned;         /* events removed by retention, in all */
+    bool refused_read;              /* the refused_types query succeeded */
+    status_value_t refused_types;   /* as the poller recorded them, comma-separated */
 } status_t;
 
 /*
