@@ -61,6 +61,7 @@ struct poller {
 
     poller_types_t *types; /* the configured event types and the URLs built from them */
     char *check_name;      /* the type the check in flight asks about */
+    char *refused_noted;   /* the refused types last sent to sync_state, NULL: none sent yet */
 
     char *url;                   /* the latest request's URL, for log lines */
     char *committed;             /* cursor in the database */
@@ -458,6 +459,8 @@ static void perform(poller_t *p, poller_action_t action, const poller_input_t *i
         return;
     case POLLER_DO_RESIGN:
         p->leader = false; /* the lock went with the connection */
+        free(p->refused_noted);
+        p->refused_noted = NULL; /* a note in flight may be lost with it */
         return;
     case POLLER_DO_LEAD:
         p->leader = true;
@@ -533,6 +536,22 @@ static void perform(poller_t *p, poller_action_t action, const poller_input_t *i
     abort();
 }
 
+/*
+ * Records the refused types in sync_state, for `status`, when they differ
+ * from those last recorded: after a check round, a reload, and once per
+ * leadership, so a list left by an earlier run or another instance is
+ * replaced.  Only the leader writes.
+ */
+static void note_refused(poller_t *p)
+{
+    const char *now = poller_types_refused(p->types);
+    if (!p->leader || !store_ready(p->store) ||
+        (p->refused_noted != NULL && strcmp(p->refused_noted, now) == 0))
+        return;
+    set_str(&p->refused_noted, now);
+    store_note_refused(p->store, now);
+}
+
 /* One input: the machine's answer, then its actions in order. */
 static void handle(poller_t *p, const poller_input_t *in)
 {
@@ -557,6 +576,7 @@ static void handle(poller_t *p, const poller_input_t *in)
     for (unsigned i = 0; i < POLLER_DO_COUNT; i++)
         if (step.actions & (1u << i))
             perform(p, (poller_action_t)(1u << i), in, &step);
+    note_refused(p);
 }
 
 /*
@@ -630,6 +650,7 @@ void poller_free(poller_t *p)
     event_batch_free(p->pending);
     poller_types_free(p->types);
     free(p->check_name);
+    free(p->refused_noted);
     free(p->url);
     free(p->committed);
     free(p->inflight);

@@ -177,6 +177,26 @@ static void read_reconcile(PGconn *conn, const char *schema, status_t *st)
     PQclear(res);
 }
 
+/*
+ * The event types the poller last recorded as refused; absent for none.
+ * A query of its own, so a schema not yet migrated to it fails only this.
+ */
+static void read_refused(PGconn *conn, const char *schema, status_t *st)
+{
+    char *sql = NULL;
+    if (asprintf(&sql, "SELECT (SELECT refused_types FROM %s.sync_state WHERE stream = $1)",
+                 schema) < 0)
+        return;
+    const char *params[1] = {STORE_STREAM_EVENTS_API};
+    PGresult *res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+    free(sql);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        st->refused_read = true;
+        get_value(res, 0, &st->refused_types);
+    }
+    PQclear(res);
+}
+
 void status_read(const config_t *cfg, int64_t fresh_ms, status_t *st)
 {
     const char *schema = cfg->schema;
@@ -207,6 +227,7 @@ void status_read(const config_t *cfg, int64_t fresh_ms, status_t *st)
     read_poison(conn, schema, st);
     read_audit(conn, schema, st);
     read_reconcile(conn, schema, st);
+    read_refused(conn, schema, st);
 done:
     PQfinish(conn);
 }

@@ -2,9 +2,9 @@
  * status: the facts `workos-syncd status` reports, read on a blocking
  * connection -- whether the database answers, the schema version, the
  * poller's sync_state row, who holds the poller lock, the row counts
- * of the event log and every mirror table, the poison events kept, and
- * the oldest event retention left.  Reading only: main.c prints
- * the facts and turns them into an exit status.
+ * of the event log and every mirror table, the poison events kept, the
+ * oldest event retention left, and the event types the Events API refused.  Reading only: main.c
+ * prints the facts and turns them into an exit status.
  */
 #ifndef WORKOS_SYNCD_STATUS_H
 #define WORKOS_SYNCD_STATUS_H
@@ -70,6 +70,8 @@ typedef struct status {
     long long audit_pruned;         /* events removed by retention, in all */
     bool have_reconcile;            /* the reconciliation tables were read */
     status_reconcile_t reconcile;
+    bool refused_read;            /* the refused_types query succeeded */
+    status_value_t refused_types; /* as the poller recorded them, comma-separated */
 } status_t;
 
 /*

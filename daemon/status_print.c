@@ -145,6 +145,8 @@ static int emit(emitter_t *e, const char *schema, const status_t *st)
     }
     if (st->have_reconcile)
         put_reconcile(e, &st->reconcile);
+    if (st->refused_read)
+        put(e, "event_types_refused", text_of(&st->refused_types), PUT_TEXT);
     return st->state == STATUS_CAUGHT_UP ? 0 : 1;
 }
 

@@ -158,6 +158,14 @@ void store_try_poller_lock(store_t *s, store_lock_fn done, void *arg);
 void store_note(store_t *s, const char *error);
 
 /*
+ * Records, fire-and-forget, the event types the Events API refuses:
+ * `types` comma-separated, as poller_refused_types() gives them; "" or
+ * NULL records none (NULL in the column).  Updates the poller's existing
+ * sync_state row only.  Dropped when not connected.
+ */
+void store_note_refused(store_t *s, const char *types);
+
+/*
  * Blocking: applies pending migrations, each in its own transaction under
  * an advisory lock.  Sets *applied to how many ran.  For `migrate`.
  */

@@ -1,8 +1,8 @@
 /*
  * store_sync: the poller's rows in sync_state and its advisory lock, as
  * store jobs: reading (and initialising) the cursor, taking the lock,
- * recording caught-up or an error, and -- blocking, for `status` -- who
- * holds the lock.
+ * recording caught-up, an error or the refused event types, and --
+ * blocking, for `status` -- who holds the lock.
  */
 #include "store.h"
 
@@ -44,11 +44,13 @@
 #define ERROR_SQL                                                                                  \
     "INSERT INTO %s.sync_state AS t (stream, last_error, last_error_at) VALUES ($1, $2, now()) "   \
     "ON CONFLICT (stream) DO UPDATE SET last_error = excluded.last_error, last_error_at = now()"
+/* Only an existing row: the poller records its types after loading the cursor. */
+#define REFUSED_SQL "UPDATE %s.sync_state SET refused_types = $2 WHERE stream = $1"
 
 /* One sync_state job: its statement and text parameters, owned here. */
 typedef struct sync_job {
     char *sql;
-    char *text; /* start_from, or the error of a note */
+    char *text; /* start_from, the error of a note, or the refused types */
     const char *params[2];
     store_cursor_fn cursor_done;
     store_lock_fn lock_done;
@@ -68,7 +70,8 @@ typedef enum sync_kind {
     SYNC_CURSOR,    /* read and initialise the cursor */
     SYNC_LOCK,      /* try the poller's lock */
     SYNC_CAUGHT_UP, /* note the end of the stream */
-    SYNC_ERROR      /* note an error */
+    SYNC_ERROR,     /* note an error */
+    SYNC_REFUSED    /* note the refused event types */
 } sync_kind_t;
 
 /* The statement of `kind` for `schema`, malloc'ed; NULL when out of memory. */
@@ -87,6 +90,9 @@ static char *sync_sql(sync_kind_t kind, const char *schema)
         break;
     case SYNC_ERROR:
         r = asprintf(&sql, ERROR_SQL, schema);
+        break;
+    case SYNC_REFUSED:
+        r = asprintf(&sql, REFUSED_SQL, schema);
         break;
     }
     return r < 0 ? NULL : sql;
@@ -183,6 +189,17 @@ void store_note(store_t *s, const char *error)
     if (j == NULL)
         return;
     run_sync(s, j, error == NULL ? 1 : 2, on_note);
+}
+
+void store_note_refused(store_t *s, const char *types)
+{
+    if (!store_ready(s))
+        return;
+    /* A NULL text is a NULL parameter: no type refused. */
+    sync_job_t *j = sync_job_new(s, SYNC_REFUSED, types != NULL && types[0] != '\0' ? types : NULL);
+    if (j == NULL)
+        return;
+    run_sync(s, j, 2, on_note);
 }
 
 int store_poller_holder(PGconn *conn, const char *schema, char *pid, size_t pidlen, char *addr,

@@ -6,7 +6,9 @@
 # naming it (and the API's error body), shows it in /metrics, and applies
 # every event of the other types.  A reload asks about it again; with every
 # type refused the daemon keeps asking, with a backoff, and says so.  Every
-# non-2xx answer of the Events API is logged with its error body.
+# non-2xx answer of the Events API is logged with its error body.  `status`
+# names the refused types on its last line, and `-` once a restart finds
+# every type accepted again.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_extra.sh"
 require_bins
@@ -45,6 +47,16 @@ line=$(first_line "$DAEMON_LOG" 'event=poll_refused ')
 [[ $line == *"invalid_events_request"* ]] || fail "the refused page is not logged with its body: $line"
 check_metric workos_syncd_event_types_refused 1
 check_failures_end
+
+# status_refused_is LIST: `status` ends with event_types_refused=LIST.
+status_refused_is() {
+    timeout 20 "$SYNCD" status -c "$SYNCD_CONF" >"$T/status.out" 2>"$T/status.err" </dev/null || true
+    [ "$(tail -n 1 "$T/status.out")" = "event_types_refused=$1" ]
+}
+wait_for 10 "status to name $REFUSED as refused" status_refused_is "$REFUSED"
+[ "$(grep -c '^event_types_refused=' "$T/status.out")" = 1 ] ||
+    fail "status prints event_types_refused more than once: $(cat "$T/status.out")"
+log "status while $REFUSED is refused: $(tr '\n' ' ' <"$T/status.out")"
 # Every type was asked about once, alone; the page requests since name only the known ones.
 checks=$(grep -c ' limit=1 ' "$EMU_LOG" || true)
 assert_eq 7 "$checks" "type checks sent"
@@ -65,6 +77,7 @@ wait_for 20 "a second refusal after the reload" \
 last_ok() { local l; l=$(tail -n 1 "$EMU_LOG"); [[ $l == *" status=200 "* && $l != *"$REFUSED"* ]]; }
 wait_for 20 "polling to resume without $REFUSED" last_ok
 check_metric workos_syncd_event_types_refused 1
+wait_for 10 "status to name $REFUSED again after the reload" status_refused_is "$REFUSED"
 check_failures_end
 daemon_stop
 
@@ -79,5 +92,23 @@ wait_for 20 "a second round after the backoff" \
     bash -c "[ \"\$(tail -n +$mark '$DAEMON_LOG' | grep -c 'event=event_types_all_refused ')\" -ge 2 ]"
 daemon_alive || fail "daemon exited with every type refused"
 check_metric workos_syncd_event_types_refused 2
+wait_for 10 "status to name both refused types" status_refused_is "$REFUSED,vault.future_event"
+check_failures_end
+daemon_stop
+
+# The environment learns the types: after a restart nothing is refused, and
+# status no longer shows the list the earlier run left.
+status_refused_is "$REFUSED,vault.future_event" || fail "the refused list did not outlive the daemon"
+emu_stop
+emu_start "$EVENTS_SERVED"
+daemon_config "workos.events=user.created,user.updated,user.deleted,$REFUSED,organization.created,organization.updated,organization.deleted" \
+    webhook.listen=127.0.0.1:0 webhook.secret=whsec_event_types_test
+mark=$(line_count "$DAEMON_LOG")
+daemon_start
+wh_wait_port
+wait_for 20 "status to show no refused type" status_refused_is -
+[ "$(tail -n +"$mark" "$DAEMON_LOG" | grep -c 'event=event_type_refused ')" = 0 ] ||
+    fail "a type was refused by an emulator that knows every type"
+daemon_alive || fail "daemon exited"
 check_failures_end
 daemon_stop

@@ -9,7 +9,8 @@ UNIT_TESTS += tests/unit/test_config tests/unit/test_log tests/unit/test_backoff
               tests/unit/test_event tests/unit/test_metrics tests/unit/test_signature \
               tests/unit/test_poller tests/unit/test_apply tests/unit/test_webhook \
               tests/unit/test_webhook_head tests/unit/test_store_schema \
-              tests/unit/test_reconciler
+              tests/unit/test_reconciler \
+              tests/unit/test_poller_page
 
 tests/unit/test_config: tests/unit/test_config.o daemon/config.o daemon/config_value.o \
                         daemon/config_check.o daemon/config_screen.o daemon/log.o daemon/event.o \
@@ -28,6 +29,13 @@ tests/unit/test_reconciler: tests/unit/test_reconciler.o daemon/reconciler_fsm.o
 tests/unit/test_webhook_head: tests/unit/test_webhook_head.o daemon/webhook_head.o daemon/signature.o
 tests/unit/test_store_schema: tests/unit/test_store_schema.o daemon/store_schema.o daemon/log.o \
                               daemon/clock.o daemon/migrations.o
+# poller_page's out-of-memory cases fail event.c's allocations through the
+# linker: calls to these two from the other objects go to the test's
+# __wrap_ functions, which call __real_ ones unless told to fail.
+tests/unit/test_poller_page: tests/unit/test_poller_page.o daemon/poller_page.o daemon/event.o \
+                             daemon/event_mirror.o daemon/event_page.o daemon/pgarray.o \
+                             daemon/clock.o daemon/log.o daemon/metrics.o
+tests/unit/test_poller_page: LDFLAGS += -Wl,--wrap=event_batch_new -Wl,--wrap=event_batch_add
 
 CHECK_CFLAGS := $(shell pkg-config --cflags check)
 CHECK_LIBS   := $(shell pkg-config --libs check)

@@ -1,0 +1,154 @@
+/*
+ * Unit tests for daemon/poller_page.c: out of memory while a page of the
+ * Events API is read never lets the cursor move past an event that was
+ * not taken.  The allocations are made to fail through the linker
+ * (-Wl,--wrap=event_batch_new,--wrap=event_batch_add, see unit.mk): the
+ * __wrap_ functions below fail on demand and otherwise call event.c's own.
+ * A failure must abort the process -- before poller_page_read() returns a
+ * cursor -- and with allocation working the same page is taken whole.
+ *
+ * The abort cases need Check's fork mode: with CK_FORK=no (as under
+ * `make unit-valgrind`) a raised signal would end the whole run, so they
+ * are left out then and only the whole-page case runs.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event.h"
+#include "http_client.h"
+#include "poller_page.h"
+#include "runner.h"
+
+event_batch_t *__real_event_batch_new(void);
+event_status_t __real_event_batch_add(event_batch_t *b, cJSON *envelope, char *why, size_t whylen);
+event_batch_t *__wrap_event_batch_new(void);
+event_status_t __wrap_event_batch_add(event_batch_t *b, cJSON *envelope, char *why, size_t whylen);
+
+static bool fail_new;   /* the next event_batch_new() returns NULL */
+static int fail_add_at; /* event_batch_add() call (1-based) that reports EVENT_NOMEM; 0: none */
+static int add_calls;   /* event_batch_add() calls so far */
+
+event_batch_t *__wrap_event_batch_new(void)
+{
+    return fail_new ? NULL : __real_event_batch_new();
+}
+
+event_status_t __wrap_event_batch_add(event_batch_t *b, cJSON *envelope, char *why, size_t whylen)
+{
+    if (++add_calls == fail_add_at) {
+        /* What event_batch_add() does with the envelope when it runs short. */
+        cJSON_Delete(envelope);
+        return EVENT_NOMEM;
+    }
+    return __real_event_batch_add(b, envelope, why, whylen);
+}
+
+#define EV(id, t)                                                                                  \
+    "{\"object\":\"event\",\"id\":\"" id "\",\"event\":\"user.created\",\"created_at\":\"" t       \
+    "\",\"data\":{\"object\":\"user\",\"id\":\"user_" id "\",\"email\":\"" id "@example.com\","    \
+    "\"created_at\":\"" t "\",\"updated_at\":\"" t "\"}}"
+
+/* A page of three events, as the Events API answers it. */
+#define EV1 EV("event_01", "2026-01-01T00:00:01.000Z")
+#define EV2 EV("event_02", "2026-01-01T00:00:02.000Z")
+#define EV3 EV("event_03", "2026-01-01T00:00:03.000Z")
+static const char page_body[] = "{\"object\":\"list\",\"data\":[" EV1 "," EV2 "," EV3 "],"
+                                "\"list_metadata\":{\"before\":null,\"after\":\"event_03\"}}";
+
+/* Reads page_body as poller.c does; returns what poller_page_read() returned. */
+static poller_event_t read_page(event_batch_t **pending, int64_t *last_ms,
+                                poller_page_result_t *out)
+{
+    poller_page_seen_t seen = {.n = 0};
+    http_response_t resp = {.transport_ok = true,
+                            .status = 200,
+                            .body = page_body,
+                            .len = sizeof(page_body) - 1,
+                            .retry_after_ms = -1,
+                            .error = NULL,
+                            .elapsed_ms = 1};
+    char reason[256] = "";
+    poller_event_t ev =
+        poller_page_read(&seen, &resp, pending, last_ms, out, reason, sizeof(reason));
+    poller_page_seen_free(&seen);
+    return ev;
+}
+
+static void reset_faults(void)
+{
+    fail_new = false;
+    fail_add_at = 0;
+    add_calls = 0;
+}
+
+/* With allocation working the page is taken whole and the cursor is its last id. */
+START_TEST(test_page_taken_whole)
+{
+    reset_faults();
+    event_batch_t *pending = NULL;
+    int64_t last_ms = 0;
+    poller_page_result_t out;
+    poller_event_t ev = read_page(&pending, &last_ms, &out);
+    ck_assert_int_eq(ev, POLLER_EV_PAGE_SHORT);
+    ck_assert_int_eq(add_calls, 3);
+    ck_assert_uint_eq(out.n, 3);
+    ck_assert_ptr_nonnull(out.after);
+    ck_assert_str_eq(out.after, "event_03");
+    ck_assert_ptr_nonnull(pending);
+    ck_assert_uint_eq(pending->n_events, 3);
+    ck_assert_uint_eq(pending->n_malformed + pending->n_unknown, 0);
+    ck_assert_str_eq(pending->last_id, "event_03");
+    ck_assert_int_eq(last_ms, pending->last_created_ms);
+    free(out.after);
+    event_batch_free(pending);
+}
+END_TEST
+
+/* No batch to add the page to: the process aborts, no cursor comes back. */
+START_TEST(test_batch_new_fails_aborts)
+{
+    reset_faults();
+    fail_new = true;
+    event_batch_t *pending = NULL;
+    int64_t last_ms = 0;
+    poller_page_result_t out;
+    (void)read_page(&pending, &last_ms, &out);
+    ck_abort_msg("poller_page_read returned after event_batch_new failed");
+}
+END_TEST
+
+/* The first, a middle and the last event cannot be added: each aborts. */
+START_TEST(test_batch_add_nomem_aborts)
+{
+    reset_faults();
+    fail_add_at = _i + 1;
+    event_batch_t *pending = NULL;
+    int64_t last_ms = 0;
+    poller_page_result_t out;
+    (void)read_page(&pending, &last_ms, &out);
+    ck_abort_msg("poller_page_read returned after event_batch_add ran out of memory");
+}
+END_TEST
+
+/* Whether Check runs each test in a child of its own (CK_FORK unset or not "no"). */
+static bool check_forks(void)
+{
+    const char *v = getenv("CK_FORK");
+    return v == NULL || strcmp(v, "no") != 0;
+}
+
+Suite *unit_suite(void)
+{
+    Suite *s = suite_create("poller_page");
+    TCase *tc = tcase_create("out_of_memory");
+    tcase_add_test(tc, test_page_taken_whole);
+    if (check_forks()) {
+        tcase_add_test_raise_signal(tc, test_batch_new_fails_aborts, SIGABRT);
+        tcase_add_loop_test_raise_signal(tc, test_batch_add_nomem_aborts, SIGABRT, 0, 3);
+    }
+    suite_add_tcase(s, tc);
+    return s;
+}
