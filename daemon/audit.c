@@ -21,32 +21,32 @@
 #include <openssl/evp.h>
 
 #include "log.h"
+#include "store.h"
 
 #define HASH_LEN 32
 #define FETCH_SQL "FETCH 2000 FROM audit_walk"
 #define EXIT_BROKEN 1
 #define EXIT_ERROR 2
 
+/*
+ * The store's blocking connection (same parameters, encoding check and
+ * timeouts as every command), without statement_timeout: verify walks the
+ * whole log and forget rewrites all of a user's rows.
+ */
 static PGconn *audit_connect(const config_t *cfg, FILE *out)
 {
-    const char *keys[5], *vals[5];
-    int n = 0;
-    if (cfg->database_url != NULL && cfg->database_url[0] != '\0') {
-        keys[n] = "dbname";
-        vals[n++] = cfg->database_url;
+    char err[512];
+    PGconn *conn = store_connect_blocking(cfg, err, sizeof(err), NULL);
+    if (conn == NULL) {
+        fprintf(out, "state=database_unreachable\nerror=%s\n", log_q(err));
+        return NULL;
     }
-    keys[n] = "fallback_application_name";
-    vals[n++] = "workos-syncd";
-    keys[n] = "client_encoding";
-    vals[n++] = "UTF8";
-    keys[n] = "connect_timeout";
-    vals[n++] = "10";
-    keys[n] = NULL;
-    vals[n] = NULL;
-    PGconn *conn = PQconnectdbParams(keys, vals, 1);
-    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
-        fprintf(out, "state=database_unreachable\nerror=%s\n",
-                log_q(conn != NULL ? PQerrorMessage(conn) : "out of memory"));
+    PGresult *res = PQexec(conn, "SET statement_timeout = 0");
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok)
+        fprintf(out, "state=error\nerror=%s\n", log_q(PQresultErrorMessage(res)));
+    PQclear(res);
+    if (!ok) {
         PQfinish(conn);
         return NULL;
     }
