@@ -11,6 +11,7 @@
  */
 #include "reconcile_sql.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,17 @@ static char *finish(FILE *f, char **buf)
         return NULL;
     }
     return *buf;
+}
+
+/* One fixed statement, formatted; NULL when out of memory. */
+__attribute__((format(printf, 1, 2))) static char *sql_printf(const char *fmt, ...)
+{
+    char *sql = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&sql, fmt, ap);
+    va_end(ap);
+    return n < 0 ? NULL : sql;
 }
 
 char *reconcile_url(const char *base_url, recon_kind_t k, const char *scope, const char *after)
@@ -286,53 +298,35 @@ char *reconcile_sweep_sql(const char *ms, const char *ps, bool children)
 
 char *reconcile_open_sql(const char *ps)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (f == NULL)
-        return NULL;
-    fprintf(f,
-            "WITH o AS (SELECT id, phase, started_at FROM %s.reconcile_runs WHERE finished_at IS "
-            "NULL ORDER BY id DESC LIMIT 1)\n"
-            ", n AS (INSERT INTO %s.reconcile_runs (reason) SELECT $1::text WHERE NOT EXISTS "
-            "(SELECT 1 FROM o) RETURNING id, phase, started_at)\n"
-            ", s AS (INSERT INTO %s.reconcile_scopes (run_id, kind, scope) SELECT n.id, k.kind, '' "
-            "FROM n CROSS JOIN (VALUES ('organizations'), ('users'), ('invitations')) AS k(kind))\n"
-            "SELECT id, phase, (extract(epoch FROM started_at) * 1000)::bigint, true FROM o\n"
-            "UNION ALL SELECT id, phase, (extract(epoch FROM started_at) * 1000)::bigint, false "
-            "FROM n",
-            ps, ps, ps);
-    return finish(f, &buf);
+    return sql_printf(
+        "WITH o AS (SELECT id, phase, started_at FROM %s.reconcile_runs WHERE finished_at IS "
+        "NULL ORDER BY id DESC LIMIT 1)\n"
+        ", n AS (INSERT INTO %s.reconcile_runs (reason) SELECT $1::text WHERE NOT EXISTS "
+        "(SELECT 1 FROM o) RETURNING id, phase, started_at)\n"
+        ", s AS (INSERT INTO %s.reconcile_scopes (run_id, kind, scope) SELECT n.id, k.kind, '' "
+        "FROM n CROSS JOIN (VALUES ('organizations'), ('users'), ('invitations')) AS k(kind))\n"
+        "SELECT id, phase, (extract(epoch FROM started_at) * 1000)::bigint, true FROM o\n"
+        "UNION ALL SELECT id, phase, (extract(epoch FROM started_at) * 1000)::bigint, false "
+        "FROM n",
+        ps, ps, ps);
 }
 
 char *reconcile_queue_sql(const char *ps)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (f == NULL)
-        return NULL;
-    fprintf(f,
-            "SELECT kind, scope, after FROM %s.reconcile_scopes WHERE run_id = $1::bigint AND NOT "
-            "done AND (kind, scope) > ($2::text, $3::text) ORDER BY kind, scope LIMIT $4::int",
-            ps);
-    return finish(f, &buf);
+    return sql_printf(
+        "SELECT kind, scope, after FROM %s.reconcile_scopes WHERE run_id = $1::bigint AND NOT "
+        "done AND (kind, scope) > ($2::text, $3::text) ORDER BY kind, scope LIMIT $4::int",
+        ps);
 }
 
 char *reconcile_summary_sql(const char *ps)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (f == NULL)
-        return NULL;
-    fprintf(f,
-            "SELECT s.kind, sum(s.requests), sum(s.listed), sum(s.inserted), sum(s.updated), "
-            "coalesce((r.tombstoned->>s.kind)::bigint, 0)\n  FROM %s.reconcile_scopes s JOIN "
-            "%s.reconcile_runs r ON r.id = s.run_id WHERE s.run_id = $1::bigint GROUP BY s.kind, "
-            "r.tombstoned",
-            ps, ps);
-    return finish(f, &buf);
+    return sql_printf(
+        "SELECT s.kind, sum(s.requests), sum(s.listed), sum(s.inserted), sum(s.updated), "
+        "coalesce((r.tombstoned->>s.kind)::bigint, 0)\n  FROM %s.reconcile_scopes s JOIN "
+        "%s.reconcile_runs r ON r.id = s.run_id WHERE s.run_id = $1::bigint GROUP BY s.kind, "
+        "r.tombstoned",
+        ps, ps);
 }
 
 char *reconcile_stage_sql(const char *schema)
