@@ -589,9 +589,6 @@ static void handle(poller_t *p, const poller_input_t *in)
 /*
  * The one way in: queues the input (copying what it points to) and, unless
  * an input is being handled further up the stack, handles the queue.
- */
-/*
- * Queues an input and handles the queue unless an input is being handled.
  * `ms` is CURSOR_LOADED's cursor event time, any other input's Retry-After
  * (or -1).
  */
