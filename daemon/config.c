@@ -135,7 +135,7 @@ static const config_option_t options[] = {
                "and the mirror is reconciled instead",
         .offset = FIELD(retention_ms),
         .min = 60000,
-        .max = 90 * MS_PER_DAY,
+        .max = 3650 * MS_PER_DAY,
     },
     {
         .section = "webhook",

@@ -46,6 +46,7 @@ typedef struct poller_input {
     char *body;               /* the API's answer to a failed request, bounded, or NULL */
     char *range_start;        /* CURSOR_LOADED */
     int64_t retry_after_ms;   /* FETCH_FAILED: Retry-After, or -1 */
+    int64_t created_ms;       /* CURSOR_LOADED: the cursor event's created_at, or 0 */
     store_apply_result_t res; /* APPLIED */
 } poller_input_t;
 
@@ -63,12 +64,13 @@ struct poller {
     char *check_name;      /* the type the check in flight asks about */
     char *refused_noted;   /* the refused types last sent to sync_state, NULL: none sent yet */
 
-    char *url;                   /* the latest request's URL, for log lines */
-    char *committed;             /* cursor in the database */
-    char *inflight;              /* cursor of the batch being committed */
-    int64_t inflight_created_ms; /* created_at of that event, for the lag gauge */
-    char *fetch_after;           /* cursor for the next request: last event fetched */
-    char *range_start;           /* where to start when there is no cursor */
+    char *url;                    /* the latest request's URL, for log lines */
+    char *committed;              /* cursor in the database */
+    int64_t committed_created_ms; /* created_at of its event (wall ms), 0 if unknown */
+    char *inflight;               /* cursor of the batch being committed */
+    int64_t inflight_created_ms;  /* created_at of that event, for the lag gauge */
+    char *fetch_after;            /* cursor for the next request: last event fetched */
+    char *range_start;            /* where to start when there is no cursor */
     int64_t last_fetched_ms;
 
     event_batch_t *pending; /* fetched, not yet handed to the store */
@@ -92,12 +94,12 @@ struct poller {
     size_t queue_head, queue_len;
     bool handling; /* an input is being handled: post() only queues */
 
-    void (*expired)(void *arg, const char *reason); /* the API refused the cursor */
+    void (*expired)(void *arg, const char *reason); /* the API no longer serves the cursor */
     void *expired_arg;
 };
 
 static void post(poller_t *p, poller_event_t ev, const char *text, const char *body,
-                 const char *range_start, int64_t retry_after_ms, const store_apply_result_t *res);
+                 const char *range_start, int64_t ms, const store_apply_result_t *res);
 static void on_response(void *arg, const http_response_t *resp);
 static void on_check_response(void *arg, const http_response_t *resp);
 
@@ -169,7 +171,8 @@ static void rewind_to_committed(poller_t *p)
     p->pending = NULL;
     p->pending_ends = false;
     set_str(&p->fetch_after, p->committed);
-    p->last_fetched_ms = 0;
+    /* The first page after the cursor must not start before its event. */
+    p->last_fetched_ms = p->committed != NULL ? p->committed_created_ms : 0;
 }
 
 static void fetch_failed(poller_t *p, const char *reason, const char *body, int64_t retry_after_ms)
@@ -241,6 +244,11 @@ static WUR poller_event_t take_response(poller_t *p, const http_response_t *resp
         p->fetch_after != NULL && p->expired != NULL && resp->body != NULL &&
         strstr(resp->body, "\"after\"") != NULL)
         p->expired(p->expired_arg, "api_refused_after");
+    /* The first page after the stored cursor starts before its event: the
+     * API no longer knows the cursor and serves from the start instead. */
+    if (ev == POLLER_EV_FETCH_FAILED && page.older && p->expired != NULL && p->committed != NULL &&
+        p->fetch_after != NULL && strcmp(p->fetch_after, p->committed) == 0)
+        p->expired(p->expired_arg, "api_restarted_before_cursor");
 
     *retry_after_ms = page.retry_after_ms;
     if (ev != POLLER_EV_PAGE_FULL && ev != POLLER_EV_PAGE_SHORT)
@@ -353,10 +361,10 @@ static void on_applied(void *arg, bool ok, const store_apply_result_t *res, cons
 }
 
 static void on_cursor(void *arg, bool ok, const char *cursor, const char *range_start,
-                      const char *err)
+                      int64_t cursor_created_ms, const char *err)
 {
     if (ok)
-        post(arg, POLLER_EV_CURSOR_LOADED, cursor, NULL, range_start, -1, NULL);
+        post(arg, POLLER_EV_CURSOR_LOADED, cursor, NULL, range_start, cursor_created_ms, NULL);
     else
         post(arg, POLLER_EV_CURSOR_FAILED, err, NULL, NULL, -1, NULL);
 }
@@ -389,9 +397,26 @@ static void hand_over(poller_t *p)
     store_apply(p->store, b, "events_api", p->inflight, ends, on_applied, p);
 }
 
+/*
+ * A stored cursor whose event is older than [workos] retention is one the
+ * API no longer serves: say so before asking after it.
+ */
+static void check_cursor_age(poller_t *p)
+{
+    if (p->committed == NULL || p->committed_created_ms <= 0 || p->expired == NULL)
+        return;
+    int64_t age_ms = clock_wall_ms() - p->committed_created_ms;
+    if (age_ms <= p->cfg->retention_ms)
+        return;
+    log_info("event=cursor_age cursor=%s age_s=%lld retention_s=%lld", log_q(p->committed),
+             (long long)(age_ms / 1000), (long long)(p->cfg->retention_ms / 1000));
+    p->expired(p->expired_arg, "cursor_older_than_retention");
+}
+
 static void committed(poller_t *p, const store_apply_result_t *res)
 {
     set_str(&p->committed, p->inflight);
+    p->committed_created_ms = p->inflight_created_ms;
     backoff_reset(&p->apply_backoff);
     p->committed_at_ms = clock_mono_ms();
     metrics_cursor_event_time(p->inflight_created_ms);
@@ -475,10 +500,12 @@ static void perform(poller_t *p, poller_action_t action, const poller_input_t *i
         return;
     case POLLER_DO_START:
         set_str(&p->committed, in->text);
+        p->committed_created_ms = in->created_ms;
         set_str(&p->range_start, in->range_start);
         rewind_to_committed(p);
         log_info("event=poller_start cursor=%s range_start=%s", log_q(in->text),
                  log_q(in->text != NULL ? NULL : in->range_start));
+        check_cursor_age(p);
         return;
     case POLLER_DO_COMMITTED:
         committed(p, &in->res);
@@ -582,9 +609,11 @@ static void handle(poller_t *p, const poller_input_t *in)
 /*
  * The one way in: queues the input (copying what it points to) and, unless
  * an input is being handled further up the stack, handles the queue.
+ * `ms` is CURSOR_LOADED's cursor event time, any other input's Retry-After
+ * (or -1).
  */
 static void post(poller_t *p, poller_event_t ev, const char *text, const char *body,
-                 const char *range_start, int64_t retry_after_ms, const store_apply_result_t *res)
+                 const char *range_start, int64_t ms, const store_apply_result_t *res)
 {
     if (p->queue_len == INPUT_QUEUE) {
         log_error("event=bug where=poller_post reason=\"input queue full\" input=%s",
@@ -596,7 +625,8 @@ static void post(poller_t *p, poller_event_t ev, const char *text, const char *b
                            .text = copy_or_die(text),
                            .body = copy_or_die(body),
                            .range_start = copy_or_die(range_start),
-                           .retry_after_ms = retry_after_ms};
+                           .retry_after_ms = ev == POLLER_EV_CURSOR_LOADED ? -1 : ms,
+                           .created_ms = ev == POLLER_EV_CURSOR_LOADED ? ms : 0};
     if (res != NULL)
         in->res = *res;
     if (p->handling)

@@ -102,7 +102,7 @@ poller_event_t poller_page_read(poller_page_seen_t *seen, const http_response_t 
 {
     event_page_t page;
 
-    *out = (poller_page_result_t){.n = 0, .after = NULL, .retry_after_ms = -1};
+    *out = (poller_page_result_t){.n = 0, .after = NULL, .retry_after_ms = -1, .older = false};
     metrics_poll_request(resp->transport_ok ? resp->status : 0);
     if (!resp->transport_ok) {
         snprintf(reason, reasonlen, "request failed: %s", resp->error);
@@ -119,6 +119,7 @@ poller_event_t poller_page_read(poller_page_seen_t *seen, const http_response_t 
         return POLLER_EV_FETCH_FAILED;
     if (!event_page_follows(&page, *last_fetched_ms)) {
         event_page_free(&page);
+        out->older = true;
         snprintf(reason, reasonlen, "events out of order across pages");
         return POLLER_EV_FETCH_FAILED;
     }

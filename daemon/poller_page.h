@@ -8,6 +8,7 @@
 #ifndef WORKOS_SYNCD_POLLER_PAGE_H
 #define WORKOS_SYNCD_POLLER_PAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,7 @@ typedef struct poller_page_result {
     size_t n;               /* elements on the page, usable or not */
     char *after;            /* the id to ask after next, or NULL; the caller frees it */
     int64_t retry_after_ms; /* a 429's or 503's Retry-After, else -1 */
+    bool older;             /* the page starts before *last_fetched_ms: out of order */
 } poller_page_result_t;
 
 /*
@@ -38,7 +40,9 @@ typedef struct poller_page_result {
  * POLLER_EV_PAGE_SHORT: its events are added to *pending (created when
  * NULL), *last_fetched_ms moves to the batch's last event, and out->after
  * is the id past the page's last element, even an unusable one, so the
- * stream cannot stall on it.  Out of memory is fatal.
+ * stream cannot stall on it.  A page whose first event is older than
+ * *last_fetched_ms is a failure with out->older set.  Out of memory is
+ * fatal.
  */
 WUR poller_event_t poller_page_read(poller_page_seen_t *seen, const http_response_t *resp,
                                     event_batch_t **pending, int64_t *last_fetched_ms,

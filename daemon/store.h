@@ -129,10 +129,12 @@ void store_run(store_t *s, const store_query_t *q, store_job_fn done, void *arg)
 /*
  * Completion of a cursor load: `cursor` is the id of the last applied
  * event (NULL when none), `range_start` the ISO time to start from when
- * there is no cursor.  Both are only valid during the call.
+ * there is no cursor, `cursor_created_ms` the cursor event's created_at
+ * (wall ms; 0 when there is no cursor or its event is no longer in the
+ * log).  The strings are only valid during the call.
  */
 typedef void (*store_cursor_fn)(void *arg, bool ok, const char *cursor, const char *range_start,
-                                const char *err);
+                                int64_t cursor_created_ms, const char *err);
 
 /*
  * Reads the poller's cursor, first recording where to start when there is

@@ -37,7 +37,8 @@
     "now() ELSE $2::timestamptz END) ON CONFLICT (stream) DO UPDATE SET range_start = CASE WHEN "  \
     "t.cursor IS NULL AND $2 <> 'now' THEN excluded.range_start ELSE coalesce(t.range_start, "     \
     "excluded.range_start) END RETURNING cursor, to_char(range_start AT TIME ZONE 'UTC', "         \
-    "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+    "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), (SELECT (extract(epoch FROM e.created_at) * 1000)"      \
+    "::bigint FROM %s.events e WHERE e.id = t.cursor)"
 #define CAUGHT_UP_SQL                                                                              \
     "UPDATE %s.sync_state SET caught_up_at = now(), last_error = NULL, last_error_at = NULL "      \
     "WHERE stream = $1"
@@ -81,7 +82,7 @@ static char *sync_sql(sync_kind_t kind, const char *schema)
     int r = -1;
     switch (kind) {
     case SYNC_CURSOR:
-        r = asprintf(&sql, CURSOR_SQL, schema);
+        r = asprintf(&sql, CURSOR_SQL, schema, schema);
         break;
     case SYNC_LOCK:
         return strdup(POLLER_LOCK_SQL);
@@ -128,11 +129,16 @@ static const char *reply_error(const store_reply_t *r)
 static void on_cursor(void *arg, const store_reply_t *r)
 {
     sync_job_t *j = arg;
-    if (r->res != NULL && PQntuples(r->res) == 1)
+    if (r->res != NULL && PQntuples(r->res) == 1 && PQnfields(r->res) == 3) {
+        /* The cursor's event may be gone (audit retention): its time is then unknown. */
+        int64_t created_ms =
+            PQgetisnull(r->res, 0, 2) ? 0 : (int64_t)strtoll(PQgetvalue(r->res, 0, 2), NULL, 10);
         j->cursor_done(j->arg, true, PQgetisnull(r->res, 0, 0) ? NULL : PQgetvalue(r->res, 0, 0),
-                       PQgetisnull(r->res, 0, 1) ? NULL : PQgetvalue(r->res, 0, 1), NULL);
-    else
-        j->cursor_done(j->arg, false, NULL, NULL, reply_error(r));
+                       PQgetisnull(r->res, 0, 1) ? NULL : PQgetvalue(r->res, 0, 1), created_ms,
+                       NULL);
+    } else {
+        j->cursor_done(j->arg, false, NULL, NULL, 0, reply_error(r));
+    }
     sync_job_free(j);
 }
 
@@ -140,7 +146,7 @@ void store_load_cursor(store_t *s, const char *start_from, store_cursor_fn done,
 {
     sync_job_t *j = sync_job_new(s, SYNC_CURSOR, start_from);
     if (j == NULL) {
-        done(arg, false, NULL, NULL, "out of memory");
+        done(arg, false, NULL, NULL, 0, "out of memory");
         return;
     }
     j->cursor_done = done;

@@ -6,11 +6,15 @@
 #
 # Without them, it starts a throwaway PostgreSQL and the project's WorkOS
 # emulator serving a generated AuthKit history (organizations, users,
-# memberships, invitations, sessions, API keys, sign-ins), runs the daemon
-# until it has caught up, delivers a few more events as signed webhooks,
-# shows the mirrored tables, and cleans everything up.  DEMO_EVENTS sets the
-# history's size (default 5000); DEMO_KEEP=1 keeps it all running until
-# Ctrl-C so you can query it yourself.
+# memberships, invitations, sessions, API keys, sign-ins) of which the
+# Events API keeps only the newest fifth, as if the rest had expired.  The
+# daemon (start_from = snapshot) first reconciles the mirror from the list
+# endpoints, then follows the Events API; the demo shows the
+# reconciliation's lines and status, delivers a few more events as signed
+# webhooks, shows the mirrored tables, and cleans everything up; a dry run
+# after the snapshot checks the mirror against what the lists hold.  DEMO_EVENTS sets the history's size
+# (default 5000); DEMO_KEEP=1 keeps it all running until Ctrl-C so you can
+# query it yourself.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,20 +46,29 @@ log "generating $events events of AuthKit history"
 # The newest 50 arrive later, by webhook, as they would in production.
 head -n "$((events - 50))" "$T/history.jsonl" >"$T/polled.jsonl"
 tail -n 50 "$T/history.jsonl" >"$T/webhooks.jsonl"
-# The history includes a few types from the future, which the daemon's
-# default subscription does not ask the Events API for; the cursor ends at
-# the last subscribed event.
-last_polled=$(grep -v '\.future_event"' "$T/polled.jsonl" | tail -n 1 |
-    grep -o '"id":"evt_[^"]*"' | tail -n 1 | cut -d'"' -f4)
 
 pg_start
-emu_start "$T/polled.jsonl"
-daemon_config workos.poll_interval=1s log.level=info \
+retained=$((events / 5))
+log "the Events API keeps only the newest $retained events: the early history has expired"
+emu_start "$T/polled.jsonl" --retention-events "$retained"
+daemon_config workos.poll_interval=1s log.level=info workos.start_from=snapshot \
     webhook.listen=127.0.0.1:0 "webhook.secret=$secret"
 daemon_start
 
-log "waiting for the daemon to catch up with the Events API"
-wait_caught_up 120 "$last_polled"
+log "no cursor stored: the daemon reconciles from the list endpoints first"
+wait_for 120 "the snapshot to finish" bash -c "grep -q 'event=snapshot_done' '$DAEMON_LOG'"
+log "then follows the Events API; waiting for it to catch up"
+polling_caught_up() {
+    [ "$(sql "SELECT count(*) FROM workos.sync_state
+               WHERE stream = 'events_api' AND caught_up_at IS NOT NULL")" = 1 ]
+}
+wait_for 60 "the Events API to be caught up" polling_caught_up
+echo
+echo "== the reconciliation, as the daemon logged it"
+grep -E 'event=(snapshot_|reconcile_)' "$DAEMON_LOG" | cut -c1-160
+echo
+echo "== workos-syncd backfill --dry-run: the mirror against what the lists hold now"
+"$SYNCD" backfill --dry-run -c "$SYNCD_CONF" || fail "the mirror drifted from the lists after the snapshot"
 port=$(grep -o 'event=listening address=[^ ]* port=[0-9]*' "$DAEMON_LOG" | grep -o '[0-9]*$' | head -1)
 [ -n "$port" ] || fail "the daemon did not report its webhook port"
 
@@ -99,9 +112,6 @@ show "the event log, by source" "
     SELECT source, count(*) AS events, max(received_at) AS last_received
       FROM workos.events GROUP BY source"
 
-assert_mirror_matches "$T/expected.jsonl"
-echo
-echo "The mirror matches the emulator's history exactly (checked row by row)."
 
 if [ "${DEMO_KEEP:-0}" = 1 ]; then
     echo

@@ -527,7 +527,8 @@ reqlog_lines() {
 daemon_config() {
     local -a order=(
         workos.api_key workos.base_url workos.poll_interval workos.start_from
-        workos.request_timeout workos.rate_limit database.url database.schema log.level
+        workos.request_timeout workos.rate_limit workos.retention database.url database.schema
+        log.level
     )
     local -A val=(
         [workos.api_key]=$EMU_KEY
@@ -536,6 +537,7 @@ daemon_config() {
         [workos.start_from]=2000-01-01T00:00:00Z
         [workos.request_timeout]=2s
         [workos.rate_limit]=6000
+        [workos.retention]=3650d
         [database.url]=$DATABASE_URL
         [log.level]=debug
     )
