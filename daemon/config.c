@@ -301,6 +301,16 @@ static const config_option_t options[] = {
         .zero_off = true,
     },
     {
+        .section = "reconcile",
+        .key = "rate_limit",
+        .type = CONFIG_TYPE_INT,
+        .def = "5400",
+        .doc = "most list requests per minute, overall and under /user_management/ each",
+        .offset = FIELD(reconcile_rate_limit),
+        .min = 1,
+        .max = 1000000,
+    },
+    {
         .section = "audit",
         .key = "retention",
         .type = CONFIG_TYPE_DURATION,

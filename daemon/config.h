@@ -49,6 +49,7 @@ typedef struct config {
     int64_t statement_timeout_ms; /* statement_timeout for the daemon's own statements */
     /* [reconcile] */
     int64_t reconcile_interval_ms; /* between periodic reconciliations; 0 = off */
+    int reconcile_rate_limit;      /* the reconciler's requests per minute, each limit */
     /* [audit] */
     int64_t audit_retention_ms;      /* audit rows older are removed; 0 = keep forever */
     int64_t audit_auth_retention_ms; /* the same for authentication rows; 0 = audit_retention_ms */

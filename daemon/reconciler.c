@@ -32,11 +32,11 @@
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_CAP_MS 30000
 /*
- * The reconciler's own budget, below WorkOS' limits (6,000 per 60 s
- * overall, 1,000 per 10 s under /user_management/) so the poller and the
- * application sharing the key keep room: 90 per second each, bursts of 10.
+ * The reconciler's own budget, [reconcile] rate_limit a minute in each of
+ * two buckets, below WorkOS' limits (6,000 per 60 s overall, 1,000 per 10 s
+ * under /user_management/) by default so the poller and the application
+ * sharing the key keep room; bursts of 10.
  */
-#define RATE_PER_S 90.0
 #define BURST 10.0
 
 typedef enum lane_state {
@@ -256,9 +256,14 @@ static bool reply_ok(const store_reply_t *reply, ExecStatusType want)
 
 /* --- listing ------------------------------------------------------------ */
 
-static void bucket_fill(bucket_t *b, int64_t now)
+static double rate_per_s(const reconciler_t *r)
 {
-    b->tokens += (double)(now - b->at_ms) * RATE_PER_S / 1000.0;
+    return r->cfg->reconcile_rate_limit / 60.0;
+}
+
+static void bucket_fill(bucket_t *b, int64_t now, double per_s)
+{
+    b->tokens += (double)(now - b->at_ms) * per_s / 1000.0;
     if (b->tokens > BURST)
         b->tokens = BURST;
     b->at_ms = now;
@@ -271,13 +276,13 @@ static int64_t budget_take(reconciler_t *r, recon_kind_t k)
     if (now < r->pause_until_ms)
         return r->pause_until_ms - now;
     bool um = reconcile_kind(k)->user_management;
-    bucket_fill(&r->overall, now);
-    bucket_fill(&r->um, now);
+    bucket_fill(&r->overall, now, rate_per_s(r));
+    bucket_fill(&r->um, now, rate_per_s(r));
     double have = r->overall.tokens;
     if (um && r->um.tokens < have)
         have = r->um.tokens;
     if (have < 1.0)
-        return (int64_t)((1.0 - have) * 1000.0 / RATE_PER_S) + 1;
+        return (int64_t)((1.0 - have) * 1000.0 / rate_per_s(r)) + 1;
     r->overall.tokens -= 1.0;
     if (um)
         r->um.tokens -= 1.0;

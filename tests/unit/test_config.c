@@ -279,6 +279,7 @@ static void assert_defaults(const config_t *c)
     ck_assert_str_eq(c->start_from, "snapshot");
     ck_assert_int_eq(c->request_timeout_ms, 30000);
     ck_assert_int_eq(c->rate_limit, 5000);
+    ck_assert_int_eq(c->reconcile_rate_limit, 5400);
     ck_assert_str_eq(c->listen, "");
     ck_assert_str_eq(c->webhook_path, "/webhooks/workos");
     ck_assert_uint_eq(c->n_secrets, 0);
@@ -715,6 +716,8 @@ static const struct {
      "[workos] rate_limit: ", "\"0\" must be between 1 and 1000000"},
     {"[workos]\nrate_limit = 1000001\n", 2, "[workos] rate_limit: ", "between 1 and 1000000"},
     {"[workos]\nrate_limit = lots\n", 2, "[workos] rate_limit: ", "not a whole number"},
+    {"[reconcile]\nrate_limit = 0\n", 2, "[reconcile] rate_limit: ", "between 1 and 1000000"},
+    {"[reconcile]\nrate_limit = 90/s\n", 2, "[reconcile] rate_limit: ", "not a whole number"},
     {"[workos]\n\napikey = x\n", 3, "[workos] apikey: ", "unknown key (did you mean api_key?)"},
     {"[workos]\nlisten = 127.0.0.1:80\n", 2, "[workos] listen: ", "(it belongs in [webhook])"},
     {"[workos]\n[wokros]\nkey = 1\n", 2, "[wokros]: ", "unknown section"},
