@@ -58,3 +58,19 @@ SQL
 emu_stat() {
     emu_curl GET /_emulator/stats | jq -r "$1"
 }
+
+# assert_polling_resumes: after a reconciliation, the poller follows the
+# stream again -- an event dated now (evt_zz_resumed, an update of the first
+# listed user) is applied -- and `backfill --dry-run` finds no drift.
+assert_polling_resumes() {
+    local now n
+    now=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
+    emu_curl GET '/user_management/users?limit=1&order=asc' | jq -c --arg t "$now" '
+      .data[0] | {object:"event", id:"evt_zz_resumed", event:"user.updated", created_at:$t,
+        data:(. + {last_name:"Resumed", updated_at:$t})}' >"$T/resumed.jsonl"
+    emu_append "$T/resumed.jsonl"
+    wait_caught_up 60 evt_zz_resumed
+    n=$(sql "select count(*) from workos.users where last_name = 'Resumed' and deleted_at is null")
+    assert_eq 1 "$n" "user updated after polling resumed"
+    syncd backfill --dry-run >"$T/dry.out" 2>>"$DAEMON_LOG" || fail "drift: $(cat "$T/dry.out")"
+}

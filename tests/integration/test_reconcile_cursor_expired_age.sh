@@ -33,15 +33,7 @@ n=$(sql "select count(*) from workos.users where first_name = 'Damaged'")
 assert_eq 0 "$n" "damaged rows left after the reconciliation"
 
 # Polling resumed: an event of now is applied, and its cursor is young.
-now=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
-emu_curl GET '/user_management/users?limit=1&order=asc' | jq -c --arg t "$now" '
-  .data[0] | {object:"event", id:"evt_zz_resumed", event:"user.updated", created_at:$t,
-    data:(. + {last_name:"Resumed", updated_at:$t})}' >"$T/resumed.jsonl"
-emu_append "$T/resumed.jsonl"
-wait_caught_up 60 evt_zz_resumed
-n=$(sql "select count(*) from workos.users where last_name = 'Resumed' and deleted_at is null")
-assert_eq 1 "$n" "user updated after polling resumed"
-syncd backfill --dry-run >"$T/dry.out" 2>>"$DAEMON_LOG" || fail "drift: $(cat "$T/dry.out")"
+assert_polling_resumes
 daemon_stop
 
 # A restart with the young cursor: no second expiry.
