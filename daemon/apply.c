@@ -121,7 +121,9 @@ static void emit_cursor_cte(FILE *f, const char *schema)
 }
 
 /*
- * The statement: the log insert first, then one CTE per mirror table fed
+ * The statement: the log insert first, with the subject columns derived
+ * by audit_subjects() (once per event: OFFSET 0 keeps the planner from
+ * repeating it for each of the four), then one CTE per mirror table fed
  * only by the events new to the log, the cursor, and one result row of
  * counts that also feeds the notification.  Parameters as in apply.h.
  */
@@ -139,10 +141,13 @@ char *apply_sql(const char *schema)
     emit_array_params(f, APPLY_FIRST_ARRAY, EVENT_LOG_ARRAYS);
     fprintf(f,
             ") AS e(id, event, created_at, data, context)\n   ORDER BY e.id)\n"
-            ", ins AS (\n  INSERT INTO %s.events (id, event, created_at, data, context, source)\n"
-            "  SELECT id, event, created_at, data, context, $1::text FROM ev\n"
+            ", ins AS (\n  INSERT INTO %s.events (id, event, created_at, data, context, source, "
+            "object_type, object_id, user_id, organization_id)\n"
+            "  SELECT ev.id, ev.event, ev.created_at, ev.data, ev.context, $1::text, s.s[1], "
+            "s.s[2], s.s[3], s.s[4]\n    FROM ev CROSS JOIN LATERAL (SELECT %s.audit_subjects("
+            "ev.event, ev.data) AS s OFFSET 0) s\n"
             "  ON CONFLICT (id) DO NOTHING\n  RETURNING id)\n",
-            schema);
+            schema, schema);
     int param = APPLY_FIRST_ARRAY + EVENT_LOG_ARRAYS;
     for (int t = 0; t < MIRROR_COUNT; t++) {
         emit_mirror_cte(f, schema, (mirror_table_t)t, param);
@@ -223,12 +228,15 @@ char *apply_poison_sql(const char *schema, bool in_log)
     if (in_log)
         fprintf(f,
                 "WITH ins AS (\n  INSERT INTO %s.events (id, event, created_at, data, context, "
-                "source)\n  VALUES ($5::text, $6::text, $7::text::timestamptz, $8::text::jsonb, "
-                "$9::text::jsonb, $1::text)\n  ON CONFLICT (id) DO NOTHING\n  RETURNING id)\n"
+                "source, object_type, object_id, user_id, organization_id)\n  SELECT $5::text, "
+                "$6::text, $7::text::timestamptz, j.data, $9::text::jsonb, $1::text, j.s[1], "
+                "j.s[2], j.s[3], j.s[4]\n    FROM (SELECT d.data, %s.audit_subjects($6::text, "
+                "d.data) AS s FROM (SELECT $8::text::jsonb AS data OFFSET 0) d) j\n"
+                "  ON CONFLICT (id) DO NOTHING\n  RETURNING id)\n"
                 ", p AS (\n  INSERT INTO %s.poison_events AS t (id, event, created_at, source, "
                 "error, sqlstate, in_log)\n  VALUES ($5::text, $6::text, $7::text, $1::text, "
                 "$10::text, $11::text, true)\n",
-                schema, schema);
+                schema, schema, schema);
     else
         fprintf(f,
                 "WITH ins AS (SELECT NULL::text AS id WHERE false)\n"

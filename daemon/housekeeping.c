@@ -5,6 +5,11 @@
  * HK_BATCH rows, so an apply queued behind it waits milliseconds, never a
  * whole prune.  A duty whose batch came back full runs again at once; the
  * store's FIFO lets applies queued meanwhile go first.
+ *
+ * The subject fill has little to do: the apply statement writes the
+ * subject columns itself (migration 009), so only rows written by other
+ * means (by hand, or before that migration) are left for it, and an idle
+ * tick's fill is one index probe of an empty partial index.
  */
 #include "housekeeping.h"
 

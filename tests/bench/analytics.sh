@@ -5,7 +5,8 @@
 #   (a) the daemon's backfill of BENCH_EVENTS generated events (default
 #       200,000) from the emulator, with the rollup trigger on and with it
 #       off, alternately, BENCH_ROUNDS times each (default 3): the cost the
-#       rollups add to the apply transaction, end to end;
+#       rollups add to the apply transaction, end to end, in time and in
+#       PostgreSQL's CPU;
 #   (b) the same cost inside PostgreSQL alone: BENCH_TRIGGER_EVENTS (default
 #       1,000,000) generated authentication events inserted in statements of
 #       1,000 rows (a daemon batch), trigger on and off;
@@ -17,6 +18,7 @@
 #       and the last 365 days of that log, each the best of three runs,
 #       against the 200 ms target.
 # Results are key=value lines on stdout; progress goes to stderr.
+# BENCH_BACKFILL_ONLY=1 stops after (a).
 #
 # The generated log: 200,000 users (activity skewed towards some), 80 %
 # successes; methods password 40 %, oauth 25 %, sso 15 %, magic_auth 10 %,
@@ -49,9 +51,10 @@ last=$(last_event_id "$T/events.api.jsonl")
 
 # backfill SCHEMA on|off: migrates SCHEMA, switches its rollup trigger, runs
 # the daemon from an empty log until the cursor is the last event; prints
-# the ms it took.
+# the ms it took and the clock ticks PostgreSQL used meanwhile (steadier
+# than the time when other work shares the machine).
 backfill() {
-    local schema=$1 mode=$2 t0 c
+    local schema=$1 mode=$2 t0 c pg0
     emu_start "$T/events.jsonl"
     daemon_config database.schema="$schema" workos.rate_limit=1000000 workos.poll_interval=100ms \
         log.level=info
@@ -61,6 +64,7 @@ backfill() {
         sql "alter table $schema.events disable trigger events_rollup"
     fi
     sql "checkpoint"
+    pg0=$(cpu_ticks $(pg_pids))
     t0=$(now_ms)
     daemon_start
     local deadline=$((t0 + 1800 * 1000))
@@ -71,7 +75,7 @@ backfill() {
         [ "$(now_ms)" -lt "$deadline" ] || fail "backfill not done in 30 min"
         sleep 0.05
     done
-    echo $(($(now_ms) - t0))
+    echo "$(($(now_ms) - t0)) $(($(cpu_ticks $(pg_pids)) - pg0))"
     daemon_stop
     emu_stop
     assert_eq "$n_events" "$(sql "select count(*) from $schema.events")" "events in $schema"
@@ -88,12 +92,14 @@ backfill() {
 
 on_ms=()
 off_ms=()
+on_cpu=()
+off_cpu=()
 # Alternate which goes first, so that neither always runs on a warmer server.
 for r in $(seq 1 "$ROUNDS"); do
     for mode in $(if [ $((r % 2)) -eq 1 ]; then echo off on; else echo on off; fi); do
-        ms=$(backfill "bench_$mode" "$mode")
-        if [ "$mode" = on ]; then on_ms+=("$ms"); else off_ms+=("$ms"); fi
-        log "round $r: rollups $mode ${ms} ms"
+        read -r ms ticks <<<"$(backfill "bench_$mode" "$mode")"
+        if [ "$mode" = on ]; then on_ms+=("$ms") on_cpu+=("$ticks"); else off_ms+=("$ms") off_cpu+=("$ticks"); fi
+        log "round $r: rollups $mode ${ms} ms, postgres cpu $ticks ticks"
     done
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
@@ -108,6 +114,14 @@ echo "backfill_rollups_off_events_per_s=$(rate "$n_events" "$off_med")"
 echo "backfill_rollups_on_events_per_s=$(rate "$n_events" "$on_med")"
 awk -v on="$on_med" -v off="$off_med" 'BEGIN {
     printf "backfill_rollups_slowdown_pct=%.1f (target <= 10)\n", (on > 0 ? (1 - off / on) * 100 : 0) }'
+off_cpu_med=$(median "${off_cpu[@]}")
+on_cpu_med=$(median "${on_cpu[@]}")
+hz=$(getconf CLK_TCK)
+awk -v on="$on_cpu_med" -v off="$off_cpu_med" -v hz="$hz" 'BEGIN {
+    printf "backfill_rollups_off_postgres_cpu_s=%.2f\n", off / hz
+    printf "backfill_rollups_on_postgres_cpu_s=%.2f\n", on / hz
+    printf "backfill_rollups_postgres_cpu_slowdown_pct=%.1f\n", (on > 0 ? (1 - off / on) * 100 : 0) }'
+[ "${BENCH_BACKFILL_ONLY:-0}" = 1 ] && exit 0
 
 # --- the generated log ---------------------------------------------------------
 

@@ -4,8 +4,9 @@
 # tombstone each append one row naming the event; a stale update, a
 # duplicate event (also from the webhook side of the same stream, served
 # twice) and an equal re-send append nothing; seq grows in commit order; a
-# LISTEN on workos_changes hears the highest seq committed; the subject
-# columns are filled by audit_fill_subjects in bounded batches.
+# LISTEN on workos_changes hears the highest seq committed; the apply
+# writes the subject columns, and audit_fill_subjects fills those of rows
+# written by other means in bounded batches.
 source "$(dirname "$0")/lib.sh"
 require_bins
 
@@ -107,13 +108,22 @@ n=$(grep 'Asynchronous notification' "$LISTEN_OUT" | grep -vc '"seq"' || true)
 assert_eq 0 "$n" "notifications without seq (a second one per transaction)"
 log "notification: $(grep '"seq"' "$LISTEN_OUT" | tail -n 1)"
 
-# Subjects: filled in bounded batches, then derived as documented.
+# Subjects: written by the apply itself, derived as documented.
+assert_eq 0 "$(sql "select count(*) from workos.events where object_type is null")" "rows the apply left unfilled"
+assert_eq "authentication||user_f1|" "$(sql "select object_type, object_id, user_id, organization_id from workos.events where id = 'evt_feed_003'")" "authentication subjects"
+assert_eq "organization_membership|om_f1|user_f1|org_f1" "$(sql "select object_type, object_id, user_id, organization_id from workos.events where id = 'evt_feed_006'")" "membership subjects"
+assert_eq "user|user_f1|user_f1|" "$(sql "select object_type, object_id, user_id, organization_id from workos.events where id = 'evt_feed_001'")" "user subjects"
+# Rows written by other means are filled in bounded batches (the daemon,
+# whose housekeeping would fill them, is stopped first).
+daemon_stop
+sql "insert into workos.events (id, event, created_at, data, source)
+     select 'evt_sql_' || g, 'session.created', now(), jsonb_build_object('id', 'session_' || g, 'user_id', 'user_f1', 'organization_id', 'org_f1'), 'webhook'
+       from generate_series(1, 7) g" >/dev/null
 assert_eq 7 "$(sql "select count(*) from workos.events where object_type is null")" "unfilled rows"
 assert_eq 5 "$(sql "select workos.audit_fill_subjects(5)")" "first batch"
 assert_eq 2 "$(sql "select workos.audit_fill_subjects(5)")" "second batch"
 assert_eq 0 "$(sql "select workos.audit_fill_subjects(5)")" "nothing left"
-assert_eq "authentication||user_f1|" "$(sql "select object_type, object_id, user_id, organization_id from workos.events where id = 'evt_feed_003'")" "authentication subjects"
-assert_eq "organization_membership|om_f1|user_f1|org_f1" "$(sql "select object_type, object_id, user_id, organization_id from workos.events where id = 'evt_feed_006'")" "membership subjects"
+assert_eq "session|session_3|user_f1|org_f1" "$(sql "select object_type, object_id, user_id, organization_id from workos.events where id = 'evt_sql_3'")" "filled subjects"
 assert_eq "api_key|key_1|user_9|" "$(sql "select array_to_string(workos.audit_subjects('api_key.created', '{\"id\":\"key_1\",\"owner\":{\"type\":\"user\",\"id\":\"user_9\"}}'), '|', '')")" "api key owned by a user"
 assert_eq "api_key|key_2||org_9" "$(sql "select array_to_string(workos.audit_subjects('api_key.created', '{\"id\":\"key_2\",\"owner\":{\"type\":\"organization\",\"id\":\"org_9\"}}'), '|', '')")" "api key owned by an organization"
 assert_eq "invitation|inv_1|user_2|org_3" "$(sql "select array_to_string(workos.audit_subjects('invitation.accepted', '{\"id\":\"inv_1\",\"inviter_user_id\":\"user_1\",\"accepted_user_id\":\"user_2\",\"organization_id\":\"org_3\"}'), '|', '')")" "invitation"
@@ -122,4 +132,3 @@ sql "set enable_seqscan = off; explain select * from workos.events where user_id
     grep -q 'events_user_id_created_at_idx' || fail "the user's trail does not use the index"
 syncd verify >"$T/verify.out" || fail "verify failed: $(cat "$T/verify.out")"
 grep -qx 'state=intact' "$T/verify.out" || fail "verify: $(cat "$T/verify.out")"
-daemon_stop

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The daemon's own audit upkeep, with the real binary: it fills the event
-# log's subject columns in the background, logs the chain's head at
+# The daemon's own audit upkeep, with the real binary: the apply writes
+# the event log's subject columns, housekeeping fills those of rows written
+# by other means in the background, logs the chain's head at
 # [audit] head_log_interval, and prunes past [audit] auth_retention in
 # bounded batches (each with a checkpoint) while [audit] retention keeps
 # the rest; `verify` still passes afterwards.
@@ -15,7 +16,18 @@ daemon_start
 wait_caught_up 120
 
 unfilled() { [ "$(sql "select count(*) from workos.events where object_type is null")" = 0 ]; }
+# The apply wrote every event's subject columns itself.
+assert_eq 0 "$(sql "select count(*) from workos.events where object_type is null")" \
+    "events the apply left without subjects"
+# Rows written by other means are filled behind the daemon, in batches.
+sql "insert into workos.events (id, event, created_at, data, source)
+     select 'evt_hk_' || g, 'session.created', now(),
+            jsonb_build_object('id', 'session_hk_' || g, 'user_id', 'user_hk', 'organization_id', 'org_hk'), 'webhook'
+       from generate_series(1, 2500) g" >/dev/null
 wait_for 30 "every event's subject columns filled" unfilled
+assert_eq "2500" "$(sql "select count(*) from workos.events where id like 'evt\_hk\_%' and object_type = 'session'
+                          and user_id = 'user_hk' and organization_id = 'org_hk' and object_id like 'session_hk_%'")" \
+    "subjects the housekeeping filled"
 wait_for 10 "a logged audit head" grep -q 'event=audit_head link=[0-9]* hash=[0-9a-f]*' "$DAEMON_LOG"
 daemon_stop
 
