@@ -2,7 +2,8 @@
  * audit: `workos-syncd verify` and `workos-syncd forget` on a blocking
  * connection.  The chain itself is written by the triggers of
  * sql/005_audit.sql; verify reads it back link by link, in commit order,
- * through the view audit_verify_links (each link's stored hash and its
+ * through the view audit_verify_walk of sql/010_read_paths.sql (005's
+ * audit_verify_links computed in one plan: each link's stored hash and its
  * rows' digests recomputed from the rows), inside one read-only snapshot,
  * and folds the hashes here with OpenSSL: the database does the per-row
  * work, this file the one inherently sequential part.
@@ -24,7 +25,12 @@
 #include "store.h"
 
 #define HASH_LEN 32
-#define FETCH_SQL "FETCH 2000 FROM audit_walk"
+/*
+ * Links per round trip: a daemon link names up to 1,000 rows (64 KB of
+ * digests in hex), so 2,000 links a fetch held 130 MB at once; 100 hold
+ * under 7 MB and still cost a round trip per 100,000 rows.
+ */
+#define FETCH_SQL "FETCH 100 FROM audit_walk"
 #define EXIT_BROKEN 1
 #define EXIT_ERROR 2
 
@@ -266,7 +272,7 @@ int audit_verify(const config_t *cfg, FILE *out)
 
     if (asprintf(&sql,
                  "DECLARE audit_walk NO SCROLL CURSOR FOR SELECT link, kind, encode(hash, 'hex'), "
-                 "n, first_ref, encode(digests, 'hex'), missing FROM %s.audit_verify_links ORDER "
+                 "n, first_ref, encode(digests, 'hex'), missing FROM %s.audit_verify_walk ORDER "
                  "BY link",
                  schema) < 0)
         goto done;
