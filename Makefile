@@ -81,6 +81,7 @@ bench-now: all tests/emulator/workos-emulator tests/bench/webhook-load
 	bash tests/bench/analytics.sh
 	bash tests/bench/reconcile.sh
 	bash tests/bench/audit.sh
+	bash tests/bench/audit_scale.sh
 
 FORMAT_SRCS = $(filter-out daemon/migrations.c,$(wildcard daemon/*.[ch] tests/*/*.[ch]))
 

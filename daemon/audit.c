@@ -2,7 +2,8 @@
  * audit: `workos-syncd verify` and `workos-syncd forget` on a blocking
  * connection.  The chain itself is written by the triggers of
  * sql/005_audit.sql; verify reads it back link by link, in commit order,
- * through the view audit_verify_links (each link's stored hash and its
+ * through the view audit_verify_walk of sql/010_read_paths.sql (005's
+ * audit_verify_links computed in one plan: each link's stored hash and its
  * rows' digests recomputed from the rows), inside one read-only snapshot,
  * and folds the hashes here with OpenSSL: the database does the per-row
  * work, this file the one inherently sequential part.
@@ -24,7 +25,14 @@
 #include "store.h"
 
 #define HASH_LEN 32
-#define FETCH_SQL "FETCH 2000 FROM audit_walk"
+/*
+ * Links per round trip: a daemon link names up to 1,000 rows (32 KB of
+ * digests; the cursor is BINARY, so they arrive as raw bytes rather than
+ * twice as much hex to encode and decode), so 2,000 links a fetch held
+ * 130 MB at once; 100 hold 3 MB and still cost one round trip per 100,000
+ * rows.
+ */
+#define FETCH_SQL "FETCH 100 FROM audit_walk"
 #define EXIT_BROKEN 1
 #define EXIT_ERROR 2
 
@@ -65,39 +73,6 @@ static bool exec_ok(PGconn *conn, const char *sql, FILE *out)
     return ok;
 }
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-/*
- * Decodes lower-case hex into a new buffer of *len bytes (caller frees).
- * Returns NULL on malformed input or no memory.
- */
-static unsigned char *hex_decode(const char *hex, size_t *len)
-{
-    size_t n = strlen(hex);
-    if (n % 2 != 0)
-        return NULL;
-    unsigned char *dst = malloc(n / 2 + 1);
-    if (dst == NULL)
-        return NULL;
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = hex_val(hex[2 * i]), lo = hex_val(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            free(dst);
-            return NULL;
-        }
-        dst[i] = (unsigned char)(hi << 4 | lo);
-    }
-    *len = n / 2;
-    return dst;
-}
-
 static void hex_encode(const unsigned char *src, size_t len, char *dst)
 {
     static const char digits[] = "0123456789abcdef";
@@ -126,14 +101,14 @@ static void report_broken(FILE *out, long long link, const char *id, const char 
 }
 
 /*
- * One link of the cursor: columns link, kind, hash, n, first_ref, digests,
- * missing (hash and digests in hex).  Returns 1 when it holds, 0 at a
- * broken link (reported), -1 on an internal error (reported).
+ * One link of the cursor, fetched in binary: columns link and n as text,
+ * kind, hash (32 raw bytes), first_ref, digests (raw, concatenated),
+ * missing.  Returns 1 when it holds, 0 at a broken link (reported), -1 on
+ * an internal error (reported).
  */
 static int walk_link(chain_walk_t *w, const PGresult *res, int row, FILE *out)
 {
     long long link = strtoll(PQgetvalue(res, row, 0), NULL, 10);
-    const char *stored = PQgetvalue(res, row, 2);
     const char *first_ref = PQgetvalue(res, row, 4);
     char text[32];
 
@@ -146,23 +121,25 @@ static int walk_link(chain_walk_t *w, const PGresult *res, int row, FILE *out)
         report_broken(out, link, PQgetvalue(res, row, 6), "a row", "none", "row missing");
         return 0;
     }
-    size_t len = 0;
-    unsigned char *digests = hex_decode(PQgetvalue(res, row, 5), &len);
+    const unsigned char *digests = (const unsigned char *)PQgetvalue(res, row, 5);
+    size_t len = PQgetisnull(res, row, 5) ? 0 : (size_t)PQgetlength(res, row, 5);
     unsigned char h[HASH_LEN];
     unsigned int hlen = 0;
-    bool ok = digests != NULL && EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) == 1 &&
+    bool ok = EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) == 1 &&
               EVP_DigestUpdate(w->md, w->prev, w->prev_len) == 1 &&
               EVP_DigestUpdate(w->md, digests, len) == 1 &&
               EVP_DigestFinal_ex(w->md, h, &hlen) == 1 && hlen == HASH_LEN;
-    free(digests);
     if (!ok) {
         fprintf(out, "state=error\nerror=\"cannot hash link %lld\"\n", link);
         return -1;
     }
-    char expected[2 * HASH_LEN + 1];
-    hex_encode(h, HASH_LEN, expected);
-    if (strcmp(expected, stored) != 0) {
-        report_broken(out, link, first_ref, expected, stored, "link hash differs");
+    const unsigned char *stored = (const unsigned char *)PQgetvalue(res, row, 2);
+    size_t stored_len = (size_t)PQgetlength(res, row, 2);
+    if (stored_len != HASH_LEN || memcmp(h, stored, HASH_LEN) != 0) {
+        char expected[2 * HASH_LEN + 1], got[2 * HASH_LEN + 1];
+        hex_encode(h, HASH_LEN, expected);
+        hex_encode(stored, stored_len < HASH_LEN ? stored_len : HASH_LEN, got);
+        report_broken(out, link, first_ref, expected, got, "link hash differs");
         return 0;
     }
     memcpy(w->prev, h, HASH_LEN);
@@ -265,9 +242,9 @@ int audit_verify(const config_t *cfg, FILE *out)
     fprintf(out, "schema=%s\nhead_link=%lld\nhead_hash=%s\n", schema, head_link, head_hash);
 
     if (asprintf(&sql,
-                 "DECLARE audit_walk NO SCROLL CURSOR FOR SELECT link, kind, encode(hash, 'hex'), "
-                 "n, first_ref, encode(digests, 'hex'), missing FROM %s.audit_verify_links ORDER "
-                 "BY link",
+                 "DECLARE audit_walk NO SCROLL BINARY CURSOR FOR SELECT w.link::text, w.kind, "
+                 "w.hash, w.n::text, w.first_ref, w.digests, w.missing FROM %s.audit_verify_walk w "
+                 "ORDER BY w.link",
                  schema) < 0)
         goto done;
     if (!exec_ok(conn, sql, out))

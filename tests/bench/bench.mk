@@ -5,7 +5,7 @@
 
 BENCH_LOAD := tests/bench/webhook-load
 
-.PHONY: bench-webhook bench-audit
+.PHONY: bench-webhook bench-audit bench-audit-scale
 
 $(BENCH_LOAD): tests/bench/webhook_load.c daemon/signature.o daemon/signature.h
 	$(CC) $(CFLAGS) -Idaemon $(LDFLAGS) -o $@ tests/bench/webhook_load.c daemon/signature.o $(LDLIBS)
@@ -19,5 +19,11 @@ bench-webhook: daemon/workos-syncd $(BENCH_LOAD)
 # against disabled, alternating rounds, one PostgreSQL with fsync on.
 bench-audit: daemon/workos-syncd tests/emulator/workos-emulator
 	bash tests/bench/audit.sh
+
+# The audit trail's read side on a log of 5,000,000 events generated in SQL:
+# a user's trail, an _as_of lookup, verify's rate, pruning a month with
+# applies running, and the same month with time partitions.
+bench-audit-scale: daemon/workos-syncd
+	bash tests/bench/audit_scale.sh
 
 CLEAN_EXTRA += $(BENCH_LOAD)

@@ -196,10 +196,13 @@ check_all() {
                        where $SUCC group by 1) f on f.user_id = u.id and f.first_at >= u.created_at
           where u.created_at is not null group by 1"
     # Failures by address and account over instants: ragged ends, whole
-    # days and a whole month (December 2025) in one range; six hours; one day.
+    # days and a whole month (December 2025) in one range; six hours; one
+    # day; most of a month (taken as the month less the days outside).
+    # Each as a whole ranking, as the top 5 in order (the early stop,
+    # ties broken by key), and with no limit.
     local since until
     for range in "2025-11-24 13:17:00+00|2026-01-01 07:00:00+00" "2025-12-03 10:00:00+00|2025-12-03 16:00:00+00" \
-        "2025-12-01 00:00:00+00|2025-12-02 00:00:00+00"; do
+        "2025-12-01 00:00:00+00|2025-12-02 00:00:00+00" "2025-12-02 05:00:00+00|2025-12-30 07:00:00+00"; do
         since=${range%|*}
         until=${range#*|}
         same "auth_failures_by_ip $range" "select * from $S.auth_failures_by_ip('$since', '$until', 100000)" \
@@ -207,6 +210,20 @@ check_all() {
               where $FAIL and created_at >= '$since' and created_at < '$until' group by 1"
         same "auth_failures_by_account $range" \
             "select * from $S.auth_failures_by_account('$since', '$until', 100000)" \
+            "select $ACCOUNT, count(*) from $S.events
+              where $FAIL and $ACCOUNT is not null and created_at >= '$since' and created_at < '$until' group by 1"
+        same "auth_failures_by_ip top 5 $range" \
+            "select row_number() over (), * from $S.auth_failures_by_ip('$since', '$until', 5)" \
+            "select row_number() over (order by count(*) desc, nullif(coalesce(data ->> 'ip_address', ''), '')),
+                    nullif(coalesce(data ->> 'ip_address', ''), ''), count(*) from $S.events
+              where $FAIL and created_at >= '$since' and created_at < '$until' group by 2 order by 1 limit 5"
+        same "auth_failures_by_account top 5 $range" \
+            "select row_number() over (), * from $S.auth_failures_by_account('$since', '$until', 5)" \
+            "select row_number() over (order by count(*) desc, $ACCOUNT), $ACCOUNT, count(*) from $S.events
+              where $FAIL and $ACCOUNT is not null and created_at >= '$since' and created_at < '$until'
+              group by 2 order by 1 limit 5"
+        same "auth_failures_by_account all $range" \
+            "select * from $S.auth_failures_by_account('$since', '$until', NULL)" \
             "select $ACCOUNT, count(*) from $S.events
               where $FAIL and $ACCOUNT is not null and created_at >= '$since' and created_at < '$until' group by 1"
         same "auth_credential_stuffing_recent $range" \
