@@ -5,7 +5,7 @@
 
 BENCH_LOAD := tests/bench/webhook-load
 
-.PHONY: bench-webhook bench-audit
+.PHONY: bench-webhook bench-audit bench-latency
 
 $(BENCH_LOAD): tests/bench/webhook_load.c daemon/signature.o daemon/signature.h
 	$(CC) $(CFLAGS) -Idaemon $(LDFLAGS) -o $@ tests/bench/webhook_load.c daemon/signature.o $(LDLIBS)
@@ -19,5 +19,11 @@ bench-webhook: daemon/workos-syncd $(BENCH_LOAD)
 # against disabled, alternating rounds, one PostgreSQL with fsync on.
 bench-audit: daemon/workos-syncd tests/emulator/workos-emulator
 	bash tests/bench/audit.sh
+
+
+# The backfill from an API 0, 50 and 150 ms away, with fetch windows and on
+# one chain, against the bound the default pacing allows.
+bench-latency: daemon/workos-syncd tests/emulator/workos-emulator
+	bash tests/bench/latency.sh
 
 CLEAN_EXTRA += $(BENCH_LOAD)
