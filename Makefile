@@ -77,6 +77,7 @@ bench: deps
 
 bench-now: all tests/emulator/workos-emulator tests/bench/webhook-load
 	bash tests/bench/run.sh
+	bash tests/bench/latency.sh
 	bash tests/bench/webhook.sh
 	bash tests/bench/analytics.sh
 	bash tests/bench/reconcile.sh

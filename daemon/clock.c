@@ -4,6 +4,7 @@
  */
 #include "clock.h"
 
+#include <stdio.h>
 #include <time.h>
 
 int64_t clock_mono_ms(void)
@@ -113,4 +114,19 @@ bool clock_parse_iso8601(const char *s, int64_t *ms)
     int64_t secs = (int64_t)timegm(&tm) - (int64_t)offset_min * 60;
     *ms = secs * 1000 + frac_ms;
     return true;
+}
+
+const char *clock_format_iso8601(int64_t ms, char *out)
+{
+    int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+    unsigned frac = (unsigned)(ms - secs * 1000) % 1000u;
+    time_t t = (time_t)secs;
+    struct tm tm;
+    size_t n = gmtime_r(&t, &tm) != NULL
+                   ? strftime(out, CLOCK_ISO8601_LEN - 6, "%Y-%m-%dT%H:%M:%S", &tm)
+                   : 0;
+    if (n == 0)
+        n = (size_t)snprintf(out, CLOCK_ISO8601_LEN, "1970-01-01T00:00:00");
+    snprintf(out + n, CLOCK_ISO8601_LEN - n, ".%03uZ", frac);
+    return out;
 }

@@ -35,4 +35,14 @@ struct timeval clock_timeval(int64_t ms);
  */
 bool clock_parse_iso8601(const char *s, int64_t *ms) WUR;
 
+/* Room for clock_format_iso8601's text and its NUL. */
+#define CLOCK_ISO8601_LEN 32
+
+/*
+ * `ms` since the epoch as UTC with milliseconds, 2026-01-31T08:15:00.250Z,
+ * into out (CLOCK_ISO8601_LEN bytes); the text clock_parse_iso8601 reads
+ * back to the same `ms`.  Returns out.
+ */
+const char *clock_format_iso8601(int64_t ms, char *out);
+
 #endif

@@ -30,6 +30,8 @@ typedef struct config {
     char *start_from;           /* "now" or an ISO 8601 time (validated) */
     int64_t request_timeout_ms; /* whole-request limit for API calls */
     int rate_limit;             /* requests per minute, 1..1000000 (WorkOS: 6000) */
+    int fetch_windows;          /* backlog windows fetched at once, at most; 1: one chain */
+    int fetch_ahead;            /* events fetched ahead of the apply by the windows, at most */
     int64_t retention_ms;       /* a cursor whose event is older is expired (WorkOS: 30 days) */
     /* [webhook] */
     char *listen;       /* "host:port", or "" for no webhook server */

@@ -221,6 +221,9 @@ bool event_page_parse(event_page_t *page, const char *body, size_t len, char *er
  */
 bool event_page_follows(const event_page_t *page, int64_t after_ms);
 
+/* An envelope's created_at as ms since the epoch in *ms; false when it has no valid one. */
+bool event_created_ms(const cJSON *envelope, int64_t *ms) WUR;
+
 /* Frees a parsed page; accepts an empty one. */
 void event_page_free(event_page_t *page);
 

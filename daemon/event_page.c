@@ -65,8 +65,7 @@ cJSON *event_parse_json(const char *body, size_t len, char *err, size_t errlen)
     return root;
 }
 
-/* An envelope's created_at, when it has a valid one. */
-static bool event_time(const cJSON *envelope, int64_t *ms)
+bool event_created_ms(const cJSON *envelope, int64_t *ms)
 {
     const cJSON *created = cJSON_GetObjectItemCaseSensitive(envelope, "created_at");
     return cJSON_IsString(created) && clock_parse_iso8601(created->valuestring, ms);
@@ -92,7 +91,7 @@ bool event_page_parse(event_page_t *page, const char *body, size_t len, char *er
     size_t i = 0;
     for (cJSON *e = data->child; e != NULL; e = e->next, i++) {
         int64_t ms;
-        if (!event_time(e, &ms))
+        if (!event_created_ms(e, &ms))
             continue;
         if (ms < prev) {
             snprintf(err, errlen, "events out of order at index %zu", i);
@@ -118,7 +117,7 @@ bool event_page_follows(const event_page_t *page, int64_t after_ms)
     int64_t ms;
     if (page->data == NULL || page->data->child == NULL || after_ms == 0)
         return true;
-    return !event_time(page->data->child, &ms) || ms >= after_ms;
+    return !event_created_ms(page->data->child, &ms) || ms >= after_ms;
 }
 
 void event_page_free(event_page_t *page)

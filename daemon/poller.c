@@ -30,6 +30,7 @@
 #include "poller_fsm.h"
 #include "poller_page.h"
 #include "poller_types.h"
+#include "poller_windows.h"
 
 #define MAX_BODY ((size_t)16 * 1024 * 1024)
 #define BACKOFF_BASE_MS 250
@@ -59,6 +60,15 @@ struct poller {
     poller_apply_t apply; /* the commit side */
     struct event *timer;
     http_request_t *request;
+    windows_t *windows;        /* the backlog fetched as windows at once */
+    bool awaiting;             /* the GET is the windows' next page */
+    bool windows_off;          /* a window's page failed here: one chain until caught up */
+    bool last_page_full;       /* the latest page taken was full: more follow */
+    double ms_per_event;       /* the latest full page's density, for the first window's size */
+    double rtt_ms;             /* round trip of the chain's own pages, smoothed */
+    double apply_us_per_event; /* commit time per event of the latest batches, smoothed */
+    size_t inflight_events;    /* events in the batch being committed */
+    poller_page_tail_t tail;   /* the last events taken, to drop a window's repeats */
 
     poller_types_t *types; /* the configured event types and the URLs built from them */
     char *check_name;      /* the type the check in flight asks about */
@@ -167,6 +177,10 @@ static void rewind_to_committed(poller_t *p)
 {
     http_cancel(p->request);
     p->request = NULL;
+    windows_reset(p->windows);
+    p->awaiting = false;
+    p->last_page_full = false;
+    poller_page_tail_clear(&p->tail);
     event_batch_free(p->pending);
     p->pending = NULL;
     p->pending_ends = false;
@@ -191,10 +205,11 @@ static void fetch_failed(poller_t *p, const char *reason, const char *body, int6
 }
 
 /*
- * Starts GET /events after the last event fetched.  Returns false with
- * `why` filled when the request cannot start (then no callback comes).
+ * Starts GET /events after the last event fetched, on the one chain.
+ * Returns false with `why` filled when the request cannot start (then no
+ * callback comes).
  */
-static WUR bool start_request(poller_t *p, char *why, size_t whylen)
+static WUR bool start_direct(poller_t *p, char *why, size_t whylen)
 {
     char *url = NULL;
     char *v = NULL;
@@ -227,6 +242,28 @@ static WUR bool start_request(poller_t *p, char *why, size_t whylen)
 }
 
 /*
+ * What a page taken means for the chain: the failures are over, and the
+ * next request's cursor moves past its last element.
+ */
+static void took_page(poller_t *p, poller_event_t ev, const poller_page_result_t *page,
+                      int64_t elapsed_ms)
+{
+    backoff_reset(&p->backoff);
+    p->failing_since_ms = 0;
+    p->last_error[0] = '\0';
+    if (page->n > 0 && page->after != NULL)
+        set_str(&p->fetch_after, page->after);
+    p->last_page_full = ev == POLLER_EV_PAGE_FULL;
+    if (page->ms_per_event > 0.0)
+        p->ms_per_event = page->ms_per_event;
+    if (elapsed_ms >= 0)
+        p->rtt_ms =
+            p->rtt_ms > 0.0 ? 0.75 * p->rtt_ms + 0.25 * (double)elapsed_ms : (double)elapsed_ms;
+    log_debug("event=page url=%s n=%zu repeated=%zu ms=%lld after=%s", log_q(p->url), page->n,
+              page->repeated, (long long)elapsed_ms, log_q(p->fetch_after));
+}
+
+/*
  * Reads a response: a failure fills `reason` (and *retry_after_ms) and
  * leaves everything as it was; a page is added to the pending batch and
  * moves the next request's cursor past its last element.  Returns the
@@ -236,8 +273,8 @@ static WUR poller_event_t take_response(poller_t *p, const http_response_t *resp
                                         size_t reasonlen, int64_t *retry_after_ms)
 {
     poller_page_result_t page;
-    poller_event_t ev = poller_page_read(&p->seen, resp, &p->pending, &p->last_fetched_ms, &page,
-                                         reason, reasonlen);
+    poller_event_t ev = poller_page_read(&p->seen, &p->tail, resp, &p->pending, &p->last_fetched_ms,
+                                         &page, reason, reasonlen);
     /* A 4xx naming `after`: the API no longer serves the cursor. */
     if ((ev == POLLER_EV_FETCH_FAILED || ev == POLLER_EV_PAGE_REFUSED) && resp->transport_ok &&
         resp->status >= 400 && resp->status < 500 && resp->status != 429 &&
@@ -253,14 +290,10 @@ static WUR poller_event_t take_response(poller_t *p, const http_response_t *resp
     *retry_after_ms = page.retry_after_ms;
     if (ev != POLLER_EV_PAGE_FULL && ev != POLLER_EV_PAGE_SHORT)
         return ev;
-    backoff_reset(&p->backoff);
-    p->failing_since_ms = 0;
-    p->last_error[0] = '\0';
-    if (page.n > 0 && page.after != NULL)
-        set_str(&p->fetch_after, page.after);
+    if (ev == POLLER_EV_PAGE_SHORT)
+        p->windows_off = false; /* caught up: the next backlog may be fetched in windows */
+    took_page(p, ev, &page, resp->elapsed_ms);
     free(page.after);
-    log_debug("event=page url=%s n=%zu ms=%lld after=%s", log_q(p->url), page.n,
-              (long long)resp->elapsed_ms, log_q(p->fetch_after));
     return ev;
 }
 
@@ -275,6 +308,74 @@ static void on_response(void *arg, const http_response_t *resp)
     poller_event_t ev = take_response(p, resp, reason, sizeof(reason), &retry_after_ms);
     post(p, ev, ev == POLLER_EV_PAGE_SHORT || ev == POLLER_EV_PAGE_FULL ? NULL : reason,
          poller_page_error_body(resp, body, sizeof(body)), NULL, retry_after_ms, NULL);
+}
+
+/*
+ * The windows' next page in stream order, or NULL when they are used up:
+ * then the one chain goes on after the last event taken.  A window's page
+ * never ends the stream, whatever its size; one out of order after the
+ * pages before it ends the windows until the chain has caught up.
+ */
+static void on_window_page(void *arg, const char *body, size_t len, const char *url)
+{
+    poller_t *p = arg;
+    char reason[256];
+    int64_t retry_after_ms;
+
+    p->awaiting = false;
+    if (body == NULL) {
+        p->last_page_full = false; /* windows again only after a full page of the chain's own */
+        if (!start_direct(p, reason, sizeof(reason)))
+            post(p, POLLER_EV_FETCH_FAILED, reason, NULL, NULL, -1, NULL);
+        return;
+    }
+    set_str(&p->url, url);
+    http_response_t resp = {
+        .transport_ok = true, .status = 200, .body = body, .len = len, .retry_after_ms = -1};
+    poller_event_t ev = take_response(p, &resp, reason, sizeof(reason), &retry_after_ms);
+    if (ev != POLLER_EV_PAGE_FULL && ev != POLLER_EV_PAGE_SHORT) {
+        log_warn("event=windows_off url=%s reason=%s note=\"one chain until caught up\"",
+                 log_q(url), log_q(reason));
+        windows_reset(p->windows);
+        p->windows_off = true;
+        post(p, ev, reason, NULL, NULL, -1, NULL);
+        return;
+    }
+    p->last_page_full = true; /* a window's page never ends the stream */
+    post(p, POLLER_EV_PAGE_FULL, NULL, NULL, NULL, -1, NULL);
+}
+
+/*
+ * Whether the next page comes from the windows: they are in use, or the
+ * chain is far enough behind the head for them to be worth it, and its
+ * round trip, not the rate limit or the apply, is what holds it back: a
+ * page takes longer to come than a token to refill or a page to commit.
+ * (Windows cost requests -- each ends with a page not full -- so a chain
+ * that keeps up alone is left alone.)
+ */
+static bool use_windows(poller_t *p)
+{
+    if (windows_active(p->windows))
+        return true;
+    if (p->windows_off || !p->last_page_full)
+        return false;
+    double token_ms = 60000.0 / (double)p->cfg->rate_limit;
+    double apply_ms = p->apply_us_per_event * POLLER_TYPES_PAGE_LIMIT / 1000.0;
+    double bound_ms = token_ms > apply_ms ? token_ms : apply_ms;
+    if (p->rtt_ms < 1.5 * bound_ms)
+        return false;
+    return windows_begin(p->windows, p->fetch_after, p->last_fetched_ms, p->ms_per_event,
+                         clock_wall_ms());
+}
+
+/* Starts the next GET /events: the windows' next page, or one request on the chain. */
+static WUR bool start_request(poller_t *p, char *why, size_t whylen)
+{
+    if (!use_windows(p))
+        return start_direct(p, why, whylen);
+    p->awaiting = true;
+    windows_next(p->windows, on_window_page, p);
+    return true;
 }
 
 /*
@@ -391,6 +492,7 @@ static void hand_over(poller_t *p)
     bool ends = p->pending_ends;
     set_str(&p->inflight, b->last_id);
     p->inflight_created_ms = b->last_created_ms;
+    p->inflight_events = b->n_events;
     p->pending = NULL;
     p->pending_ends = false;
     log_debug("event=apply_start n=%zu cursor=%s", b->n_events, log_q(p->inflight));
@@ -419,6 +521,11 @@ static void committed(poller_t *p, const store_apply_result_t *res)
     p->committed_created_ms = p->inflight_created_ms;
     backoff_reset(&p->apply_backoff);
     p->committed_at_ms = clock_mono_ms();
+    if (p->inflight_events > 0) {
+        double us = (double)res->commit_us / (double)p->inflight_events;
+        p->apply_us_per_event =
+            p->apply_us_per_event > 0.0 ? 0.75 * p->apply_us_per_event + 0.25 * us : us;
+    }
     metrics_cursor_event_time(p->inflight_created_ms);
     p->applied_since_progress += res->inserted;
     log_debug("event=applied cursor=%s inserted=%ld commit_ms=%.1f", log_q(p->committed),
@@ -475,6 +582,8 @@ static void perform(poller_t *p, poller_action_t action, const poller_input_t *i
     case POLLER_DO_CANCEL_REQUEST:
         http_cancel(p->request);
         p->request = NULL;
+        windows_reset(p->windows);
+        p->awaiting = false;
         return;
     case POLLER_DO_LOG_ERROR:
         log_failure(p, in);
@@ -586,7 +695,8 @@ static void handle(poller_t *p, const poller_input_t *in)
         .store_ready = store_ready(p->store),
         .pending_batch = p->pending != NULL,
         .pending_events = p->pending != NULL ? p->pending->n_events : 0,
-        .rate_wait_ms = rate_wait_ms(p, clock_mono_ms()),
+        /* The windows take their own tokens; the next of their pages is free. */
+        .rate_wait_ms = use_windows(p) ? 0 : rate_wait_ms(p, clock_mono_ms()),
     };
     poller_types_facts(p->types, &facts);
     poller_step_t step;
@@ -644,6 +754,22 @@ static void post(poller_t *p, poller_event_t ev, const char *text, const char *b
     p->handling = false;
 }
 
+static const char *hook_url_prefix(void *arg)
+{
+    const poller_t *p = arg;
+    return poller_types_url_prefix(p->types);
+}
+
+static int64_t hook_rate_wait(void *arg)
+{
+    return rate_wait_ms(arg, clock_mono_ms());
+}
+
+static void hook_rate_take(void *arg)
+{
+    rate_take(arg, clock_mono_ms());
+}
+
 poller_t *poller_new(struct event_base *base, const config_t *cfg, store_t *store,
                      http_client_t *http)
 {
@@ -658,12 +784,17 @@ poller_t *poller_new(struct event_base *base, const config_t *cfg, store_t *stor
     p->apply = POLLER_APPLY_IDLE;
     p->timer = evtimer_new(base, on_timer, p);
     p->types = poller_types_new(cfg);
+    windows_hooks_t hooks = {.arg = p,
+                             .url_prefix = hook_url_prefix,
+                             .rate_wait_ms = hook_rate_wait,
+                             .rate_take = hook_rate_take};
+    p->windows = windows_new(base, http, cfg, &hooks);
     p->tokens_at_ms = clock_mono_ms();
     p->progress_at_ms = p->tokens_at_ms;
     p->tokens = 1.0;
     backoff_init(&p->backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
     backoff_init(&p->apply_backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
-    if (p->timer == NULL || p->types == NULL) {
+    if (p->timer == NULL || p->types == NULL || p->windows == NULL) {
         poller_free(p);
         return NULL;
     }
@@ -675,6 +806,8 @@ void poller_free(poller_t *p)
     if (p == NULL)
         return;
     http_cancel(p->request);
+    windows_free(p->windows);
+    poller_page_tail_free(&p->tail);
     if (p->timer != NULL)
         event_free(p->timer);
     event_batch_free(p->pending);
@@ -717,6 +850,7 @@ void poller_set_config(poller_t *p, const config_t *cfg)
     poller_types_free(p->types);
     p->types = types;
     p->cfg = cfg;
+    windows_set_config(p->windows, cfg);
     metrics_event_types_refused(0);
 }
 

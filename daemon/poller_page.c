@@ -15,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "poller_types.h"
+#include "poller_windows.h"
 
 /*
  * Out of memory while a page is read is fatal, as everywhere in the
@@ -96,9 +97,146 @@ static void take_page(poller_page_seen_t *seen, event_batch_t **pending, event_p
     }
 }
 
-poller_event_t poller_page_read(poller_page_seen_t *seen, const http_response_t *resp,
-                                event_batch_t **pending, int64_t *last_fetched_ms,
-                                poller_page_result_t *out, char *reason, size_t reasonlen)
+void poller_page_tail_clear(poller_page_tail_t *tail)
+{
+    for (size_t i = 0; i < tail->n; i++)
+        free(tail->ids[i]);
+    tail->n = 0;
+}
+
+void poller_page_tail_free(poller_page_tail_t *tail)
+{
+    if (tail == NULL)
+        return;
+    poller_page_tail_clear(tail);
+    free(tail->ids);
+    free(tail->ms);
+    tail->ids = NULL;
+    tail->ms = NULL;
+    tail->cap = 0;
+}
+
+static bool in_tail(const poller_page_tail_t *tail, const char *id)
+{
+    for (size_t i = 0; i < tail->n; i++)
+        if (strcmp(tail->ids[i], id) == 0)
+            return true;
+    return false;
+}
+
+/* Drops the page's elements that repeat an event of the tail; returns how many. */
+static size_t drop_repeats(const poller_page_tail_t *tail, event_page_t *page)
+{
+    size_t dropped = 0;
+    if (tail->n == 0)
+        return 0;
+    cJSON *e = page->data->child;
+    while (e != NULL) {
+        cJSON *next = e->next;
+        cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
+        if (cJSON_IsString(id) && in_tail(tail, id->valuestring)) {
+            cJSON_Delete(cJSON_DetachItemViaPointer(page->data, e));
+            dropped++;
+        }
+        e = next;
+    }
+    page->n -= dropped;
+    return dropped;
+}
+
+/* Keeps the tail's and the page's events within the overlap of the newest one taken. */
+static void update_tail(poller_page_tail_t *tail, const cJSON *data, int64_t last_ms)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < tail->n; i++) {
+        if (tail->ms[i] >= last_ms - WINDOWS_OVERLAP_MS) {
+            tail->ids[kept] = tail->ids[i];
+            tail->ms[kept++] = tail->ms[i];
+        } else {
+            free(tail->ids[i]);
+        }
+    }
+    tail->n = kept;
+    for (const cJSON *e = data != NULL ? data->child : NULL; e != NULL; e = e->next) {
+        int64_t ms;
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
+        if (!cJSON_IsString(id) || !event_created_ms(e, &ms) || ms < last_ms - WINDOWS_OVERLAP_MS)
+            continue;
+        if (tail->n == tail->cap) {
+            if (tail->cap >= POLLER_PAGE_TAIL_MAX)
+                return; /* more events in one millisecond than this: the log's key dedupes */
+            size_t cap = tail->cap ? tail->cap * 2 : 16;
+            char **ids = realloc(tail->ids, cap * sizeof(*ids));
+            if (ids != NULL)
+                tail->ids = ids;
+            int64_t *mss = ids != NULL ? realloc(tail->ms, cap * sizeof(*mss)) : NULL;
+            if (mss == NULL)
+                out_of_memory("poller_tail");
+            tail->ms = mss;
+            tail->cap = cap;
+        }
+        if ((tail->ids[tail->n] = strdup(id->valuestring)) == NULL)
+            out_of_memory("poller_tail");
+        tail->ms[tail->n++] = ms;
+    }
+}
+
+/*
+ * A parsed page, which it frees: repeats of the tail dropped, the order
+ * check, the events added (see poller_page_read).
+ */
+static poller_event_t take(poller_page_seen_t *seen, poller_page_tail_t *tail, event_page_t *page,
+                           event_batch_t **pending, int64_t *last_fetched_ms,
+                           poller_page_result_t *out, char *reason, size_t reasonlen)
+{
+    *out = (poller_page_result_t){.n = 0, .after = NULL, .retry_after_ms = -1, .older = false};
+    size_t n = page->n; /* elements as listed: a full page means more may follow */
+    out->repeated = drop_repeats(tail, page);
+    if (!event_page_follows(page, *last_fetched_ms)) {
+        event_page_free(page);
+        out->older = true;
+        snprintf(reason, reasonlen, "events out of order across pages");
+        return POLLER_EV_FETCH_FAILED;
+    }
+
+    /* The last element's id, even if the element itself is unusable:
+     * the cursor must move past it or the stream would stall on it. */
+    cJSON *first = page->data->child;
+    cJSON *last = cJSON_GetArrayItem(page->data, (int)page->n - 1);
+    cJSON *last_id = last ? cJSON_GetObjectItemCaseSensitive(last, "id") : NULL;
+    const char *after =
+        last_id != NULL && cJSON_IsString(last_id) ? last_id->valuestring : page->after;
+    char *fallback = after != NULL ? strdup(after) : NULL;
+    if (after != NULL && fallback == NULL)
+        out_of_memory("poller_copy"); /* a cursor we cannot remember we might skip past */
+    int64_t a, b;
+    if (n >= POLLER_TYPES_PAGE_LIMIT && page->n > 1 && event_created_ms(first, &a) &&
+        event_created_ms(last, &b) && b >= a)
+        out->ms_per_event = (double)(b - a) / (double)(page->n - 1);
+
+    int64_t newest = 0;
+    for (const cJSON *e = page->data->child; e != NULL; e = e->next) {
+        int64_t ms;
+        if (event_created_ms(e, &ms) && ms > newest)
+            newest = ms;
+    }
+    if (newest > 0)
+        update_tail(tail, page->data, newest);
+
+    take_page(seen, pending, page);
+    if (*pending != NULL && (*pending)->n_events > 0)
+        *last_fetched_ms = (*pending)->last_created_ms;
+    event_page_free(page);
+
+    out->n = n;
+    out->after = fallback;
+    return n >= POLLER_TYPES_PAGE_LIMIT ? POLLER_EV_PAGE_FULL : POLLER_EV_PAGE_SHORT;
+}
+
+poller_event_t poller_page_read(poller_page_seen_t *seen, poller_page_tail_t *tail,
+                                const http_response_t *resp, event_batch_t **pending,
+                                int64_t *last_fetched_ms, poller_page_result_t *out, char *reason,
+                                size_t reasonlen)
 {
     event_page_t page;
 
@@ -117,30 +255,5 @@ poller_event_t poller_page_read(poller_page_seen_t *seen, const http_response_t 
     }
     if (!event_page_parse(&page, resp->body, resp->len, reason, reasonlen))
         return POLLER_EV_FETCH_FAILED;
-    if (!event_page_follows(&page, *last_fetched_ms)) {
-        event_page_free(&page);
-        out->older = true;
-        snprintf(reason, reasonlen, "events out of order across pages");
-        return POLLER_EV_FETCH_FAILED;
-    }
-
-    size_t n = page.n;
-    /* The last element's id, even if the element itself is unusable:
-     * the cursor must move past it or the stream would stall on it. */
-    cJSON *last = cJSON_GetArrayItem(page.data, (int)n - 1);
-    cJSON *last_id = last ? cJSON_GetObjectItemCaseSensitive(last, "id") : NULL;
-    const char *after =
-        last_id != NULL && cJSON_IsString(last_id) ? last_id->valuestring : page.after;
-    char *fallback = after != NULL ? strdup(after) : NULL;
-    if (after != NULL && fallback == NULL)
-        out_of_memory("poller_copy"); /* a cursor we cannot remember we might skip past */
-
-    take_page(seen, pending, &page);
-    if (*pending != NULL && (*pending)->n_events > 0)
-        *last_fetched_ms = (*pending)->last_created_ms;
-    event_page_free(&page);
-
-    out->n = n;
-    out->after = fallback;
-    return n >= POLLER_TYPES_PAGE_LIMIT ? POLLER_EV_PAGE_FULL : POLLER_EV_PAGE_SHORT;
+    return take(seen, tail, &page, pending, last_fetched_ms, out, reason, reasonlen);
 }

@@ -25,12 +25,28 @@ typedef struct poller_page_seen {
     size_t n;
 } poller_page_seen_t;
 
+#define POLLER_PAGE_TAIL_MAX 4096 /* ids remembered from the end of the last page, at most */
+
+/*
+ * The ids of the events taken last that lie within WINDOWS_OVERLAP_MS of
+ * the newest of them: the only ones a page of the next fetch window can
+ * repeat (see poller_windows.h).  A page's repeats of them are dropped
+ * before anything else reads it.
+ */
+typedef struct poller_page_tail {
+    char **ids;
+    int64_t *ms;
+    size_t n, cap;
+} poller_page_tail_t;
+
 /* What a page told beyond its events. */
 typedef struct poller_page_result {
     size_t n;               /* elements on the page, usable or not */
     char *after;            /* the id to ask after next, or NULL; the caller frees it */
     int64_t retry_after_ms; /* a 429's or 503's Retry-After, else -1 */
     bool older;             /* the page starts before *last_fetched_ms: out of order */
+    size_t repeated;        /* elements dropped as repeats of the tail */
+    double ms_per_event;    /* a full page's span over its events, 0 when not known */
 } poller_page_result_t;
 
 /*
@@ -44,9 +60,16 @@ typedef struct poller_page_result {
  * *last_fetched_ms is a failure with out->older set.  Out of memory is
  * fatal.
  */
-WUR poller_event_t poller_page_read(poller_page_seen_t *seen, const http_response_t *resp,
-                                    event_batch_t **pending, int64_t *last_fetched_ms,
-                                    poller_page_result_t *out, char *reason, size_t reasonlen);
+WUR poller_event_t poller_page_read(poller_page_seen_t *seen, poller_page_tail_t *tail,
+                                    const http_response_t *resp, event_batch_t **pending,
+                                    int64_t *last_fetched_ms, poller_page_result_t *out,
+                                    char *reason, size_t reasonlen);
+
+/* Forgets the tail (a rewind: the next page follows the cursor); keeps its memory. */
+void poller_page_tail_clear(poller_page_tail_t *tail);
+
+/* Frees the tail's memory; `tail` itself is the caller's. */
+void poller_page_tail_free(poller_page_tail_t *tail);
 
 /*
  * The body of a non-2xx answer, at most `len` - 1 bytes (up to a NUL)

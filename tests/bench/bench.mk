@@ -5,7 +5,7 @@
 
 BENCH_LOAD := tests/bench/webhook-load
 
-.PHONY: bench-webhook bench-audit bench-audit-scale
+.PHONY: bench-webhook bench-audit bench-audit-scale bench-latency
 
 $(BENCH_LOAD): tests/bench/webhook_load.c daemon/signature.o daemon/signature.h
 	$(CC) $(CFLAGS) -Idaemon $(LDFLAGS) -o $@ tests/bench/webhook_load.c daemon/signature.o $(LDLIBS)
@@ -25,5 +25,10 @@ bench-audit: daemon/workos-syncd tests/emulator/workos-emulator
 # applies running, and the same month with time partitions.
 bench-audit-scale: daemon/workos-syncd
 	bash tests/bench/audit_scale.sh
+
+# The backfill from an API 0, 50 and 150 ms away, with fetch windows and on
+# one chain, against the bound the default pacing allows.
+bench-latency: daemon/workos-syncd tests/emulator/workos-emulator
+	bash tests/bench/latency.sh
 
 CLEAN_EXTRA += $(BENCH_LOAD)

@@ -307,6 +307,7 @@ typedef struct {
     bool rate_limited;
     const char *after;
     const char *range_start;
+    const char *range_end;
     const char *limit_raw;
     size_t limit;
     emu_buf_t filter; /* comma list of requested types */
@@ -325,6 +326,8 @@ static void reqlog_write(serve_t *srv, const reqinfo_t *ri)
     emu_buf_logfmt(&b, ri->after);
     emu_buf_adds(&b, " range_start=");
     emu_buf_logfmt(&b, ri->range_start);
+    emu_buf_adds(&b, " range_end=");
+    emu_buf_logfmt(&b, ri->range_end);
     emu_buf_adds(&b, " limit=");
     if (ri->limit)
         emu_buf_printf(&b, "%zu", ri->limit);
@@ -653,6 +656,7 @@ static void handle_events(serve_t *srv, struct evhttp_request *req, const char *
         emu_params_parse(ps, query);
     ri.after = emu_params_get(ps, "after");
     ri.range_start = emu_params_get(ps, "range_start");
+    ri.range_end = emu_params_get(ps, "range_end");
     ri.limit_raw = emu_params_get(ps, "limit");
     ri.limit = parse_limit(ri.limit_raw);
     free(srv->last_after);

@@ -4,6 +4,9 @@
 # mirror converges exactly.
 source "$(dirname "$0")/lib.sh"
 require_bins
+# The one chain (test_windows_faults covers the windows): the next request
+# in the log is the retry of the faulted one.
+FAULT_CONFIG=(workos.fetch_windows=1)
 fault_scenario delay 2 delay_ms=4000
 
 # The retry came after the timeout, not after the held response.

@@ -9,7 +9,8 @@
 # request reaches the emulator between the kill and the takeover, the
 # standby fetched no page before its poller_leader line, and the requests
 # before and after the kill match each daemon's own page count. The run
-# converges exactly.
+# converges exactly. Both poll on one chain (fetch_windows = 1), so that every
+# request is a page the leader logged; windows do not touch the lock.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_extra.sh"
 require_bins
@@ -21,7 +22,7 @@ last=$(last_event_id "$EVENTS")
 
 for x in a b; do
     SYNCD_CONF=$T/syncd-$x.conf
-    daemon_config webhook.listen=127.0.0.1:0 "webhook.secret=$SECRET"
+    daemon_config webhook.listen=127.0.0.1:0 "webhook.secret=$SECRET" workos.fetch_windows=1
 done
 declare -A PID CONF LOGF PORT
 # start_instance X: daemon X with its own config and log.

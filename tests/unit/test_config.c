@@ -279,6 +279,8 @@ static void assert_defaults(const config_t *c)
     ck_assert_str_eq(c->start_from, "snapshot");
     ck_assert_int_eq(c->request_timeout_ms, 30000);
     ck_assert_int_eq(c->rate_limit, 5000);
+    ck_assert_int_eq(c->fetch_windows, 16);
+    ck_assert_int_eq(c->fetch_ahead, 10000);
     ck_assert_int_eq(c->reconcile_rate_limit, 5400);
     ck_assert_str_eq(c->listen, "");
     ck_assert_str_eq(c->webhook_path, "/webhooks/workos");
@@ -341,6 +343,8 @@ START_TEST(every_key_direct)
     ck_assert_str_eq(c.start_from, "2026-01-31T12:30:00.123+01:00");
     ck_assert_int_eq(c.request_timeout_ms, 120000);
     ck_assert_int_eq(c.rate_limit, 600);
+    ck_assert_int_eq(c.fetch_windows, 4);
+    ck_assert_int_eq(c.fetch_ahead, 2500);
     ck_assert_str_eq(c.listen, "[::1]:0");
     ck_assert_str_eq(c.webhook_path, "/hooks/in");
     ck_assert_uint_eq(c.n_secrets, 2);
@@ -716,6 +720,8 @@ static const struct {
      "[workos] rate_limit: ", "\"0\" must be between 1 and 1000000"},
     {"[workos]\nrate_limit = 1000001\n", 2, "[workos] rate_limit: ", "between 1 and 1000000"},
     {"[workos]\nrate_limit = lots\n", 2, "[workos] rate_limit: ", "not a whole number"},
+    {"[workos]\nfetch_windows = 0\n", 2, "[workos] fetch_windows: ", "between 1 and 64"},
+    {"[workos]\nfetch_ahead = 99\n", 2, "[workos] fetch_ahead: ", "between 100 and 1000000"},
     {"[reconcile]\nrate_limit = 0\n", 2, "[reconcile] rate_limit: ", "between 1 and 1000000"},
     {"[reconcile]\nrate_limit = 90/s\n", 2, "[reconcile] rate_limit: ", "not a whole number"},
     {"[workos]\n\napikey = x\n", 3, "[workos] apikey: ", "unknown key (did you mean api_key?)"},

@@ -51,6 +51,30 @@ START_TEST(test_parse_time)
 }
 END_TEST
 
+/* A fetch window's bounds: formatted, then read back to the same millisecond. */
+START_TEST(test_format_time)
+{
+    static const int64_t cases[] = {0,
+                                    1,
+                                    999,
+                                    1000,
+                                    INT64_C(1767225600000) /* 2026-01-01 */,
+                                    INT64_C(1767225600001),
+                                    INT64_C(1796130446580),
+                                    INT64_C(951782400123) /* 2000-02-29 */};
+    char text[CLOCK_ISO8601_LEN];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int64_t back = -1;
+        clock_format_iso8601(cases[i], text);
+        ck_assert_msg(clock_parse_iso8601(text, &back), "%s does not parse", text);
+        ck_assert_msg(back == cases[i], "%lld -> %s -> %lld", (long long)cases[i], text,
+                      (long long)back);
+    }
+    ck_assert_str_eq(clock_format_iso8601(INT64_C(1767225600250), text),
+                     "2026-01-01T00:00:00.250Z");
+}
+END_TEST
+
 static const struct {
     const char *json;
     const char *gone[2]; /* fields that must be removed from data */
@@ -910,6 +934,7 @@ Suite *unit_suite(void)
     Suite *s = suite_create("event");
     TCase *tc = tcase_create("event");
     tcase_add_loop_test(tc, test_parse_time, 0, sizeof(time_cases) / sizeof(time_cases[0]));
+    tcase_add_test(tc, test_format_time);
     tcase_add_loop_test(tc, test_scrub, 0, sizeof(scrub_cases) / sizeof(scrub_cases[0]));
     tcase_add_test(tc, test_recorded_events);
     tcase_add_loop_test(tc, test_batch_add, 0, sizeof(add_cases) / sizeof(add_cases[0]));

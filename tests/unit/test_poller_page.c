@@ -7,6 +7,11 @@
  * A failure must abort the process -- before poller_page_read() returns a
  * cursor -- and with allocation working the same page is taken whole.
  *
+ * The tail: a fetch window's first page may repeat the events the window
+ * before it ended with (their boundaries overlap by a millisecond); those
+ * repeats are dropped and the page still follows, while an event from
+ * further back is still an order failure.
+ *
  * The abort cases need Check's fork mode: with CK_FORK=no (as under
  * `make unit-valgrind`) a raised signal would end the whole run, so they
  * are left out then and only the whole-page case runs.
@@ -58,31 +63,103 @@ event_status_t __wrap_event_batch_add(event_batch_t *b, cJSON *envelope, char *w
 static const char page_body[] = "{\"object\":\"list\",\"data\":[" EV1 "," EV2 "," EV3 "],"
                                 "\"list_metadata\":{\"before\":null,\"after\":\"event_03\"}}";
 
-/* Reads page_body as poller.c does; returns what poller_page_read() returned. */
-static poller_event_t read_page(event_batch_t **pending, int64_t *last_ms,
-                                poller_page_result_t *out)
-{
-    poller_page_seen_t seen = {.n = 0};
-    http_response_t resp = {.transport_ok = true,
-                            .status = 200,
-                            .body = page_body,
-                            .len = sizeof(page_body) - 1,
-                            .retry_after_ms = -1,
-                            .error = NULL,
-                            .elapsed_ms = 1};
-    char reason[256] = "";
-    poller_event_t ev =
-        poller_page_read(&seen, &resp, pending, last_ms, out, reason, sizeof(reason));
-    poller_page_seen_free(&seen);
-    return ev;
-}
-
 static void reset_faults(void)
 {
     fail_new = false;
     fail_add_at = 0;
     add_calls = 0;
 }
+
+/* Reads `body` as poller.c does, with `tail`; returns what poller_page_read() returned. */
+static poller_event_t read_body(const char *body, poller_page_tail_t *tail, event_batch_t **pending,
+                                int64_t *last_ms, poller_page_result_t *out)
+{
+    poller_page_seen_t seen = {.n = 0};
+    http_response_t resp = {.transport_ok = true,
+                            .status = 200,
+                            .body = body,
+                            .len = strlen(body),
+                            .retry_after_ms = -1,
+                            .error = NULL,
+                            .elapsed_ms = 1};
+    char reason[256] = "";
+    poller_event_t ev =
+        poller_page_read(&seen, tail, &resp, pending, last_ms, out, reason, sizeof(reason));
+    poller_page_seen_free(&seen);
+    return ev;
+}
+
+/* Reads page_body with a tail of its own. */
+static poller_event_t read_page(event_batch_t **pending, int64_t *last_ms,
+                                poller_page_result_t *out)
+{
+    poller_page_tail_t tail = {0};
+    poller_event_t ev = read_body(page_body, &tail, pending, last_ms, out);
+    poller_page_tail_free(&tail);
+    return ev;
+}
+
+/* The next window's first page: event_03 again (same millisecond as its
+ * twin), event_03b in the same millisecond, then event_04. */
+#define EV3B EV("event_03b", "2026-01-01T00:00:03.000Z")
+#define EV4 EV("event_04", "2026-01-01T00:00:04.000Z")
+static const char next_window_page[] = "{\"object\":\"list\",\"data\":[" EV3 "," EV3B "," EV4 "],"
+                                       "\"list_metadata\":{\"before\":null,\"after\":null}}";
+/* A page that starts two seconds back: not a repeat of the tail. */
+static const char older_page[] = "{\"object\":\"list\",\"data\":[" EV1 "," EV4 "],"
+                                 "\"list_metadata\":{\"before\":null,\"after\":null}}";
+
+/* A window's repeat of the last event taken is dropped; the rest is taken in order. */
+START_TEST(test_window_repeat_dropped)
+{
+    reset_faults();
+    poller_page_tail_t tail = {0};
+    event_batch_t *pending = NULL;
+    int64_t last_ms = 0;
+    poller_page_result_t out;
+    ck_assert_int_eq(read_body(page_body, &tail, &pending, &last_ms, &out), POLLER_EV_PAGE_SHORT);
+    ck_assert_uint_eq(out.repeated, 0);
+    free(out.after);
+    ck_assert_int_eq(read_body(next_window_page, &tail, &pending, &last_ms, &out),
+                     POLLER_EV_PAGE_SHORT);
+    ck_assert_uint_eq(out.repeated, 1);
+    ck_assert_uint_eq(out.n, 3); /* as listed: a full page still means more may follow */
+    ck_assert_str_eq(out.after, "event_04");
+    ck_assert_uint_eq(pending->n_events, 5);
+    ck_assert_str_eq(pending->last_id, "event_04");
+    free(out.after);
+
+    /* The same page once more: every event is now a repeat or older than the tail. */
+    ck_assert_int_eq(read_body(next_window_page, &tail, &pending, &last_ms, &out),
+                     POLLER_EV_FETCH_FAILED);
+    ck_assert(out.older);
+    ck_assert_uint_eq(out.repeated, 1); /* event_04 only: the others left the tail */
+    ck_assert_uint_eq(pending->n_events, 5);
+    event_batch_free(pending);
+    poller_page_tail_free(&tail);
+}
+END_TEST
+
+/* An event from before the overlap is no repeat: the page is out of order. */
+START_TEST(test_older_than_tail_refused)
+{
+    reset_faults();
+    poller_page_tail_t tail = {0};
+    event_batch_t *pending = NULL;
+    int64_t last_ms = 0;
+    poller_page_result_t out;
+    ck_assert_int_eq(read_body(page_body, &tail, &pending, &last_ms, &out), POLLER_EV_PAGE_SHORT);
+    free(out.after);
+    ck_assert_int_eq(read_body(older_page, &tail, &pending, &last_ms, &out),
+                     POLLER_EV_FETCH_FAILED);
+    ck_assert(out.older);
+    ck_assert_uint_eq(out.repeated, 0);
+    ck_assert_ptr_null(out.after);
+    ck_assert_uint_eq(pending->n_events, 3);
+    event_batch_free(pending);
+    poller_page_tail_free(&tail);
+}
+END_TEST
 
 /* With allocation working the page is taken whole and the cursor is its last id. */
 START_TEST(test_page_taken_whole)
@@ -150,5 +227,9 @@ Suite *unit_suite(void)
         tcase_add_loop_test_raise_signal(tc, test_batch_add_nomem_aborts, SIGABRT, 0, 3);
     }
     suite_add_tcase(s, tc);
+    TCase *tail = tcase_create("tail");
+    tcase_add_test(tail, test_window_repeat_dropped);
+    tcase_add_test(tail, test_older_than_tail_refused);
+    suite_add_tcase(s, tail);
     return s;
 }
