@@ -8,6 +8,11 @@
 #   (b) the daemon's end-to-end backfill from the emulator (rate limit lifted
 #       requests/min, poll_interval 100ms) until sync_state.cursor is the
 #       last event id;
+#   (c) the honest limit: COPY of the same events into a freshly migrated
+#       workos.events (every index and trigger as migrated) plus each mirror
+#       row once, in its final state (the rows the backfill left), into the
+#       migrated mirror tables, timed together: the same rows the daemon
+#       writes, without the upserts, the duplicates and the batches;
 # and the daemon's peak RSS (VmHWM) for N and for N/4 events, to show that
 # memory does not grow with the backlog. Results are key=value lines on
 # stdout; progress goes to stderr.
@@ -20,7 +25,14 @@
 # starts right after a CHECKPOINT, so no run inherits another's dirty
 # buffers or pays for a checkpoint that another run's WAL brought on.
 #
-#   BENCH_EVENTS   N (default 200000)
+#   BENCH_EVENTS    N (default 200000)
+#   BENCH_TRIGGERS  "off" disables every trigger of the event log and the
+#                   mirror tables (audit chain, change feed, rollups) in each
+#                   schema the run writes, for the daemon and the honest COPY
+#                   alike (default "on": as migrated)
+#   BENCH_BASELINE  another workos-syncd binary (an older build): its backfill
+#                   of the same N runs too, right before the daemon's, and is
+#                   printed as baseline_* next to it
 #
 # `run.sh audit` measures instead the audit trail's cost on the same
 # backfill: migration 005's triggers on against disabled, alternating, in
@@ -33,6 +45,11 @@ require_bins
 N=${BENCH_EVENTS:-200000}
 Q=$((N / 4))
 [ "$N" -ge 400 ] || fail "BENCH_EVENTS must be at least 400"
+
+TRIGGERS=${BENCH_TRIGGERS:-on}
+case $TRIGGERS in on | off) ;; *) fail "BENCH_TRIGGERS must be on or off" ;; esac
+BASELINE=${BENCH_BASELINE:-}
+[ -z "$BASELINE" ] || [ -x "$BASELINE" ] || fail "BENCH_BASELINE $BASELINE is not executable"
 
 pg_start --fsync
 sql "show fsync" | grep -qx on || fail "fsync is not on"
@@ -89,6 +106,18 @@ copy_ms=$(time_copy bare)
 log "timing COPY of $n_events rows into a table with the event log's indexes"
 copy_idx_ms=$(time_copy indexed)
 
+# migrate_schema SCHEMA: migrates SCHEMA and, with BENCH_TRIGGERS=off,
+# disables the triggers of its event log and mirror tables.
+migrate_schema() {
+    daemon_migrate
+    [ "$TRIGGERS" = off ] || return 0
+    local t s="alter table $1.events disable trigger user;"
+    for t in $MIRROR_TABLES; do
+        s+="alter table $1.$t disable trigger user;"
+    done
+    sql "$s"
+}
+
 # (b) the daemon, once for N/4 events and once for N, each into its own
 # schema from its own emulator.
 # backfill SERVED_FILE API_FILE SCHEMA: sets BF_MS (start to caught up),
@@ -102,7 +131,7 @@ backfill() {
     BF_LOG_FROM=$(($(reqlog_lines) + 1))
     daemon_config database.schema="$schema" workos.rate_limit=1000000 workos.poll_interval=100ms \
         log.level=info
-    daemon_migrate
+    migrate_schema "$schema"
     sql "checkpoint"
     local t0 pg0 emu0
     pg0=$(cpu_ticks $(pg_pids))
@@ -118,6 +147,16 @@ backfill() {
         sleep 0.05
     done
     BF_MS=$(($(now_ms) - t0))
+    # The audit trail's subject columns are filled behind the applies (the
+    # daemon's housekeeping): how many were still open when the cursor
+    # arrived, and when the last was filled (the backfill's work all done).
+    BF_UNFILLED=$(sql "select count(*) from $schema.events where object_type is null")
+    while [ "$(sql "select count(*) from $schema.events where object_type is null")" != 0 ]; do
+        daemon_alive || fail "daemon exited during the fill"
+        [ "$(now_ms)" -lt "$deadline" ] || fail "fill of $file not done in 30 min"
+        sleep 0.05
+    done
+    BF_FILLED_MS=$(($(now_ms) - t0))
     BF_CPU_DAEMON=$(cpu_ticks "$DAEMON_PID")
     BF_CPU_PG=$(($(cpu_ticks $(pg_pids)) - pg0))
     BF_CPU_EMU=$(($(cpu_ticks "$EMU_PID") - emu0))
@@ -135,12 +174,54 @@ backfill "$T/events-q.jsonl" "$T/events-q.api.jsonl" bench_quarter
 q_ms=$BF_MS
 q_hwm=$BF_HWM_KIB
 q_events=$(count_events "$T/events-q.api.jsonl")
+if [ -n "$BASELINE" ]; then
+    SYNCD_NEW=$SYNCD
+    SYNCD=$BASELINE
+    backfill "$T/events.jsonl" "$T/events.api.jsonl" bench_baseline
+    SYNCD=$SYNCD_NEW
+    b_ms=$BF_MS
+    b_unfilled=$BF_UNFILLED
+    b_filled_ms=$BF_FILLED_MS
+    b_cpu="$BF_CPU_DAEMON $BF_CPU_PG $BF_CPU_EMU"
+fi
 backfill "$T/events.jsonl" "$T/events.api.jsonl" bench_full
 d_ms=$BF_MS
+d_unfilled=$BF_UNFILLED
+d_filled_ms=$BF_FILLED_MS
 d_hwm=$BF_HWM_KIB
 d_requests=${BF_REQ% *}
 d_cpu="$BF_CPU_DAEMON $BF_CPU_PG $BF_CPU_EMU"
 d_req_interval=${BF_REQ#* }
+
+# (c) the honest limit. The mirror rows in their final state are the ones
+# the backfill left (not timed: written out first); a freshly migrated
+# schema takes the events and those rows by COPY, in one psql session, each
+# COPY its own transaction, and the sum of their times is the limit.
+log "preparing the honest COPY input from the backfill's mirror rows"
+mirror_rows=0
+for t in $MIRROR_TABLES; do
+    sql "\\copy (select * from bench_full.$t) to '$T/$t.copy'"
+    mirror_rows=$((mirror_rows + $(sql "select count(*) from bench_full.$t")))
+done
+daemon_config database.schema=bench_honest
+migrate_schema bench_honest
+{
+    echo '\timing on'
+    echo "\\copy bench_honest.events (id, event, created_at, data, context, source, received_at) from '$T/events.copy'"
+    for t in $MIRROR_TABLES; do
+        echo "\\copy bench_honest.$t from '$T/$t.copy'"
+    done
+} >"$T/honest.sql"
+log "timing the honest COPY: $n_events events and $mirror_rows mirror rows into a migrated schema (triggers $TRIGGERS)"
+sql "checkpoint"
+honest_out=$(q -f "$T/honest.sql")
+honest_ms=$(printf '%s\n' "$honest_out" | awk '/^Time: / { ms += $2; n++ } END { if (n == 7) printf "%.3f", ms }')
+honest_parts=$(printf '%s\n' "$honest_out" | awk '/^Time: / { printf "%s%.0f", (n++ ? " " : ""), $2 }')
+[ -n "$honest_ms" ] || fail "could not read the honest COPY times from: $honest_out"
+assert_eq "$n_events" "$(sql "select count(*) from bench_honest.events")" "events copied"
+for t in $MIRROR_TABLES; do
+    assert_eq "$(sql "select count(*) from bench_full.$t")" "$(sql "select count(*) from bench_honest.$t")" "$t rows copied"
+done
 
 rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", (ms > 0 ? n * 1000 / ms : 0) }'; }
 copy_rate=$(rate "$n_events" "$copy_ms")
@@ -148,19 +229,38 @@ copy_idx_rate=$(rate "$n_events" "$copy_idx_ms")
 daemon_rate=$(rate "$n_events" "$d_ms")
 q_rate=$(rate "$q_events" "$q_ms")
 
+honest_rate=$(rate "$n_events" "$honest_ms")
+
 echo "events=$n_events"
+echo "triggers=$TRIGGERS"
 echo "postgres_fsync=on"
 echo "postgres_synchronous_commit=on"
 printf 'copy_seconds=%.3f\n' "$(awk -v ms="$copy_ms" 'BEGIN { print ms / 1000 }')"
 echo "copy_events_per_s=$copy_rate"
 echo "copy_with_log_indexes_events_per_s=$copy_idx_rate"
+echo "honest_copy_mirror_rows=$mirror_rows"
+printf 'honest_copy_seconds=%.3f\n' "$(awk -v ms="$honest_ms" 'BEGIN { print ms / 1000 }')"
+echo "honest_copy_events_per_s=$honest_rate"
+echo "honest_copy_ms_by_table=$honest_parts (events $MIRROR_TABLES)"
 printf 'daemon_seconds=%.3f\n' "$(awk -v ms="$d_ms" 'BEGIN { print ms / 1000 }')"
 echo "daemon_events_per_s=$daemon_rate"
+echo "daemon_unfilled_subjects_at_caught_up=$d_unfilled"
+echo "daemon_events_per_s_to_subjects_filled=$(rate "$n_events" "$d_filled_ms")"
 echo "daemon_rate_limit_requests_per_min=1000000"
 echo "daemon_requests=$d_requests"
 echo "daemon_mean_ms_between_requests=$d_req_interval"
 awk -v d="$daemon_rate" -v c="$copy_rate" 'BEGIN { printf "ratio_daemon_over_copy=%.3f\n", (c > 0 ? d / c : 0) }'
 awk -v d="$daemon_rate" -v c="$copy_idx_rate" 'BEGIN { printf "ratio_daemon_over_copy_with_log_indexes=%.3f\n", (c > 0 ? d / c : 0) }'
+awk -v d="$daemon_rate" -v c="$honest_rate" 'BEGIN { printf "ratio_daemon_over_honest_copy=%.3f\n", (c > 0 ? d / c : 0) }'
+if [ -n "$BASELINE" ]; then
+    baseline_rate=$(rate "$n_events" "$b_ms")
+    echo "baseline_events_per_s=$baseline_rate"
+    echo "baseline_unfilled_subjects_at_caught_up=$b_unfilled"
+    echo "baseline_events_per_s_to_subjects_filled=$(rate "$n_events" "$b_filled_ms")"
+    awk -v d="$baseline_rate" -v c="$copy_rate" 'BEGIN { printf "baseline_ratio_over_copy=%.3f\n", (c > 0 ? d / c : 0) }'
+    awk -v d="$baseline_rate" -v c="$honest_rate" 'BEGIN { printf "baseline_ratio_over_honest_copy=%.3f\n", (c > 0 ? d / c : 0) }'
+    awk -v d="$daemon_rate" -v b="$baseline_rate" 'BEGIN { printf "daemon_over_baseline=%.3f\n", (b > 0 ? d / b : 0) }'
+fi
 # Where the CPU went during the backfill, per event, and the rate that much
 # CPU allows on this machine's cores if every one were kept busy: a ceiling
 # for any design doing the same work, whatever its parallelism.
@@ -173,6 +273,17 @@ awk -v cpu="$d_cpu" -v hz="$(getconf CLK_TCK)" -v n="$n_events" -v cores="$(npro
         ceiling = (us > 0 ? cores * 1e6 / us : 0)
         printf "cpu_ceiling_events_per_s=%.0f\n", ceiling
         printf "cpu_ceiling_ratio_over_copy=%.3f\n", (c > 0 ? ceiling / c : 0) }'
+if [ -n "$BASELINE" ]; then
+    awk -v cpu="$b_cpu" -v hz="$(getconf CLK_TCK)" -v n="$n_events" 'BEGIN {
+        split(cpu, t, " ")
+        printf "baseline_cpu_us_per_event=%.1f (daemon %.1f, postgres %.1f, emulator %.1f)\n",
+            (t[1] + t[2] + t[3]) * 1e6 / hz / n, t[1] * 1e6 / hz / n, t[2] * 1e6 / hz / n,
+            t[3] * 1e6 / hz / n }'
+fi
+awk -v cpu="$d_cpu" -v hz="$(getconf CLK_TCK)" -v n="$n_events" 'BEGIN {
+    split(cpu, t, " ")
+    printf "cpu_us_per_event_by_process=daemon %.1f, postgres %.1f, emulator %.1f\n",
+        t[1] * 1e6 / hz / n, t[2] * 1e6 / hz / n, t[3] * 1e6 / hz / n }'
 echo "daemon_peak_rss_kib_at_n=$d_hwm"
 echo "quarter_events=$q_events"
 echo "daemon_events_per_s_at_quarter=$q_rate"
