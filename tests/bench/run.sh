@@ -33,6 +33,8 @@
 #   BENCH_BASELINE  another workos-syncd binary (an older build): its backfill
 #                   of the same N runs too, right before the daemon's, and is
 #                   printed as baseline_* next to it
+#   BENCH_ROUNDS    full backfills per build (default 1; alternating with the
+#                   baseline's); the fastest of each is reported
 #
 # `run.sh audit` measures instead the audit trail's cost on the same
 # backfill: migration 005's triggers on against disabled, alternating, in
@@ -49,6 +51,8 @@ Q=$((N / 4))
 TRIGGERS=${BENCH_TRIGGERS:-on}
 case $TRIGGERS in on | off) ;; *) fail "BENCH_TRIGGERS must be on or off" ;; esac
 BASELINE=${BENCH_BASELINE:-}
+ROUNDS=${BENCH_ROUNDS:-1}
+[ "$ROUNDS" -ge 1 ] 2>/dev/null || fail "BENCH_ROUNDS must be a positive number"
 [ -z "$BASELINE" ] || [ -x "$BASELINE" ] || fail "BENCH_BASELINE $BASELINE is not executable"
 
 pg_start --fsync
@@ -174,24 +178,34 @@ backfill "$T/events-q.jsonl" "$T/events-q.api.jsonl" bench_quarter
 q_ms=$BF_MS
 q_hwm=$BF_HWM_KIB
 q_events=$(count_events "$T/events-q.api.jsonl")
-if [ -n "$BASELINE" ]; then
-    SYNCD_NEW=$SYNCD
-    SYNCD=$BASELINE
-    backfill "$T/events.jsonl" "$T/events.api.jsonl" bench_baseline
-    SYNCD=$SYNCD_NEW
-    b_ms=$BF_MS
-    b_unfilled=$BF_UNFILLED
-    b_filled_ms=$BF_FILLED_MS
-    b_cpu="$BF_CPU_DAEMON $BF_CPU_PG $BF_CPU_EMU"
-fi
-backfill "$T/events.jsonl" "$T/events.api.jsonl" bench_full
-d_ms=$BF_MS
-d_unfilled=$BF_UNFILLED
-d_filled_ms=$BF_FILLED_MS
-d_hwm=$BF_HWM_KIB
-d_requests=${BF_REQ% *}
-d_cpu="$BF_CPU_DAEMON $BF_CPU_PG $BF_CPU_EMU"
-d_req_interval=${BF_REQ#* }
+# The full backfill, ROUNDS times (alternating with the baseline's), each
+# into a fresh schema; the fastest round of each build counts.
+for round in $(seq 1 "$ROUNDS"); do
+    if [ -n "$BASELINE" ]; then
+        sql "drop schema if exists bench_baseline cascade"
+        SYNCD_NEW=$SYNCD
+        SYNCD=$BASELINE
+        backfill "$T/events.jsonl" "$T/events.api.jsonl" bench_baseline
+        SYNCD=$SYNCD_NEW
+        if [ "$round" = 1 ] || [ "$BF_MS" -lt "$b_ms" ]; then
+            b_ms=$BF_MS
+            b_unfilled=$BF_UNFILLED
+            b_filled_ms=$BF_FILLED_MS
+            b_cpu="$BF_CPU_DAEMON $BF_CPU_PG $BF_CPU_EMU"
+        fi
+    fi
+    sql "drop schema if exists bench_full cascade"
+    backfill "$T/events.jsonl" "$T/events.api.jsonl" bench_full
+    if [ "$round" = 1 ] || [ "$BF_MS" -lt "$d_ms" ]; then
+        d_ms=$BF_MS
+        d_unfilled=$BF_UNFILLED
+        d_filled_ms=$BF_FILLED_MS
+        d_hwm=$BF_HWM_KIB
+        d_requests=${BF_REQ% *}
+        d_cpu="$BF_CPU_DAEMON $BF_CPU_PG $BF_CPU_EMU"
+        d_req_interval=${BF_REQ#* }
+    fi
+done
 
 # (c) the honest limit. The mirror rows in their final state are the ones
 # the backfill left (not timed: written out first); a freshly migrated
@@ -233,6 +247,7 @@ honest_rate=$(rate "$n_events" "$honest_ms")
 
 echo "events=$n_events"
 echo "triggers=$TRIGGERS"
+echo "rounds=$ROUNDS"
 echo "postgres_fsync=on"
 echo "postgres_synchronous_commit=on"
 printf 'copy_seconds=%.3f\n' "$(awk -v ms="$copy_ms" 'BEGIN { print ms / 1000 }')"
