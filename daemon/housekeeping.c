@@ -74,7 +74,7 @@ static void on_done(void *arg, const store_reply_t *r);
 
 static void run(housekeeping_t *h, hk_state_t next, const char *sql, int n_params)
 {
-    store_query_t q = {.sql = sql, .n_params = n_params, .values = h->values, .aside = true};
+    store_query_t q = {.sql = sql, .n_params = n_params, .values = h->values};
     h->state = next;
     store_run(h->store, &q, on_done, h);
 }

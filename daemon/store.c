@@ -9,14 +9,6 @@
  * A job is a statement and a callback; the store runs the jobs one at a
  * time in the order they came, and hands each callback its result.  What
  * the statements mean is their owners' business (apply.c, store_sync.c).
- *
- * Jobs marked `aside` (housekeeping: bounded statements ordered with
- * nothing) go to a second connection, the aside link, so that they run on
- * another backend while the applies keep the first one busy.  The aside
- * link is a store of its own, made on the first aside job: it never
- * migrates (it waits for a current schema), prepares nothing, holds no
- * lock and tells nobody when it comes or goes.  While it is not ready,
- * aside jobs run on the main connection as any other job.
  */
 #include "store.h"
 
@@ -87,9 +79,6 @@ struct store {
     PGresult *result; /* first result of the query in flight */
     char error[512];  /* first error of the query in flight */
     char sqlstate[6]; /* its SQLSTATE, "" when none */
-    bool is_aside;    /* this store is another's aside link */
-    const char *tag;  /* the prefix of its log events: "db", or "db_aside" */
-    store_t *aside;   /* the aside link, once an aside job asked for it */
 };
 
 static void store_drive(evutil_socket_t fd, short what, void *arg);
@@ -151,7 +140,7 @@ static void disconnect_with(store_t *s, const char *why, job_t *first,
     char err[600];
 
     snprintf(err, sizeof(err), "database: %s", why);
-    log_warn("event=%s_disconnected state=%d host=%s error=%s", s->tag, (int)s->state,
+    log_warn("event=db_disconnected state=%d host=%s error=%s", (int)s->state,
              log_q(s->conn != NULL ? PQhost(s->conn) : NULL), log_q(why));
     watch_socket(s, 0);
     evtimer_del(s->ev_timer);
@@ -220,7 +209,7 @@ static void track_host(store_t *s)
     if (s->host_seen[0] != '\0')
         s->host_index++;
     snprintf(s->host_seen, sizeof(s->host_seen), "%s", seen);
-    log_debug("event=%s_connecting host=%s", s->tag, log_q(seen));
+    log_debug("event=db_connecting host=%s", log_q(seen));
     arm_timer(s, s->connect_timeout_ms);
 }
 
@@ -318,10 +307,10 @@ static void prepare_next(store_t *s)
     s->state = STORE_IDLE;
     s->ready_at_ms = clock_mono_ms();
     evtimer_del(s->ev_timer);
-    if (s->connected_before && !s->is_aside)
+    if (s->connected_before)
         metrics_db_reconnect();
     s->connected_before = true;
-    log_info("event=%s_ready schema=%s", s->tag, log_q(s->cfg->schema));
+    log_info("event=db_ready schema=%s", log_q(s->cfg->schema));
     if (s->cb.ready != NULL)
         s->cb.ready(s->cb.arg);
     run_next(s);
@@ -343,11 +332,6 @@ static void query_done(store_t *s)
             s->version = (int)strtol(PQgetvalue(s->result, 0, 0), NULL, 10);
         PQclear(s->result);
         s->result = NULL;
-        if (s->version < store_schema_latest() && s->is_aside) {
-            /* The main connection migrates; this one comes back later. */
-            disconnect(s, "schema not current yet");
-            return;
-        }
         if (s->version < store_schema_latest()) {
             int count;
             char *sql = store_schema_migration_sql(s->cfg->schema, s->version, &count);
@@ -454,7 +438,7 @@ static void continue_connect(store_t *s)
             disconnect(s, err);
             return;
         }
-        log_info("event=%s_connected host=%s port=%s", s->tag, log_q(PQhost(s->conn)),
+        log_info("event=db_connected host=%s port=%s", log_q(PQhost(s->conn)),
                  log_q(PQport(s->conn)));
         send_or_disconnect(s, PQsendQuery(s->conn, s->version_sql), STORE_CHECKING);
         return;
@@ -548,9 +532,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* A store, or (`is_aside`) the aside link of one; see store_new. */
-static store_t *store_make(struct event_base *base, const config_t *cfg,
-                           const store_callbacks_t *cb, bool is_aside, char *err, size_t errlen)
+store_t *store_new(struct event_base *base, const config_t *cfg, const store_callbacks_t *cb,
+                   char *err, size_t errlen)
 {
     store_t *s = calloc(1, sizeof(*s));
     if (s == NULL) {
@@ -560,8 +543,6 @@ static store_t *store_make(struct event_base *base, const config_t *cfg,
     s->base = base;
     s->cfg = cfg;
     s->cb = *cb;
-    s->is_aside = is_aside;
-    s->tag = is_aside ? "db_aside" : "db";
     s->state = STORE_DISCONNECTED;
     backoff_init(&s->backoff, RECONNECT_BASE_MS, RECONNECT_CAP_MS);
     s->connect_timeout_ms = (int64_t)store_schema_connect_timeout_s(cfg) * 1000;
@@ -580,18 +561,11 @@ static store_t *store_make(struct event_base *base, const config_t *cfg,
     return s;
 }
 
-store_t *store_new(struct event_base *base, const config_t *cfg, const store_callbacks_t *cb,
-                   char *err, size_t errlen)
-{
-    return store_make(base, cfg, cb, false, err, errlen);
-}
-
 void store_free(store_t *s)
 {
     job_t *j;
     if (s == NULL)
         return;
-    store_free(s->aside);
     while ((j = pop_job(s)) != NULL)
         job_fail(j, "database: shutting down");
     if (s->ev_sock != NULL)
@@ -637,28 +611,8 @@ bool store_register(store_t *s, const char *name, const char *sql)
     return true;
 }
 
-/*
- * The store an aside job runs on: the aside link when it is ready, else
- * `s` itself (making the link, on the first such job, for the next ones).
- */
-static store_t *aside_for(store_t *s)
-{
-    if (s->is_aside)
-        return s;
-    if (s->aside == NULL) {
-        store_callbacks_t none = {0};
-        char err[64];
-        s->aside = store_make(s->base, s->cfg, &none, true, err, sizeof(err));
-        if (s->aside == NULL)
-            return s; /* out of memory: the main connection serves */
-    }
-    return store_ready(s->aside) ? s->aside : s;
-}
-
 void store_run(store_t *s, const store_query_t *q, store_job_fn done, void *arg)
 {
-    if (q->aside)
-        s = aside_for(s);
     job_t *j = calloc(1, sizeof(*j));
     if (j == NULL) {
         store_reply_t r = {.err = "out of memory"};

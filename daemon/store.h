@@ -2,8 +2,7 @@
  * store: the daemon's PostgreSQL connection, driven non-blocking from the
  * libevent loop.
  *
- * One connection, one query in flight, a FIFO of jobs (and, for the jobs
- * ordered with nothing, a second connection: see store_run).  The connection is a
+ * One connection, one query in flight, a FIFO of jobs.  The connection is a
  * state machine (see store_state_t in store.c) that connects, brings the
  * schema up to date, prepares the statements registered with it and then
  * runs jobs; when the server goes away every pending job fails, the owners
@@ -81,9 +80,6 @@ typedef struct store_query {
     const char *const *values;
     const int *lengths;
     const int *formats;
-    /* Ordered with no other job (housekeeping): it may run on the store's
-     * second connection, beside the others (see store_run). */
-    bool aside;
 } store_query_t;
 
 /* What became of one job. */
@@ -124,11 +120,7 @@ typedef void (*store_job_fn)(void *arg, const store_reply_t *reply);
 
 /*
  * Queues `q` to run after the jobs before it, alone in its implicit
- * transaction.  A query marked `aside` runs instead after the aside jobs
- * before it, on a second connection that the first such query opens (until
- * it is ready, on the main one): never use it for a statement whose order
- * with the applies matters, nor for one that needs the poller's lock or a
- * prepared statement.  `done` is always called exactly once: when the statement
+ * transaction.  `done` is always called exactly once: when the statement
  * has returned, or with an error when the store is not ready, the
  * connection drops, or the store is freed -- possibly from within this call.
  */
