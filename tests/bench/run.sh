@@ -20,7 +20,8 @@
 # stdout; progress goes to stderr.
 #
 # It also prints the CPU the daemon, PostgreSQL and the emulator used during
-# the backfill, per event, and the rate that CPU would allow with every core
+# the backfill (until its subject columns are all filled, so a fill left
+# behind counts), per event, and the rate that CPU would allow with every core
 # busy: the ceiling of any design doing the same work on this machine.
 #
 # The server keeps PostgreSQL's stock shared_buffers, and every timed run
@@ -220,7 +221,7 @@ honest_copy() {
             done
         done
     } >"$T/honest.sql"
-    sql "drop schema if exists bench_honest cascade"
+    sql "set client_min_messages = warning; drop schema if exists bench_honest cascade"
     daemon_config database.schema=bench_honest
     migrate_schema bench_honest
     log "timing the honest COPY ($chunk rows a COPY): $n_events events and $mirror_rows mirror rows into a migrated schema (triggers $TRIGGERS)"
@@ -245,7 +246,7 @@ rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", (ms > 0 ? n * 1000 / m
 rounds_out=
 for round in $(seq 1 "$ROUNDS"); do
     if [ -n "$BASELINE" ]; then
-        sql "drop schema if exists bench_baseline cascade"
+        sql "set client_min_messages = warning; drop schema if exists bench_baseline cascade"
         SYNCD_NEW=$SYNCD
         SYNCD=$BASELINE
         backfill "$T/events.jsonl" "$T/events.api.jsonl" bench_baseline
@@ -258,7 +259,7 @@ for round in $(seq 1 "$ROUNDS"); do
             b_cpu="$BF_CPU_DAEMON $BF_CPU_PG $BF_CPU_EMU"
         fi
     fi
-    sql "drop schema if exists bench_full cascade"
+    sql "set client_min_messages = warning; drop schema if exists bench_full cascade"
     backfill "$T/events.jsonl" "$T/events.api.jsonl" bench_full
     if [ "$round" = 1 ] || [ "$BF_MS" -lt "$d_ms" ]; then
         d_ms=$BF_MS
