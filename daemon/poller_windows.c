@@ -29,7 +29,7 @@
 #define WINDOW_EVENTS 1000          /* events a window is sized to hold */
 #define MIN_WINDOW_MS INT64_C(1000) /* no window is shorter */
 #define FIRST_WINDOW_MS 60000       /* the size of windows while the density is unknown */
-#define SPLIT_PAGES 8.0             /* a window with more pages ahead than this is split */
+#define SPLIT_PAGES 4.0             /* a window with more pages ahead than this is split */
 #define MIN_WINDOWS INT64_C(3)      /* a backlog of fewer windows is read on one chain */
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_CAP_MS 60000
@@ -288,12 +288,11 @@ static void window_took(window_t *win, event_page_t *page, const http_response_t
 {
     windows_t *w = win->w;
     size_t n = page->n;
-    cJSON *first = page->data->child;
     cJSON *last = cJSON_GetArrayItem(page->data, (int)n - 1);
     cJSON *last_id = last != NULL ? cJSON_GetObjectItemCaseSensitive(last, "id") : NULL;
     const char *after =
         last_id != NULL && cJSON_IsString(last_id) ? last_id->valuestring : page->after;
-    int64_t a, b;
+    int64_t b;
 
     if (n >= POLLER_TYPES_PAGE_LIMIT && page->after != NULL && after != NULL) {
         char *copy = strdup(after);
@@ -301,10 +300,6 @@ static void window_took(window_t *win, event_page_t *page, const http_response_t
             out_of_memory("windows_after");
         free(win->after);
         win->after = copy;
-        if (event_created_ms(first, &a) && event_created_ms(last, &b) && b >= a) {
-            double d = (double)(b - a) / (double)(n - 1);
-            w->ms_per_event = w->ms_per_event > 0.0 ? 0.75 * w->ms_per_event + 0.25 * d : d;
-        }
         if (event_created_ms(last, &b))
             win->last_ms = b;
     } else {
@@ -440,15 +435,26 @@ static size_t share(const windows_t *w)
     return part < POLLER_TYPES_PAGE_LIMIT ? POLLER_TYPES_PAGE_LIMIT : part;
 }
 
-/* Room for one more page of window i (or of a new window, i == n); the first always has it. */
+/*
+ * Room for one more page of window i (or of a new window, i == n).  All
+ * windows together hold at most fetch_ahead events, counting a page for
+ * each request in flight, and each at most its share of it.  Windows past
+ * the first stop once the windows up to them hold two thirds of it: the
+ * rest is kept for the windows nearer the apply, whose pages it takes
+ * first, so that pages fetched far ahead never keep the next ones out.
+ */
 static bool room_for(const windows_t *w, unsigned i)
 {
-    if (i == 0)
-        return true;
-    if (i < w->n && w->win[i]->buffered + POLLER_TYPES_PAGE_LIMIT > share(w))
+    size_t cap = (size_t)w->cfg->fetch_ahead;
+    size_t page = POLLER_TYPES_PAGE_LIMIT;
+    if (w->buffered + (size_t)(w->inflight + 1) * page > cap)
         return false;
-    return w->buffered + (size_t)(w->inflight + 1) * POLLER_TYPES_PAGE_LIMIT <=
-           (size_t)w->cfg->fetch_ahead;
+    if (i < w->n && w->win[i]->buffered + page > share(w))
+        return false;
+    size_t upto = 0;
+    for (unsigned j = 0; j <= i && j < w->n; j++)
+        upto += w->win[j]->buffered + (w->win[j]->request != NULL ? page : 0);
+    return i == 0 || upto + page <= cap / 3 * 2;
 }
 
 /* pump() may be called from the callee of a hand-over: it then runs again, not within itself. */
@@ -504,7 +510,7 @@ static void pump_once(windows_t *w)
     int64_t now = clock_mono_ms();
     int64_t wake = -1; /* ms until something may start */
     while (w->inflight < (unsigned)w->cfg->fetch_windows) {
-        if (room_for(w, w->n) && split_window(w))
+        if (split_window(w))
             continue; /* a long window first: it is the one the apply will wait for */
         window_t *win = next_asker(w, now, &wake);
         if (win == NULL) {
@@ -529,7 +535,7 @@ static void pump_once(windows_t *w)
 /*
  * A window is one chain, so a long one is slow however many run beside
  * it.  The first window, in stream order, with more than SPLIT_PAGES pages still
- * ahead of it at the density seen so far gives the second half of what is
+ * ahead of it at the density it has shown so far gives the second half of what is
  * left to a new window right after it, between two of its requests, so
  * that every request of a window asks for the same range_end.  This is how
  * windows sized from a wrong guess stop costing parallelism.  Returns
@@ -537,7 +543,7 @@ static void pump_once(windows_t *w)
  */
 static bool split_window(windows_t *w)
 {
-    if (w->n >= WINDOWS_MAX || w->ms_per_event <= 0.0)
+    if (w->n >= WINDOWS_MAX)
         return false;
     for (unsigned i = 0; i < w->n; i++) {
         window_t *win = w->win[i];
@@ -545,8 +551,12 @@ static bool split_window(windows_t *w)
         /* Not while a request is in flight or a failed one waits: every request of a
          * window, and the retry of a failed one, asks for the same range. */
         if (win->done || win->request != NULL || win->after == NULL || win->last_ms <= 0 ||
-            win->retry_at_ms != 0 || left < 2 * MIN_WINDOW_MS ||
-            (double)left / w->ms_per_event < SPLIT_PAGES * POLLER_TYPES_PAGE_LIMIT)
+            win->retry_at_ms != 0 || win->fetched == 0 || left < 2 * MIN_WINDOW_MS)
+            continue;
+        /* The window's own density: streams come in bursts. */
+        double ms_per_event = (double)(win->last_ms - win->start_ms) / (double)win->fetched;
+        if (ms_per_event > 0.0 &&
+            (double)left / ms_per_event < SPLIT_PAGES * POLLER_TYPES_PAGE_LIMIT)
             continue;
         window_t *tail = calloc(1, sizeof(*tail));
         if (tail == NULL)
