@@ -39,6 +39,7 @@
 #define STANDBY_RETRY_MS 1000 /* how often a standby asks for the lock */
 #define INPUT_QUEUE 8         /* inputs posted while one is handled, at most */
 #define ERROR_BODY_MAX 512    /* bytes of an API error body kept for the log */
+#define WINDOWS_WORTH 3.0     /* round trip over the chain's other bound that calls for windows */
 
 /* One event and what came with it; the strings are owned copies. */
 typedef struct poller_input {
@@ -349,7 +350,8 @@ static void on_window_page(void *arg, const char *body, size_t len, const char *
  * Whether the next page comes from the windows: they are in use, or the
  * chain is far enough behind the head for them to be worth it, and its
  * round trip, not the rate limit or the apply, is what holds it back: a
- * page takes longer to come than a token to refill or a page to commit.
+ * page takes WINDOWS_WORTH times as long to come as a token to refill or a
+ * page to commit.
  * (Windows cost requests -- each ends with a page not full -- so a chain
  * that keeps up alone is left alone.)
  */
@@ -362,7 +364,7 @@ static bool use_windows(poller_t *p)
     double token_ms = 60000.0 / (double)p->cfg->rate_limit;
     double apply_ms = p->apply_us_per_event * POLLER_TYPES_PAGE_LIMIT / 1000.0;
     double bound_ms = token_ms > apply_ms ? token_ms : apply_ms;
-    if (p->rtt_ms < 1.5 * bound_ms)
+    if (p->rtt_ms < WINDOWS_WORTH * bound_ms)
         return false;
     return windows_begin(p->windows, p->fetch_after, p->last_fetched_ms, p->ms_per_event,
                          clock_wall_ms());

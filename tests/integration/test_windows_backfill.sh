@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A backlog of 20,000 events a day old, from an API 50 ms away, is fetched
+# A backlog of 20,000 events a day old, from an API 80 ms away, is fetched
 # as time windows at once (range_start/range_end, each paged on its own
 # chain) and applied in stream order: the mirror and the event log match
 # exactly, no event is stored twice although window boundaries overlap, the
@@ -13,7 +13,7 @@ require_bins
 
 pg_start
 gen_stream 20000 9191
-emu_start "$EVENTS_SERVED" --latency 50 --limit-overall 101/1s
+emu_start "$EVENTS_SERVED" --latency 80 --limit-overall 101/1s
 daemon_config workos.fetch_windows=8 workos.fetch_ahead=2000 workos.rate_limit=3000
 daemon_start
 wait_caught_up 120
