@@ -6,6 +6,7 @@
 # migrated schema holding the backfilled history and returns rows.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_extra.sh"
+source "$(dirname "$0")/lib_rollup.sh"
 require_bins
 
 DASH=$REPO_ROOT/config/grafana-dashboard.json
@@ -17,6 +18,7 @@ daemon_config webhook.listen=127.0.0.1:0 "webhook.secret=$SECRET"
 daemon_start
 wh_wait_port
 wait_caught_up 60
+wait_rollups_current
 
 # A few webhooks, one of them refused, so the webhook series exist too.
 "$EMU" send --url "$WH_URL" --secret "$SECRET" --events "$EVENTS" --first 0 --count 20 \
