@@ -17,7 +17,7 @@
 #include "wur.h"
 
 #define ROLLUP_STEP_PERIOD_MS 250 /* how often an idle queue is looked at */
-#define ROLLUP_STEP_BATCH 5000    /* queued events one step counts, at most */
+#define ROLLUP_STEP_BATCH 2000    /* queued events one step counts, at most */
 
 typedef struct rollup_step rollup_step_t;
 
