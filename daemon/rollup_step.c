@@ -3,7 +3,10 @@
  * CONNECTING drives PQconnectPoll; IDLE waits for the period, asks the gate
  * and sends one step; BUSY reads its reply.  A full batch sends the next
  * step at once; an error that leaves the connection up waits a period, one
- * that drops it goes back to DOWN.  The step is one transaction on the
+ * that drops it goes back to DOWN.  In CONNECTING and BUSY the timer is a
+ * timeout (libpq's connect_timeout does not bound a non-blocking connect):
+ * a host that never answers is dropped, and the next connect starts with
+ * the url's next host.  The step is one transaction on the
  * server, so a connection lost mid-step loses nothing: the queue keeps the
  * ids the step had taken.
  */
@@ -19,7 +22,8 @@
 #include "log.h"
 #include "store_schema.h"
 
-#define RS_RECONNECT_MS 1000 /* delay before connecting again */
+#define RS_RECONNECT_MS 1000     /* delay before connecting again */
+#define RS_STEP_TIMEOUT_MS 60000 /* a step that takes longer is abandoned */
 
 typedef enum rs_state {
     RS_DOWN,       /* no connection; the timer is armed */
@@ -38,6 +42,7 @@ struct rollup_step {
     PGconn *conn;
     struct event *timer;
     struct event *sock; /* NULL unless CONNECTING or BUSY */
+    int first_host;     /* the url's host the next connect tries first */
     char sql[120];
     char batch[16];
 };
@@ -70,6 +75,7 @@ static void disconnect(rollup_step_t *r, const char *why)
 {
     if (why != NULL)
         log_warn("event=rollup_step_disconnected error=%s", log_q(why));
+    evtimer_del(r->timer);
     unwatch(r);
     PQfinish(r->conn);
     r->conn = NULL;
@@ -79,12 +85,13 @@ static void disconnect(rollup_step_t *r, const char *why)
 
 static void connect_start(rollup_step_t *r)
 {
-    r->conn = store_schema_connect(r->cfg, false, 0);
+    r->conn = store_schema_connect(r->cfg, false, r->first_host);
     if (r->conn == NULL || PQstatus(r->conn) == CONNECTION_BAD) {
         disconnect(r, r->conn != NULL ? PQerrorMessage(r->conn) : "out of memory");
         return;
     }
     r->state = RS_CONNECTING;
+    arm(r, (int64_t)store_schema_connect_timeout_s(r->cfg) * 1000);
     if (!watch(r, EV_WRITE))
         disconnect(r, "cannot watch the socket");
 }
@@ -101,6 +108,7 @@ static void connect_poll(rollup_step_t *r)
             disconnect(r, "cannot watch the socket");
         return;
     case PGRES_POLLING_OK:
+        evtimer_del(r->timer);
         unwatch(r);
         if (PQsetnonblocking(r->conn, 1) != 0) {
             disconnect(r, PQerrorMessage(r->conn));
@@ -124,6 +132,7 @@ static void send_step(rollup_step_t *r)
         return;
     }
     r->state = RS_BUSY;
+    arm(r, RS_STEP_TIMEOUT_MS);
     /* Flushed at the next readable or writable turn; a step is small. */
     if (!watch(r, PQflush(r->conn) == 1 ? (EV_READ | EV_WRITE) : EV_READ))
         disconnect(r, "cannot watch the socket");
@@ -165,6 +174,7 @@ static void on_reply(rollup_step_t *r)
             disconnect(r, "cannot watch the socket");
         return;
     }
+    evtimer_del(r->timer);
     unwatch(r);
     if (PQstatus(r->conn) != CONNECTION_OK) {
         disconnect(r, PQerrorMessage(r->conn));
@@ -192,12 +202,15 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         else
             send_step(r);
         return;
+    case RS_CONNECTING:
+        r->first_host++;
+        disconnect(r, "connect timed out");
+        return;
+    case RS_BUSY:
+        disconnect(r, "step timed out");
+        return;
     case RS_STOPPED:
         return;
-    case RS_CONNECTING:
-    case RS_BUSY:
-        log_error("event=bug where=rollup_step state=%d input=timer", (int)r->state);
-        abort();
     }
 }
 

@@ -4,14 +4,15 @@
 -- transaction, on the one backend that applies events: a backfill paid
 -- about 5 ms of that backend's CPU per 1,000 events, 11-13 % of its rate.
 -- Now the trigger only queues the ids of the rows a rollup needs in
--- rollup_queue (logged: a queued id survives a crash with the event it
--- names, in the same commit), and rollup_step(max_rows) -- run every 250 ms
--- by the instance that polls, on a connection of its own -- takes up to
--- max_rows ids and adds their events through the same rollup_events()
--- function, in one transaction with the delete of those ids.  So each event
+-- rollup_queue, one row (an array of ids) per statement (logged: the ids
+-- survive a crash with the events they name, in the same commit), and
+-- rollup_step(max_rows) -- run every 250 ms by the instance that polls, on
+-- a connection of its own -- takes queued rows until they hold max_rows
+-- ids and adds their events through the same rollup_events() function, in
+-- one transaction with the delete of those rows.  So each event
 -- is counted exactly once: its id is queued by the commit that stores it
 -- and leaves the queue by the commit that counts it, whatever crashes in
--- between; two steps at once take disjoint ids (SKIP LOCKED).  The rollups
+-- between; two steps at once take disjoint rows (SKIP LOCKED).  The rollups
 -- trail the log by the step's period, a second at most while a backfill
 -- keeps the queue full.
 --
@@ -23,19 +24,23 @@
 --
 -- Every statement is idempotent.
 
+-- One row per inserting statement that stored an event of interest: a
+-- row per event would cost the apply an index entry and a sequence value
+-- each, and the step a delete each.
 CREATE TABLE IF NOT EXISTS @SCHEMA@.rollup_queue (
-    seq      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    event_id text NOT NULL
+    seq       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_ids text[] NOT NULL CHECK (cardinality(event_ids) > 0)
 );
 
--- The queueing trigger: one insert of the new rows' ids, in the apply.
+-- The queueing trigger: at most one row, in the apply.
 CREATE OR REPLACE FUNCTION @SCHEMA@.rollup_enqueue() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 BEGIN
-    INSERT INTO @SCHEMA@.rollup_queue (event_id)
-    SELECT id FROM new_events
+    INSERT INTO @SCHEMA@.rollup_queue (event_ids)
+    SELECT array_agg(id) FROM new_events
      WHERE event LIKE 'authentication.%'
-        OR event IN ('session.created', 'user.created', 'user.deleted');
+        OR event IN ('session.created', 'user.created', 'user.deleted')
+    HAVING count(*) > 0;
     RETURN NULL;
 END
 $fn$;
@@ -47,16 +52,19 @@ CREATE TRIGGER events_rollup AFTER INSERT ON @SCHEMA@.events
     REFERENCING NEW TABLE AS new_events
     FOR EACH STATEMENT EXECUTE FUNCTION @SCHEMA@.rollup_enqueue();
 
--- rollup_step(max_rows): takes the oldest max_rows queued ids that no other
--- step holds, feeds their events to rollup_events() through a temporary
--- table of this session (created once, emptied at each commit), and
--- returns how many ids it took: max_rows means more may be waiting.  An id
--- whose event is gone (pruned) is taken and counts nothing, as a rebuild
--- would not count it.
+-- rollup_step(max_rows): takes the oldest queued rows that no other step
+-- holds until they name max_rows ids (or the queue has no more; one
+-- statement's ids are never split), feeds their events to rollup_events()
+-- through a temporary table of this session (created once, emptied at each
+-- commit), and returns how many ids it took: max_rows or more means more
+-- may be waiting.  An id whose event is gone (pruned) is taken and counts
+-- nothing, as a rebuild would not count it.
 CREATE OR REPLACE FUNCTION @SCHEMA@.rollup_step(max_rows int) RETURNS int
 LANGUAGE plpgsql AS $fn$
 DECLARE
-    n int;
+    r record;
+    picked bigint[] := '{}';
+    n int := 0;
 BEGIN
     IF to_regclass('pg_temp.rollup_step_feed') IS NULL THEN
         CREATE TEMPORARY TABLE rollup_step_feed (event text, created_at timestamptz, data jsonb)
@@ -65,21 +73,26 @@ BEGIN
             REFERENCING NEW TABLE AS new_events
             FOR EACH STATEMENT EXECUTE FUNCTION @SCHEMA@.rollup_events();
     END IF;
+    -- The loop's cursor locks the rows it reads (a few ahead of the last
+    -- one taken; those are only locked until the commit).
+    FOR r IN SELECT seq, cardinality(event_ids) AS k FROM @SCHEMA@.rollup_queue
+              ORDER BY seq FOR UPDATE SKIP LOCKED LOOP
+        picked := picked || r.seq;
+        n := n + r.k;
+        EXIT WHEN n >= max_rows;
+    END LOOP;
+    IF cardinality(picked) = 0 THEN
+        RETURN 0;
+    END IF;
     EXECUTE $q$
         WITH q AS (
-            DELETE FROM @SCHEMA@.rollup_queue
-             WHERE seq IN (SELECT seq FROM @SCHEMA@.rollup_queue ORDER BY seq
-                            LIMIT $1 FOR UPDATE SKIP LOCKED)
-            RETURNING event_id
-        ),
-        f AS (
-            INSERT INTO pg_temp.rollup_step_feed (event, created_at, data)
-            SELECT e.event, e.created_at, e.data
-              FROM q JOIN @SCHEMA@.events e ON e.id = q.event_id
-            RETURNING 1
+            DELETE FROM @SCHEMA@.rollup_queue WHERE seq = ANY ($1) RETURNING event_ids
         )
-        SELECT count(*) FROM q$q$
-        INTO n USING max_rows;
+        INSERT INTO pg_temp.rollup_step_feed (event, created_at, data)
+        SELECT e.event, e.created_at, e.data
+          FROM q CROSS JOIN LATERAL unnest(q.event_ids) AS i(id)
+          JOIN @SCHEMA@.events e ON e.id = i.id$q$
+        USING picked;
     RETURN n;
 END
 $fn$;
