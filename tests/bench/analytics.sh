@@ -11,9 +11,10 @@
 #       disables the queueing trigger events_rollup, so the step finds
 #       nothing to do.  The step's lag behind the log at the end is printed
 #       too;
-#   (b) the same cost inside PostgreSQL alone: BENCH_TRIGGER_EVENTS (default
-#       1,000,000) generated authentication events inserted in statements of
-#       1,000 rows (a daemon batch), trigger on and off;
+#   (b) the apply's share inside PostgreSQL alone: BENCH_TRIGGER_EVENTS
+#       (default 1,000,000) generated authentication events inserted in
+#       statements of 1,000 rows (a daemon batch), the queueing trigger on
+#       and off (the step's counting is not in it);
 #   (c) BENCH_AUTH_EVENTS (default 10,000,000) authentication.* events over
 #       400 days generated in SQL into the log (trigger off, timed), plus a
 #       session.created for every tenth and mirror rows (users, memberships,
