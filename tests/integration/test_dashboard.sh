@@ -79,6 +79,8 @@ insert into workos.events (id, event, created_at, data, source) values
   ('evt_dash_radar', 'authentication.radar_risk_detected', '2026-01-01 13:00:00+00',
    '{"user_id": "user_dash", "ip_address": "203.0.113.50", "action": "signin"}', 'webhook');
 EOF
+# The daemon's rollup step counts them (and the webhooks') within a second.
+wait_rollups_current
 
 FROM="'2025-12-01T00:00:00Z'"
 TO="'2026-02-01T00:00:00Z'"
