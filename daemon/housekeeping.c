@@ -21,6 +21,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "rollup_step.h"
 
 #define HK_TICK_MS 1000         /* how often an idle machine looks for work */
 #define HK_PRUNE_EVERY_MS 60000 /* how often pruning is tried when nothing is left */
@@ -49,6 +50,7 @@ struct housekeeping {
     char sql_head[160];
     char params[3][24]; /* the prune's text parameters */
     const char *values[3];
+    rollup_step_t *rollup; /* the rollups' step, on its own connection */
 };
 
 static const char *const hk_state_names[] = {
@@ -65,6 +67,13 @@ static void arm(housekeeping_t *h, int64_t ms)
 static bool leading(const housekeeping_t *h)
 {
     return h->poller == NULL || poller_leader(h->poller);
+}
+
+/* The rollup step runs where the other duties do, once the schema is current. */
+static bool rollup_gate(void *arg)
+{
+    housekeeping_t *h = arg;
+    return store_ready(h->store) && leading(h);
 }
 
 /* The integer in row 0, column 0 of a successful reply, or -1. */
@@ -168,7 +177,11 @@ housekeeping_t *housekeeping_new(struct event_base *base, const config_t *cfg, s
     h->store = store;
     h->poller = poller;
     h->timer = evtimer_new(base, on_timer, h);
-    if (h->timer == NULL) {
+    h->rollup = rollup_step_new(base, cfg, rollup_gate, h);
+    if (h->timer == NULL || h->rollup == NULL) {
+        if (h->timer != NULL)
+            event_free(h->timer);
+        rollup_step_free(h->rollup);
         free(h);
         return NULL;
     }
@@ -201,6 +214,7 @@ void housekeeping_stop(housekeeping_t *h)
     if (h == NULL)
         return;
     evtimer_del(h->timer);
+    rollup_step_stop(h->rollup);
     h->state = HK_STOPPED;
 }
 
@@ -209,5 +223,6 @@ void housekeeping_free(housekeeping_t *h)
     if (h == NULL)
         return;
     event_free(h->timer);
+    rollup_step_free(h->rollup);
     free(h);
 }

@@ -4,7 +4,9 @@
  * Three duties, each a bounded statement queued on the store between
  * applies: fill the event log's subject columns, prune the log past
  * [audit] retention / auth_retention, and log the chain's head every
- * [audit] head_log_interval so an off-host journal holds a copy.
+ * [audit] head_log_interval so an off-host journal holds a copy.  It also
+ * owns the analytics rollups' step (rollup_step.h), which runs under the
+ * same conditions on a connection of its own.
  */
 #ifndef WORKOS_SYNCD_HOUSEKEEPING_H
 #define WORKOS_SYNCD_HOUSEKEEPING_H

@@ -3,13 +3,18 @@
 #
 # On one PostgreSQL with fsync and synchronous_commit on:
 #   (a) the daemon's backfill of BENCH_EVENTS generated events (default
-#       200,000) from the emulator, with the rollup trigger on and with it
-#       off, alternately, BENCH_ROUNDS times each (default 3): the cost the
-#       rollups add to the apply transaction, end to end, in time and in
-#       PostgreSQL's CPU;
-#   (b) the same cost inside PostgreSQL alone: BENCH_TRIGGER_EVENTS (default
-#       1,000,000) generated authentication events inserted in statements of
-#       1,000 rows (a daemon batch), trigger on and off;
+#       200,000) from the emulator, with the rollups on and off,
+#       alternately, BENCH_ROUNDS times each (default 3): the cost the
+#       rollups add to the backfill, end to end, in time and in
+#       PostgreSQL's CPU.  "On" is timed until the log is complete and the
+#       rollup step has counted every event (the queue is empty); "off"
+#       disables the queueing trigger events_rollup, so the step finds
+#       nothing to do.  The step's lag behind the log at the end is printed
+#       too;
+#   (b) the apply's share inside PostgreSQL alone: BENCH_TRIGGER_EVENTS
+#       (default 1,000,000) generated authentication events inserted in
+#       statements of 1,000 rows (a daemon batch), the queueing trigger on
+#       and off (the step's counting is not in it);
 #   (c) BENCH_AUTH_EVENTS (default 10,000,000) authentication.* events over
 #       400 days generated in SQL into the log (trigger off, timed), plus a
 #       session.created for every tenth and mirror rows (users, memberships,
@@ -51,11 +56,12 @@ n_events=$(count_events "$T/events.api.jsonl")
 last=$(last_event_id "$T/events.api.jsonl")
 
 # backfill SCHEMA on|off: migrates SCHEMA, switches its rollup trigger, runs
-# the daemon from an empty log until the cursor is the last event; prints
-# the ms it took and the clock ticks PostgreSQL used meanwhile (steadier
-# than the time when other work shares the machine).
+# the daemon from an empty log until the cursor is the last event and the
+# rollup queue is empty; prints the ms it took, the clock ticks PostgreSQL
+# used meanwhile (steadier than the time when other work shares the
+# machine) and the ms the rollups trailed the log at the end.
 backfill() {
-    local schema=$1 mode=$2 t0 c pg0
+    local schema=$1 mode=$2 t0 t1 c pg0
     emu_start "$T/events.jsonl"
     daemon_config database.schema="$schema" workos.rate_limit=1000000 workos.poll_interval=100ms \
         log.level=info
@@ -76,7 +82,12 @@ backfill() {
         [ "$(now_ms)" -lt "$deadline" ] || fail "backfill not done in 30 min"
         sleep 0.05
     done
-    echo "$(($(now_ms) - t0)) $(($(cpu_ticks $(pg_pids)) - pg0))"
+    t1=$(now_ms)
+    while [ "$(sql "select count(*) from $schema.rollup_queue")" != 0 ]; do
+        [ "$(now_ms)" -lt "$deadline" ] || fail "rollup queue not empty in 30 min"
+        sleep 0.02
+    done
+    echo "$(($(now_ms) - t0)) $(($(cpu_ticks $(pg_pids)) - pg0)) $(($(now_ms) - t1))"
     daemon_stop
     emu_stop
     assert_eq "$n_events" "$(sql "select count(*) from $schema.events")" "events in $schema"
@@ -95,12 +106,17 @@ on_ms=()
 off_ms=()
 on_cpu=()
 off_cpu=()
+on_lag=()
 # Alternate which goes first, so that neither always runs on a warmer server.
 for r in $(seq 1 "$ROUNDS"); do
     for mode in $(if [ $((r % 2)) -eq 1 ]; then echo off on; else echo on off; fi); do
-        read -r ms ticks <<<"$(backfill "bench_$mode" "$mode")"
-        if [ "$mode" = on ]; then on_ms+=("$ms") on_cpu+=("$ticks"); else off_ms+=("$ms") off_cpu+=("$ticks"); fi
-        log "round $r: rollups $mode ${ms} ms, postgres cpu $ticks ticks"
+        read -r ms ticks lag <<<"$(backfill "bench_$mode" "$mode")"
+        if [ "$mode" = on ]; then
+            on_ms+=("$ms") on_cpu+=("$ticks") on_lag+=("$lag")
+        else
+            off_ms+=("$ms") off_cpu+=("$ticks")
+        fi
+        log "round $r: rollups $mode ${ms} ms, postgres cpu $ticks ticks, rollups ${lag} ms behind at the end"
     done
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
@@ -111,6 +127,7 @@ echo "backfill_events=$n_events"
 echo "backfill_rounds=$ROUNDS"
 echo "backfill_rollups_off_ms=${off_ms[*]}"
 echo "backfill_rollups_on_ms=${on_ms[*]}"
+echo "backfill_rollups_on_lag_at_end_ms=${on_lag[*]}"
 echo "backfill_rollups_off_events_per_s=$(rate "$n_events" "$off_med")"
 echo "backfill_rollups_on_events_per_s=$(rate "$n_events" "$on_med")"
 awk -v on="$on_med" -v off="$off_med" 'BEGIN {

@@ -12,6 +12,7 @@
 # rebuild_rollups() (which must give back the very same rollup rows).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_extra.sh"
+source "$(dirname "$0")/lib_rollup.sh"
 require_bins
 
 SECRET=whsec_analytics_3f9a12c4
@@ -290,6 +291,7 @@ same_as_snapshot() {
 n_extra=$(awk '/ status=200 /' "$T/send-extra.log" | wc -l | tr -d ' ')
 [ "$n_extra" -gt 3000 ] || fail "no made-up event was delivered twice ($n_extra deliveries)"
 assert_eq 3000 "$(events_count "id like 'evt\\_extra\\_%'")" "made-up events stored"
+wait_rollups_current
 check_all UTC
 
 # A second zone, filled from the log, then kept as events arrive.
@@ -298,6 +300,7 @@ check_all America/New_York
 extra_events "$T/extra2.jsonl" evt_more 800
 send more "$T/extra2.jsonl" --seed 7
 wait_sends
+wait_rollups_current
 check_all America/New_York
 check_all UTC
 
@@ -309,6 +312,7 @@ sql "update $S.sync_state set cursor = null where stream = 'events_api'"
 daemon_start
 wait_caught_up 120
 assert_eq "$n_log" "$(events_count)" "events in the log after the replay"
+wait_rollups_current
 same_as_snapshot "after the stream was delivered again"
 
 # A rebuild from the log gives back the same rows.

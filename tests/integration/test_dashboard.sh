@@ -6,6 +6,7 @@
 # migrated schema holding the backfilled history and returns rows.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_extra.sh"
+source "$(dirname "$0")/lib_rollup.sh"
 require_bins
 
 DASH=$REPO_ROOT/config/grafana-dashboard.json
@@ -17,6 +18,7 @@ daemon_config webhook.listen=127.0.0.1:0 "webhook.secret=$SECRET"
 daemon_start
 wh_wait_port
 wait_caught_up 60
+wait_rollups_current
 
 # A few webhooks, one of them refused, so the webhook series exist too.
 "$EMU" send --url "$WH_URL" --secret "$SECRET" --events "$EVENTS" --first 0 --count 20 \
@@ -77,6 +79,8 @@ insert into workos.events (id, event, created_at, data, source) values
   ('evt_dash_radar', 'authentication.radar_risk_detected', '2026-01-01 13:00:00+00',
    '{"user_id": "user_dash", "ip_address": "203.0.113.50", "action": "signin"}', 'webhook');
 EOF
+# The daemon's rollup step counts them (and the webhooks') within a second.
+wait_rollups_current
 
 FROM="'2025-12-01T00:00:00Z'"
 TO="'2026-02-01T00:00:00Z'"
