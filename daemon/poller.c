@@ -40,6 +40,7 @@
 #define INPUT_QUEUE 8         /* inputs posted while one is handled, at most */
 #define ERROR_BODY_MAX 512    /* bytes of an API error body kept for the log */
 #define WINDOWS_WORTH 3.0     /* round trip over the chain's other bound that calls for windows */
+#define WINDOWS_MIN_RTT_MS 20 /* an API nearer than this is read on one chain */
 
 /* One event and what came with it; the strings are owned copies. */
 typedef struct poller_input {
@@ -351,7 +352,8 @@ static void on_window_page(void *arg, const char *body, size_t len, const char *
  * chain is far enough behind the head for them to be worth it, and its
  * round trip, not the rate limit or the apply, is what holds it back: a
  * page takes WINDOWS_WORTH times as long to come as a token to refill or a
- * page to commit.
+ * page to commit, and at least WINDOWS_MIN_RTT_MS: an API on the same
+ * machine or network is slowed by the same load that slows the apply.
  * (Windows cost requests -- each ends with a page not full -- so a chain
  * that keeps up alone is left alone.)
  */
@@ -364,7 +366,7 @@ static bool use_windows(poller_t *p)
     double token_ms = 60000.0 / (double)p->cfg->rate_limit;
     double apply_ms = p->apply_us_per_event * POLLER_TYPES_PAGE_LIMIT / 1000.0;
     double bound_ms = token_ms > apply_ms ? token_ms : apply_ms;
-    if (p->rtt_ms < WINDOWS_WORTH * bound_ms)
+    if (p->rtt_ms < WINDOWS_MIN_RTT_MS || p->rtt_ms < WINDOWS_WORTH * bound_ms)
         return false;
     return windows_begin(p->windows, p->fetch_after, p->last_fetched_ms, p->ms_per_event,
                          clock_wall_ms());
