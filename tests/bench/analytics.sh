@@ -74,14 +74,7 @@ backfill() {
     pg0=$(cpu_ticks $(pg_pids))
     t0=$(now_ms)
     daemon_start
-    local deadline=$((t0 + 1800 * 1000))
-    while :; do
-        c=$(cursor)
-        [ "$c" = "$last" ] && break
-        daemon_alive || fail "daemon exited during the backfill"
-        [ "$(now_ms)" -lt "$deadline" ] || fail "backfill not done in 30 min"
-        sleep 0.05
-    done
+    wait_backfill "$last" "backfill"
     t1=$(now_ms)
     while [ "$(sql "select count(*) from $schema.rollup_queue")" != 0 ]; do
         [ "$(now_ms)" -lt "$deadline" ] || fail "rollup queue not empty in 30 min"

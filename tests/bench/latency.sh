@@ -48,14 +48,7 @@ run() {
     local t0 ms c
     t0=$(now_ms)
     daemon_start
-    local deadline=$((t0 + 1800 * 1000))
-    while :; do
-        c=$(cursor)
-        [ "$c" = "$last" ] && break
-        daemon_alive || fail "daemon exited during the backfill"
-        [ "$(now_ms)" -lt "$deadline" ] || fail "backfill at ${latency} ms not done in 30 min"
-        sleep 0.05
-    done
+    wait_backfill "$last" "backfill at ${latency} ms"
     local t1
     t1=$(now_ms)
     # From the first request: the daemon's start-up is not the backfill.

@@ -145,14 +145,7 @@ backfill() {
     emu0=$(cpu_ticks "$EMU_PID")
     t0=$(now_ms)
     daemon_start
-    local deadline=$((t0 + 1800 * 1000)) c=
-    while :; do
-        c=$(cursor)
-        [ "$c" = "$last" ] && break
-        daemon_alive || fail "daemon exited during the backfill"
-        [ "$(now_ms)" -lt "$deadline" ] || fail "backfill of $file not done in 30 min"
-        sleep 0.05
-    done
+    wait_backfill "$last" "backfill of $file"
     BF_MS=$(($(now_ms) - t0))
     # The audit trail's subject columns are filled behind the applies (the
     # daemon's housekeeping): how many were still open when the cursor

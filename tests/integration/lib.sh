@@ -666,6 +666,17 @@ wait_caught_up() {
     done
 }
 
+# wait_backfill EVENT_ID WHAT: for a benchmark, wait (up to 30 min) until
+# the stored cursor is EVENT_ID, checking every 50 ms that the daemon lives.
+wait_backfill() {
+    local target=$1 what=$2 deadline=$(($(now_ms) + 1800 * 1000))
+    while [ "$(cursor)" != "$target" ]; do
+        daemon_alive || fail "daemon exited during the backfill"
+        [ "$(now_ms)" -lt "$deadline" ] || fail "$what not done in 30 min"
+        sleep 0.05
+    done
+}
+
 # wait_for TIMEOUT_S DESCRIPTION CMD...: poll CMD until it succeeds.
 wait_for() {
     local timeout=$1 what=$2
