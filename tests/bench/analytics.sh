@@ -76,6 +76,7 @@ backfill() {
     daemon_start
     wait_backfill "$last" "backfill"
     t1=$(now_ms)
+    local deadline=$((t1 + 1800 * 1000))
     while [ "$(sql "select count(*) from $schema.rollup_queue")" != 0 ]; do
         [ "$(now_ms)" -lt "$deadline" ] || fail "rollup queue not empty in 30 min"
         sleep 0.02
