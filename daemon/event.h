@@ -221,6 +221,13 @@ bool event_page_parse(event_page_t *page, const char *body, size_t len, char *er
  */
 bool event_page_follows(const event_page_t *page, int64_t after_ms);
 
+/*
+ * The id to ask after once the page is taken: its last element's id, even
+ * if that element is unusable (or the stream would stall on it), else
+ * list_metadata.after; NULL for neither.  Valid while the page is.
+ */
+const char *event_page_last_id(const event_page_t *page);
+
 /* An envelope's created_at as ms since the epoch in *ms; false when it has no valid one. */
 bool event_created_ms(const cJSON *envelope, int64_t *ms) WUR;
 

@@ -120,6 +120,14 @@ bool event_page_follows(const event_page_t *page, int64_t after_ms)
     return !event_created_ms(page->data->child, &ms) || ms >= after_ms;
 }
 
+const char *event_page_last_id(const event_page_t *page)
+{
+    const cJSON *last =
+        page->data != NULL && page->data->child != NULL ? page->data->child->prev : NULL;
+    const cJSON *id = last != NULL ? cJSON_GetObjectItemCaseSensitive(last, "id") : NULL;
+    return id != NULL && cJSON_IsString(id) ? id->valuestring : page->after;
+}
+
 void event_page_free(event_page_t *page)
 {
     if (page == NULL)

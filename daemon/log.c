@@ -296,14 +296,9 @@ void log_write(enum log_level level, const char *fmt, ...)
         len = (size_t)snprintf(line, sizeof line, "%slevel=%s ", log_level_prio[level],
                                log_level_names[level]);
     } else {
-        int64_t now = clock_wall_ms();
-        time_t sec = (time_t)(now / 1000);
-        struct tm tm;
-        gmtime_r(&sec, &tm);
-        len =
-            (size_t)snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ level=%s ",
-                             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                             tm.tm_sec, (int)(now % 1000), log_level_names[level]);
+        char ts[CLOCK_ISO8601_LEN];
+        len = (size_t)snprintf(line, sizeof line, "ts=%s level=%s ",
+                               clock_format_iso8601(clock_wall_ms(), ts), log_level_names[level]);
     }
 
     len = body_copy(line, len, sizeof line - LOG_CUT_ROOM, body, body_len, cut);

@@ -199,13 +199,9 @@ static poller_event_t take(poller_page_seen_t *seen, poller_page_tail_t *tail, e
         return POLLER_EV_FETCH_FAILED;
     }
 
-    /* The last element's id, even if the element itself is unusable:
-     * the cursor must move past it or the stream would stall on it. */
-    cJSON *first = page->data->child;
-    cJSON *last = cJSON_GetArrayItem(page->data, (int)page->n - 1);
-    cJSON *last_id = last ? cJSON_GetObjectItemCaseSensitive(last, "id") : NULL;
-    const char *after =
-        last_id != NULL && cJSON_IsString(last_id) ? last_id->valuestring : page->after;
+    const cJSON *first = page->data->child;
+    const cJSON *last = first != NULL ? first->prev : NULL;
+    const char *after = event_page_last_id(page);
     char *fallback = after != NULL ? strdup(after) : NULL;
     if (after != NULL && fallback == NULL)
         out_of_memory("poller_copy"); /* a cursor we cannot remember we might skip past */
@@ -214,12 +210,11 @@ static poller_event_t take(poller_page_seen_t *seen, poller_page_tail_t *tail, e
         event_created_ms(last, &b) && b >= a)
         out->ms_per_event = (double)(b - a) / (double)(page->n - 1);
 
+    /* The page ascends (event_page_parse checked): its newest time is its last one. */
     int64_t newest = 0;
-    for (const cJSON *e = page->data->child; e != NULL; e = e->next) {
-        int64_t ms;
-        if (event_created_ms(e, &ms) && ms > newest)
-            newest = ms;
-    }
+    for (const cJSON *e = last; e != NULL; e = e == first ? NULL : e->prev)
+        if (event_created_ms(e, &newest))
+            break;
     if (newest > 0)
         update_tail(tail, page->data, newest);
 

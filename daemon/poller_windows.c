@@ -164,11 +164,6 @@ bool windows_active(const windows_t *w)
     return w->planned;
 }
 
-unsigned windows_open_count(const windows_t *w)
-{
-    return w->n;
-}
-
 /* How long the next window is: WINDOW_EVENTS at the density seen so far. */
 static int64_t window_ms(const windows_t *w)
 {
@@ -206,23 +201,31 @@ bool windows_begin(windows_t *w, const char *after, int64_t after_ms, double ms_
     return true;
 }
 
+/* A window from start_ms to end_ms, its chain not started. */
+static window_t *window_new(windows_t *w, int64_t start_ms, int64_t end_ms)
+{
+    window_t *win = calloc(1, sizeof(*win));
+    if (win == NULL)
+        out_of_memory("windows_new");
+    win->w = w;
+    win->start_ms = start_ms;
+    win->end_ms = end_ms;
+    backoff_init(&win->backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
+    return win;
+}
+
 /* Opens the next window after the last one; false when none is left to open. */
 static bool open_window(windows_t *w)
 {
     if (!w->planned || w->n >= WINDOWS_MAX || w->next_start_ms >= w->head_ms)
         return false;
-    window_t *win = calloc(1, sizeof(*win));
-    if (win == NULL)
-        out_of_memory("windows_open");
-    win->w = w;
-    win->start_ms = w->next_start_ms;
-    win->end_ms = win->start_ms + window_ms(w);
+    int64_t end_ms = w->next_start_ms + window_ms(w);
     /* A last sliver joins this window rather than being one of its own. */
-    if (win->end_ms > w->head_ms - MIN_WINDOW_MS)
-        win->end_ms = w->head_ms;
+    if (end_ms > w->head_ms - MIN_WINDOW_MS)
+        end_ms = w->head_ms;
+    window_t *win = window_new(w, w->next_start_ms, end_ms);
     win->after = w->first_after; /* only the first window continues after the cursor */
     w->first_after = NULL;
-    backoff_init(&win->backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
     w->next_start_ms = win->end_ms;
     w->win[w->n++] = win;
     log_debug("event=window_open from=%lld to=%lld after=%s open=%u", (long long)win->start_ms,
@@ -288,10 +291,8 @@ static void window_took(window_t *win, event_page_t *page, const http_response_t
 {
     windows_t *w = win->w;
     size_t n = page->n;
-    cJSON *last = cJSON_GetArrayItem(page->data, (int)n - 1);
-    cJSON *last_id = last != NULL ? cJSON_GetObjectItemCaseSensitive(last, "id") : NULL;
-    const char *after =
-        last_id != NULL && cJSON_IsString(last_id) ? last_id->valuestring : page->after;
+    const cJSON *last = page->data->child != NULL ? page->data->child->prev : NULL;
+    const char *after = event_page_last_id(page);
     int64_t b;
 
     if (n >= POLLER_TYPES_PAGE_LIMIT && page->after != NULL && after != NULL) {
@@ -558,13 +559,7 @@ static bool split_window(windows_t *w)
         if (ms_per_event > 0.0 &&
             (double)left / ms_per_event < SPLIT_PAGES * POLLER_TYPES_PAGE_LIMIT)
             continue;
-        window_t *tail = calloc(1, sizeof(*tail));
-        if (tail == NULL)
-            out_of_memory("windows_split");
-        tail->w = w;
-        tail->start_ms = win->last_ms + left / 2;
-        tail->end_ms = win->end_ms;
-        backoff_init(&tail->backoff, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
+        window_t *tail = window_new(w, win->last_ms + left / 2, win->end_ms);
         win->end_ms = tail->start_ms;
         memmove(&w->win[i + 2], &w->win[i + 1], (w->n - i - 1) * sizeof(window_t *));
         w->win[i + 1] = tail;
@@ -590,10 +585,4 @@ void windows_next(windows_t *w, windows_page_fn done, void *arg)
     /* Answered from the loop, never from within the ask, as an HTTP answer would be. */
     struct timeval now = {0, 0};
     evtimer_add(w->timer, &now);
-}
-
-void windows_cancel_next(windows_t *w)
-{
-    w->done = NULL;
-    w->done_arg = NULL;
 }

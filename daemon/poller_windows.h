@@ -89,18 +89,12 @@ bool windows_active(const windows_t *w);
 /*
  * Asks for the next page: `done` is called once, from the loop (soon when
  * the page is here, else when it comes; or with NULL, see windows_page_fn), unless
- * windows_cancel_next() or windows_reset() comes first.  Only one ask at a
+ * windows_reset() comes first.  Only one ask at a
  * time.
  */
 void windows_next(windows_t *w, windows_page_fn done, void *arg);
 
-/* Forgets the ask; the windows go on fetching. */
-void windows_cancel_next(windows_t *w);
-
 /* Drops every window, request and page, and any ask: idle again. */
 void windows_reset(windows_t *w);
-
-/* Windows open now, for the log and tests. */
-unsigned windows_open_count(const windows_t *w);
 
 #endif
