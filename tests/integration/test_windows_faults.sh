@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Faults while a backlog is fetched in windows from an API 100 ms away:
 # 500s, truncated bodies and dropped connections hit requests of several
-# windows; each failed request is retried on its own window with the same
-# cursor while the others go on; a 429 with Retry-After stops every
+# windows, and each is retried on its own window with the same cursor
+# while the others go on; pages out of order end a window's request or the
+# windows, never an event; a 429 with Retry-After stops every
 # window's requests until it has passed; and the mirror and the event log
 # still converge exactly.
 source "$(dirname "$0")/lib.sh"
@@ -26,6 +27,11 @@ emu_fault truncate 3
 wait_for 30 "3 truncate faults to fire" faults_fired truncate 3 "$FAULT_FROM"
 emu_fault drop 3
 wait_for 30 "3 drop faults to fire" faults_fired drop 3 "$FAULT_FROM"
+# Pages out of order: refused by the window (within a page) or, if one
+# passes as a page, by the order check, which ends the windows for the one
+# chain; either way nothing is lost (the convergence checks below).
+emu_fault disorder 2
+wait_for 30 "2 disorder faults to fire" faults_fired disorder 2 "$FAULT_FROM"
 emu_fault 429 1 "retry_after=$RETRY_AFTER"
 wait_for 30 "the 429 to fire" faults_fired 429 1 "$FAULT_FROM"
 [ "$(cursor)" != "$last" ] || fail "the backfill ended before the faults fired"
