@@ -30,6 +30,25 @@ static const char *sql_type(column_type_t t)
     abort(); /* unreachable: every column_type_t is handled above */
 }
 
+/*
+ * Whether column `c` is sent as an array.  The whole object (no field) is
+ * not: it is the event's data, which the statement takes from the log row
+ * it inserts, so each payload crosses the wire and is parsed once.
+ */
+static bool column_sent(const mirror_column_t *c)
+{
+    return c->field != NULL;
+}
+
+/* The arrays mirror table `m` sends: seq, event_id, deleted_at and its sent columns. */
+static size_t mirror_arrays(const mirror_def_t *m)
+{
+    size_t n = EVENT_MIRROR_EXTRA_ARRAYS;
+    for (size_t i = 0; i < m->n_columns; i++)
+        n += column_sent(&m->columns[i]);
+    return n;
+}
+
 /* "$first::text[], ..." for `n` consecutive array parameters. */
 static void emit_array_params(FILE *f, int first, size_t n)
 {
@@ -38,9 +57,14 @@ static void emit_array_params(FILE *f, int first, size_t n)
 }
 
 /* "x.name" cast from text to the column's type, named after the column. */
-static void emit_cast(FILE *f, const char *name, column_type_t type)
+static void emit_cast(FILE *f, const mirror_column_t *c)
 {
-    if (type == COLUMN_TEXT)
+    const char *name = c->name;
+    column_type_t type = c->type;
+
+    if (!column_sent(c))
+        fprintf(f, ", i.data AS %s", name); /* the log row's parsed payload */
+    else if (type == COLUMN_TEXT)
         fprintf(f, ", x.%s", name);
     else
         fprintf(f, ", x.%s::%s AS %s", name, sql_type(type), name);
@@ -80,13 +104,15 @@ static void emit_mirror_cte(FILE *f, const char *schema, mirror_table_t t, int p
             "AS del\n            FROM (SELECT x.seq::int AS seq, x.event_id, "
             "x.deleted_at::timestamptz AS deleted_at");
     for (size_t i = 0; i < m->n_columns; i++)
-        emit_cast(f, m->columns[i].name, m->columns[i].type);
+        emit_cast(f, &m->columns[i]);
     fprintf(f, "\n                    FROM unnest(");
-    emit_array_params(f, param, EVENT_MIRROR_EXTRA_ARRAYS + m->n_columns);
+    emit_array_params(f, param, mirror_arrays(m));
     fprintf(f, ") AS x(seq, event_id, deleted_at");
     for (size_t i = 0; i < m->n_columns; i++)
-        fprintf(f, ", %s", m->columns[i].name);
-    fprintf(f, ")) AS x\n           WHERE x.event_id IN (SELECT id FROM ins)\n"
+        if (column_sent(&m->columns[i]))
+            fprintf(f, ", %s", m->columns[i].name);
+    /* Only events new to the log count, each joined to its log row. */
+    fprintf(f, ")\n                    JOIN ins i ON i.id = x.event_id) AS x\n"
                "          WINDOW w AS (PARTITION BY x.id)) y\n"
                "         WHERE y.del_seq IS NULL OR y.seq <= y.del_seq) r\n"
                "   ORDER BY r.id, r.updated_at DESC NULLS LAST, r.seq DESC\n"
@@ -146,12 +172,12 @@ char *apply_sql(const char *schema)
             "  SELECT ev.id, ev.event, ev.created_at, ev.data, ev.context, $1::text, s.s[1], "
             "s.s[2], s.s[3], s.s[4]\n    FROM ev CROSS JOIN LATERAL (SELECT %s.audit_subjects("
             "ev.event, ev.data) AS s OFFSET 0) s\n"
-            "  ON CONFLICT (id) DO NOTHING\n  RETURNING id)\n",
+            "  ON CONFLICT (id) DO NOTHING\n  RETURNING id, data)\n",
             schema, schema);
     int param = APPLY_FIRST_ARRAY + EVENT_LOG_ARRAYS;
     for (int t = 0; t < MIRROR_COUNT; t++) {
         emit_mirror_cte(f, schema, (mirror_table_t)t, param);
-        param += EVENT_MIRROR_EXTRA_ARRAYS + (int)event_mirror((mirror_table_t)t)->n_columns;
+        param += (int)mirror_arrays(event_mirror((mirror_table_t)t));
     }
     emit_cursor_cte(f, schema);
     fprintf(f, ", n AS (SELECT (SELECT count(*) FROM ins) AS ins");
@@ -189,9 +215,14 @@ size_t apply_arrays(event_batch_t *b, const char **values, int *lengths)
     for (size_t i = 0; i < EVENT_LOG_ARRAYS; i++, n++)
         ok = list_array(&b->log[i], &values[n], &lengths[n]) && ok;
     for (int t = 0; t < MIRROR_COUNT; t++) {
-        size_t cols = EVENT_MIRROR_EXTRA_ARRAYS + event_mirror((mirror_table_t)t)->n_columns;
-        for (size_t i = 0; i < cols; i++, n++)
+        const mirror_def_t *m = event_mirror((mirror_table_t)t);
+        for (size_t i = 0; i < EVENT_MIRROR_EXTRA_ARRAYS + m->n_columns; i++) {
+            if (i >= EVENT_MIRROR_EXTRA_ARRAYS &&
+                !column_sent(&m->columns[i - EVENT_MIRROR_EXTRA_ARRAYS]))
+                continue;
             ok = list_array(&b->mirror[t][i], &values[n], &lengths[n]) && ok;
+            n++;
+        }
     }
     return ok ? n : 0;
 }

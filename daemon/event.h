@@ -40,7 +40,10 @@ typedef enum column_type {
 
 typedef struct mirror_column {
     const char *name;  /* column name: the JSON field name, flattened with '_' */
-    const char *field; /* top-level field of the object's JSON; NULL: the whole object */
+    const char *field; /* top-level field of the object's JSON; NULL: the whole object,
+                        * which is the event's data as the log stores it: the apply
+                        * statement takes it from the log row it inserts (sent and
+                        * parsed once), so a batch has no array for it */
     const char *sub;   /* field inside `field` when nested (role.slug), else NULL */
     column_type_t type;
 } mirror_column_t;

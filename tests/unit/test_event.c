@@ -159,14 +159,21 @@ static void finish(event_batch_t *b)
             ck_assert_ptr_nonnull(pg_array_finish(&b->mirror[t][c]));
 }
 
-/* Reads back column `i` of mirror table `t` from a batch (finishing it). */
+/*
+ * Reads back column `i` of mirror table `t` from a batch (finishing it).
+ * The whole-object column has no elements: the apply statement takes it
+ * from the log's data.
+ */
 static char **mirror_column_at(event_batch_t *b, mirror_table_t t, size_t i, uint32_t *n)
 {
     char **elems;
+    const mirror_def_t *m = event_mirror(t);
+    bool whole =
+        i >= EVENT_MIRROR_EXTRA_ARRAYS && m->columns[i - EVENT_MIRROR_EXTRA_ARRAYS].field == NULL;
     const char *v = pg_array_finish(&b->mirror[t][i]);
     ck_assert_ptr_nonnull(v);
     ck_assert(array_read(v, b->mirror[t][i].len, &elems, n));
-    ck_assert_uint_eq(*n, b->n_rows[t]);
+    ck_assert_uint_eq(*n, whole ? 0 : b->n_rows[t]);
     return elems;
 }
 
