@@ -13,8 +13,19 @@
 # audit_ratio_on_over_off = best on / best off (1.15 is the issue's
 # limit). Progress goes to stderr.
 #
+# The issue's own yardstick is the daemon as it was before the audit trail:
+# so each round also backfills with the build of commit
+# $BENCH_BEFORE_COMMIT (the last commit before the audit trail and the
+# analytics rollups landed), built from this repository's history into
+# the work directory, with its own migrations, and prints
+# audit_ratio_on_over_before = best on / best before. Without git history
+# (a tarball) that mode is skipped, with a note.
+#
 #   BENCH_EVENTS   N (default 200000)
-#   BENCH_ROUNDS   rounds of (on, off) (default 2; the order alternates)
+#   BENCH_ROUNDS   rounds of (on, off, before) (default 2; the order
+#                  alternates)
+#   BENCH_BEFORE_COMMIT  the build to compare with (default 38acb58; empty:
+#                  skip that mode)
 #   BENCH_DIAG     1: also load pg_stat_statements and print, per run, the
 #                  statements that took the most time, and what the
 #                  daemon's backend was doing in 5 ms samples (on CPU, or
@@ -59,6 +70,24 @@ events_in_filter "$T/events.jsonl" "$T/events.api.jsonl"
 n_events=$(count_events "$T/events.api.jsonl")
 last=$(last_event_id "$T/events.api.jsonl")
 
+# The daemon before the audit trail, built from history.
+BEFORE_COMMIT=${BENCH_BEFORE_COMMIT-38acb58}
+BEFORE_BIN=
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+if [ -n "$BEFORE_COMMIT" ] && git -C "$repo" cat-file -e "$BEFORE_COMMIT^{commit}" 2>/dev/null; then
+    log "building $BEFORE_COMMIT, the daemon before the audit trail"
+    mkdir -p "$T/before"
+    git -C "$repo" archive "$BEFORE_COMMIT" | tar -x -C "$T/before"
+    make -C "$T/before" -j2 daemon/workos-syncd >"$T/before.build.log" 2>&1 ||
+        fail "could not build $BEFORE_COMMIT (see $T/before.build.log)"
+    BEFORE_BIN=$T/before/daemon/workos-syncd
+elif [ -n "$BEFORE_COMMIT" ]; then
+    log "no commit $BEFORE_COMMIT in this tree's history: the before mode is skipped"
+fi
+MODES="on off"
+[ -z "$BEFORE_BIN" ] || MODES="on off before"
+NOW_BIN=$SYNCD
+
 # The triggers migration 005 puts on the tables the apply writes.
 MIRRORS="users organization_memberships invitations sessions api_keys organizations"
 audit_triggers_off() {
@@ -75,8 +104,14 @@ audit_triggers_off() {
 run() {
     local mode=$1 schema=$2
     emu_start "$T/events.jsonl"
+    local -a extra=()
+    SYNCD=$NOW_BIN
+    if [ "$mode" = before ]; then
+        SYNCD=$BEFORE_BIN
+        extra=(workos.retention=2160h) # the longest that build accepts
+    fi
     daemon_config database.schema="$schema" workos.rate_limit=1000000 workos.poll_interval=100ms \
-        log.level="${BENCH_LOG_LEVEL:-info}"
+        log.level="${BENCH_LOG_LEVEL:-info}" "${extra[@]}"
     DAEMON_MIGRATED=
     daemon_migrate
     [ "$mode" = off ] && audit_triggers_off "$schema"
@@ -139,7 +174,8 @@ run() {
                       round(wal_write_time::numeric) from pg_stat_wal")
     IFS='|' read -r RUN_WAL_BYTES RUN_WAL_RECORDS RUN_WAL_FPI RUN_WAL_SYNCS RUN_WAL_SYNC_MS \
         RUN_WAL_WRITE_MS <<<"$wal"
-    RUN_CHANGES=$(sql "select count(*) from $schema.changes")
+    RUN_CHANGES=0
+    [ "$mode" = before ] || RUN_CHANGES=$(sql "select count(*) from $schema.changes")
     assert_eq "$n_events" "$(sql "select count(*) from $schema.events")" "events in $schema"
     if [ "$DIAG" = 1 ]; then
         wait "$sampler" || true
@@ -161,7 +197,8 @@ run() {
 
 declare -A ms wal cpu syncs sync_ms
 for r in $(seq 1 "$ROUNDS"); do
-    if [ $((r % 2)) -eq 1 ]; then order="on off"; else order="off on"; fi
+    order=$MODES
+    [ $((r % 2)) -eq 1 ] || order=$(tr ' ' '\n' <<<"$MODES" | tac | tr '\n' ' ')
     for mode in $order; do
         run "$mode" "bench_audit_${mode}_$r"
         ms[$mode]+="$RUN_MS "
@@ -179,7 +216,7 @@ stat() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 }
 
 echo "events=$n_events"
 echo "rounds=$ROUNDS"
-for mode in on off; do
+for mode in $MODES; do
     read -r best med <<<"$(stat "${ms[$mode]}")"
     printf 'audit_%s_seconds_best=%.3f\n' "$mode" "$(awk -v v="$best" 'BEGIN { print v / 1000 }')"
     printf 'audit_%s_seconds_median=%.3f\n' "$mode" "$(awk -v v="$med" 'BEGIN { print v / 1000 }')"
@@ -200,3 +237,12 @@ awk -v a="$on_cpu" -v b="$off_cpu" 'BEGIN { printf "audit_ratio_postgres_cpu_on_
 on_med=$(stat "${ms[on]}" | cut -d' ' -f2)
 off_med=$(stat "${ms[off]}" | cut -d' ' -f2)
 awk -v a="$on_med" -v b="$off_med" 'BEGIN { printf "audit_ratio_on_over_off_median=%.3f\n", a / b }'
+if [ -n "$BEFORE_BIN" ]; then
+    # Against the daemon before the audit trail: the issue's measure.
+    before_best=$(stat "${ms[before]}" | cut -d' ' -f1)
+    before_cpu=$(stat "${cpu[before]}" | cut -d' ' -f2)
+    echo "before_commit=$BEFORE_COMMIT"
+    awk -v a="$on_best" -v b="$before_best" 'BEGIN { printf "audit_ratio_on_over_before=%.3f\n", a / b }'
+    awk -v a="$off_best" -v b="$before_best" 'BEGIN { printf "audit_ratio_off_over_before=%.3f\n", a / b }'
+    awk -v a="$on_cpu" -v b="$before_cpu" 'BEGIN { printf "audit_ratio_postgres_cpu_on_over_before=%.3f\n", a / b }'
+fi

@@ -150,8 +150,13 @@ backfill() {
     # The audit trail's subject columns are filled behind the applies (the
     # daemon's housekeeping): how many were still open when the cursor
     # arrived, and when the last was filled (the backfill's work all done).
-    BF_UNFILLED=$(sql "select count(*) from $schema.events where object_type is null")
-    while [ "$(sql "select count(*) from $schema.events where object_type is null")" != 0 ]; do
+    # (A build from before the audit trail has no subject columns.)
+    local unfilled="select count(*) from $schema.events where object_type is null"
+    [ "$(sql "select count(*) from information_schema.columns where table_schema = '$schema'
+                and table_name = 'events' and column_name = 'object_type'")" = 1 ] ||
+        unfilled="select 0"
+    BF_UNFILLED=$(sql "$unfilled")
+    while [ "$(sql "$unfilled")" != 0 ]; do
         daemon_alive || fail "daemon exited during the fill"
         [ "$(now_ms)" -lt "$deadline" ] || fail "fill of $file not done in 30 min"
         sleep 0.05
