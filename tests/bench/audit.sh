@@ -17,9 +17,9 @@
 # so each round also backfills with the build of commit
 # $BENCH_BEFORE_COMMIT (the last commit before the audit trail and the
 # analytics rollups landed), built from this repository's history into
-# the work directory, with its own migrations, and prints
-# audit_ratio_on_over_before = best on / best before. Without git history
-# (a tarball) that mode is skipped, with a note.
+# the work directory, with its own migrations (tests/bench/lib_before.sh),
+# and prints audit_ratio_on_over_before = best on / best before. Without
+# git history (a tarball) that mode is skipped, with a note.
 #
 #   BENCH_EVENTS   N (default 200000)
 #   BENCH_ROUNDS   rounds of (on, off, before) (default 2; the order
@@ -71,19 +71,8 @@ n_events=$(count_events "$T/events.api.jsonl")
 last=$(last_event_id "$T/events.api.jsonl")
 
 # The daemon before the audit trail, built from history.
-BEFORE_COMMIT=${BENCH_BEFORE_COMMIT-38acb58}
-BEFORE_BIN=
-repo=$(cd "$(dirname "$0")/../.." && pwd)
-if [ -n "$BEFORE_COMMIT" ] && git -C "$repo" cat-file -e "$BEFORE_COMMIT^{commit}" 2>/dev/null; then
-    log "building $BEFORE_COMMIT, the daemon before the audit trail"
-    mkdir -p "$T/before"
-    git -C "$repo" archive "$BEFORE_COMMIT" | tar -x -C "$T/before"
-    make -C "$T/before" -j2 daemon/workos-syncd >"$T/before.build.log" 2>&1 ||
-        fail "could not build $BEFORE_COMMIT (see $T/before.build.log)"
-    BEFORE_BIN=$T/before/daemon/workos-syncd
-elif [ -n "$BEFORE_COMMIT" ]; then
-    log "no commit $BEFORE_COMMIT in this tree's history: the before mode is skipped"
-fi
+source "$(dirname "$0")/lib_before.sh"
+before_build
 MODES="on off"
 [ -z "$BEFORE_BIN" ] || MODES="on off before"
 NOW_BIN=$SYNCD
@@ -108,7 +97,7 @@ run() {
     SYNCD=$NOW_BIN
     if [ "$mode" = before ]; then
         SYNCD=$BEFORE_BIN
-        extra=(workos.retention=2160h) # the longest that build accepts
+        extra=("${BEFORE_CONFIG[@]}")
     fi
     daemon_config database.schema="$schema" workos.rate_limit=1000000 workos.poll_interval=100ms \
         log.level="${BENCH_LOG_LEVEL:-info}" "${extra[@]}"

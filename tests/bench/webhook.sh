@@ -26,9 +26,18 @@
 #   BENCH_LOG_LEVEL=debug  also the distribution of batch sizes (the daemon
 #                          logs each committed webhook batch at debug)
 #   WEBHOOK_LOAD           the generator binary (e.g. a sanitizer build)
+#   BENCH_BEFORE_COMMIT    the build to compare with (tests/bench/lib_before.sh:
+#                          default 38acb58, before the audit trail and the
+#                          rollups; empty: none). Its closed and open loops
+#                          run after the daemon's, into a schema of their
+#                          own, printed as before_closed_*, before_open_*,
+#                          and the ratios closed_rate_over_before and
+#                          open_p99_over_before
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../integration/lib.sh
 source "$(dirname "$0")/../integration/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib_before.sh
+source "$(dirname "$0")/lib_before.sh"
 
 LOAD=${WEBHOOK_LOAD:-$REPO_ROOT/tests/bench/webhook-load}
 CONCURRENCY=${BENCH_CONCURRENCY:-64}
@@ -52,25 +61,34 @@ sql "show synchronous_commit" | grep -qx on || fail "synchronous_commit is not o
 # info, which is also the quietest level that shows it; nothing is logged
 # per accepted webhook at info.
 secret=whsec_bench_$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-daemon_config workos.api_key= workos.base_url= workos.poll_interval= workos.start_from= \
-    workos.request_timeout= workos.rate_limit= \
-    webhook.listen=127.0.0.1:0 "webhook.secret=$secret" "log.level=$LEVEL"
-daemon_start
-
-port=
-deadline=$(($(now_ms) + 15000))
-while [ -z "$port" ]; do
-    port=$(grep -o 'event=listening address=[^ ]* port=[0-9]*' "$DAEMON_LOG" 2>/dev/null |
-        grep -o '[0-9]*$' | head -n 1 || true)
-    [ -n "$port" ] && break
-    daemon_alive || fail "daemon exited at start-up"
-    [ "$(now_ms)" -lt "$deadline" ] || fail "daemon did not report its webhook port in 15 s"
-    sleep 0.05
-done
-base=http://127.0.0.1:$port
+# start_receiver BIN SCHEMA [KEY=VALUE...]: a daemon BIN that only receives
+# webhooks, into SCHEMA; sets base.
+start_receiver() {
+    local bin=$1 schema=$2
+    shift 2
+    SYNCD=$bin
+    DAEMON_MIGRATED=
+    daemon_config workos.api_key= workos.base_url= workos.poll_interval= workos.start_from= \
+        workos.request_timeout= workos.rate_limit= database.schema="$schema" \
+        webhook.listen=127.0.0.1:0 "webhook.secret=$secret" "log.level=$LEVEL" "$@"
+    local from
+    from=$(($(wc -l <"$DAEMON_LOG" 2>/dev/null || echo 0) + 1))
+    daemon_start
+    port=
+    local deadline=$(($(now_ms) + 15000))
+    while [ -z "$port" ]; do
+        port=$(tail -n "+$from" "$DAEMON_LOG" 2>/dev/null | grep -o 'event=listening address=[^ ]* port=[0-9]*' |
+            grep -o '[0-9]*$' | head -n 1 || true)
+        [ -n "$port" ] && break
+        daemon_alive || fail "daemon exited at start-up"
+        [ "$(now_ms)" -lt "$deadline" ] || fail "daemon did not report its webhook port in 15 s"
+        sleep 0.05
+    done
+    base=http://127.0.0.1:$port
+    wait_for 30 "the daemon to be ready" ready
+    log "daemon $bin (pid $DAEMON_PID) receiving webhooks at $base into $schema"
+}
 ready() { curl -sf --max-time 2 "$base/readyz" >/dev/null; }
-wait_for 30 "the daemon to be ready" ready
-log "daemon (pid $DAEMON_PID) receiving webhooks at $base"
 
 HZ=$(getconf CLK_TCK)
 
@@ -134,33 +152,46 @@ run_load() {
     daemon_alive || fail "daemon exited during the $name-loop run"
 }
 
+# bench_receiver PREFIX BIN SCHEMA [KEY=VALUE...]: the closed and the open
+# loop against daemon BIN writing SCHEMA, their lines prefixed with PREFIX,
+# then the durability check and the peak RSS; sets failed on a failed run.
+bench_receiver() {
+    local p=$1 bin=$2 schema=$3
+    shift 3
+    start_receiver "$bin" "$schema" "$@"
+    run_load "${p}closed" --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup "$WARMUP"
+    [ "$LOAD_RC" -eq 0 ] || failed=1
+    run_load "${p}open" --rate "$RATE" --duration "$DURATION" --warmup "$OPEN_WARMUP"
+    [ "$LOAD_RC" -eq 0 ] || failed=1
+
+    local hwm closed_2xx open_2xx got_2xx rows wrong_source users
+    hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$DAEMON_PID/status")
+    closed_2xx=$(value "$T/${p}closed.txt" total_ok_2xx)
+    open_2xx=$(value "$T/${p}open.txt" total_ok_2xx)
+    got_2xx=$((${closed_2xx:-0} + ${open_2xx:-0}))
+    rows=$(sql "select count(*) from $schema.events")
+    wrong_source=$(sql "select count(*) from $schema.events where source <> 'webhook'")
+    users=$(sql "select count(*) from $schema.users")
+    echo "${p}events_rows=$rows"
+    echo "${p}generator_2xx_total=$got_2xx"
+    if [ "$rows" -eq "$got_2xx" ] && [ "$wrong_source" -eq 0 ]; then
+        echo "${p}durable_match=yes"
+    else
+        echo "${p}durable_match=no"
+        log "$schema.events holds $rows rows ($wrong_source not from webhooks), the generator counted $got_2xx 2xx answers"
+        failed=1
+    fi
+    echo "${p}users_rows=$users"
+    echo "${p}daemon_peak_rss_kib=$hwm"
+    daemon_stop 10
+}
+
 failed=0
 echo "postgres_fsync=on"
 echo "postgres_synchronous_commit=on"
 echo "cpus=$(nproc)"
-run_load closed --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup "$WARMUP"
-[ "$LOAD_RC" -eq 0 ] || failed=1
-run_load open --rate "$RATE" --duration "$DURATION" --warmup "$OPEN_WARMUP"
-[ "$LOAD_RC" -eq 0 ] || failed=1
-
-hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$DAEMON_PID/status")
-closed_2xx=$(value "$T/closed.txt" total_ok_2xx)
-open_2xx=$(value "$T/open.txt" total_ok_2xx)
-got_2xx=$((${closed_2xx:-0} + ${open_2xx:-0}))
-rows=$(sql "select count(*) from $SYNCD_SCHEMA.events")
-wrong_source=$(sql "select count(*) from $SYNCD_SCHEMA.events where source <> 'webhook'")
-users=$(sql "select count(*) from $SYNCD_SCHEMA.users")
-echo "events_rows=$rows"
-echo "generator_2xx_total=$got_2xx"
-if [ "$rows" -eq "$got_2xx" ] && [ "$wrong_source" -eq 0 ]; then
-    echo "durable_match=yes"
-else
-    echo "durable_match=no"
-    log "workos.events holds $rows rows ($wrong_source not from webhooks), the generator counted $got_2xx 2xx answers"
-    failed=1
-fi
-echo "users_rows=$users"
-echo "daemon_peak_rss_kib=$hwm"
+NOW_BIN=$SYNCD
+bench_receiver "" "$NOW_BIN" workos
 
 closed_rate=$(value "$T/closed.txt" rate_2xx_per_s)
 open_p99=$(value "$T/open.txt" p99_ms)
@@ -169,6 +200,16 @@ awk -v r="$closed_rate" -v t="$TARGET_CLOSED_RATE" 'BEGIN { print "target_closed
 echo "target_open_p99_ms=$TARGET_OPEN_P99_MS"
 awk -v p="$open_p99" -v t="$TARGET_OPEN_P99_MS" 'BEGIN { print "target_open_met=" (p + 0 < t ? "yes" : "no") }'
 
-daemon_stop 10
+# The same loops against the daemon before the audit trail and the rollups.
+before_build
+if [ -n "$BEFORE_BIN" ]; then
+    echo "before_commit=$BEFORE_COMMIT"
+    bench_receiver before_ "$BEFORE_BIN" bench_before "${BEFORE_CONFIG[@]}"
+    awk -v a="$closed_rate" -v b="$(value "$T/before_closed.txt" rate_2xx_per_s)" \
+        'BEGIN { printf "closed_rate_over_before=%.3f\n", (b > 0 ? a / b : 0) }'
+    awk -v a="$open_p99" -v b="$(value "$T/before_open.txt" p99_ms)" \
+        'BEGIN { printf "open_p99_over_before=%.3f\n", (b > 0 ? a / b : 0) }'
+fi
+
 [ "$failed" -eq 0 ] || fail "the webhook benchmark run failed (see above)"
 log "done"
