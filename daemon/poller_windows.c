@@ -9,6 +9,11 @@
  * limiter, a Retry-After pause, the window's own backoff and the fetch-
  * ahead bound allow; otherwise it arms the one timer for the earliest
  * moment something may start.
+ *
+ * An API that does not honour the range filters is met page by page: a
+ * page running past its window's end is cut there and ends the window (the
+ * events past it are the next windows'); a window's first page starting
+ * before its range_start ends the windows for the rest of the run.
  */
 #include "poller_windows.h"
 
@@ -79,6 +84,8 @@ struct windows {
     unsigned inflight;     /* requests in flight */
     int64_t paused_ms;     /* monotonic: a Retry-After holds every chain until then */
     bool pumping, again;   /* pump() runs; it was called again meanwhile */
+    bool no_range_start;   /* the API ignores range_start: no windows for the rest of the run */
+    bool past_end_seen;    /* a page ran past its window's end (said once, at warn) */
 
     windows_page_fn done; /* the ask, or NULL */
     void *done_arg;
@@ -182,7 +189,7 @@ bool windows_begin(windows_t *w, const char *after, int64_t after_ms, double ms_
 {
     if (w->planned)
         return true;
-    if (w->cfg->fetch_windows <= 1 || after == NULL || after_ms <= 0)
+    if (w->no_range_start || w->cfg->fetch_windows <= 1 || after == NULL || after_ms <= 0)
         return false;
     if (ms_per_event > 0.0)
         w->ms_per_event = ms_per_event;
@@ -286,16 +293,84 @@ static void window_sized(windows_t *w, int64_t span_ms, size_t events)
         w->ms_per_event = 0.5 * guess + 0.5 * (double)span_ms / (double)events;
 }
 
-/* A page of the window is here: keep its bytes, and move the window's chain on. */
+/* The created_at of the page's first element that has one; false when none has. */
+static bool page_first_ms(const event_page_t *page, int64_t *ms)
+{
+    for (const cJSON *e = page->data->child; e != NULL; e = e->next)
+        if (event_created_ms(e, ms))
+            return true;
+    return false;
+}
+
+/*
+ * Drops the page's elements from the first one created after the window's
+ * end (and the millisecond more it asked for) on, and returns how many: an
+ * API that ignores range_end runs on into the windows after this one, which
+ * fetch those events themselves.  The page ascends (event_page_parse
+ * checked), so they are its tail.  list_metadata is left as it was: the
+ * poller continues after a page's last element.
+ */
+static size_t drop_past_end(const window_t *win, event_page_t *page)
+{
+    cJSON *e = page->data->child;
+    int64_t ms;
+    while (e != NULL && !(event_created_ms(e, &ms) && ms > win->end_ms + WINDOWS_OVERLAP_MS))
+        e = e->next;
+    size_t dropped = 0;
+    while (e != NULL) {
+        cJSON *next = e->next;
+        cJSON_Delete(cJSON_DetachItemViaPointer(page->data, e));
+        dropped++;
+        e = next;
+    }
+    page->n -= dropped;
+    return dropped;
+}
+
+/* A copy of `len` bytes and a NUL; out of memory is fatal. */
+static char *copy_body(const char *body, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (copy == NULL)
+        out_of_memory("windows_page");
+    memcpy(copy, body, len);
+    copy[len] = '\0';
+    return copy;
+}
+
+/* Appends a page to the window's, taking ownership of `body` (`len` bytes and a NUL). */
+static void window_keep(window_t *win, char *body, size_t len, size_t n)
+{
+    page_node_t *node = calloc(1, sizeof(*node));
+    if (node == NULL || (node->url = strdup(win->url)) == NULL)
+        out_of_memory("windows_page");
+    node->body = body;
+    node->len = len;
+    node->n = n;
+    if (win->tail != NULL)
+        win->tail->next = node;
+    else
+        win->head = node;
+    win->tail = node;
+    win->buffered += n;
+    win->fetched += n;
+    win->w->buffered += n;
+}
+
+/*
+ * A page of the window is here: keep its bytes (those of its events within
+ * the window), and move the window's chain on, or end it.  Frees `page`.
+ */
 static void window_took(window_t *win, event_page_t *page, const http_response_t *resp)
 {
     windows_t *w = win->w;
+    size_t past = drop_past_end(win, page);
     size_t n = page->n;
     const cJSON *last = page->data->child != NULL ? page->data->child->prev : NULL;
     const char *after = event_page_last_id(page);
     int64_t b;
 
-    if (n >= POLLER_TYPES_PAGE_LIMIT && page->after != NULL && after != NULL) {
+    if (past == 0 && n >= POLLER_TYPES_PAGE_LIMIT && page->after != NULL && after != NULL) {
         char *copy = strdup(after);
         if (copy == NULL)
             out_of_memory("windows_after");
@@ -307,29 +382,64 @@ static void window_took(window_t *win, event_page_t *page, const http_response_t
         win->done = true;
         window_sized(w, win->end_ms - win->start_ms, win->fetched + n);
     }
-
-    page_node_t *node = calloc(1, sizeof(*node));
-    if (node == NULL || (node->url = strdup(win->url)) == NULL)
-        out_of_memory("windows_page");
-    if ((node->body = malloc(resp->len + 1)) != NULL) {
-        memcpy(node->body, resp->body, resp->len);
-        node->body[resp->len] = '\0';
-        node->len = resp->len;
-    }
-    if (node->body == NULL)
-        out_of_memory("windows_page");
-    node->n = n;
-    event_page_free(page);
-    if (win->tail != NULL)
-        win->tail->next = node;
-    else
-        win->head = node;
-    win->tail = node;
-    win->buffered += n;
-    win->fetched += n;
-    w->buffered += n;
     backoff_reset(&win->backoff);
     win->retry_at_ms = 0;
+
+    if (past == 0) {
+        window_keep(win, copy_body(resp->body, resp->len), resp->len, n);
+        event_page_free(page);
+        return;
+    }
+    /* Said once: every window of such an API overruns by up to a page, which
+     * costs no request more than its last page, short, would have. */
+    if (!w->past_end_seen)
+        log_warn("event=window_past_end url=%s kept=%zu dropped=%zu "
+                 "note=\"the API ignores range_end; each window keeps only its own events\"",
+                 log_q(win->url), n, past);
+    else
+        log_debug("event=window_past_end url=%s kept=%zu dropped=%zu", log_q(win->url), n, past);
+    w->past_end_seen = true;
+    if (n > 0) {
+        char *text = cJSON_PrintUnformatted(page->root);
+        if (text == NULL)
+            out_of_memory("windows_page");
+        size_t len = strlen(text);
+        window_keep(win, copy_body(text, len), len, n);
+        cJSON_free(text);
+    }
+    event_page_free(page);
+}
+
+/* Ends the windows, answering the poller's ask, if any, with NULL: its own chain goes on. */
+static void end_windows(windows_t *w)
+{
+    windows_page_fn done = w->done;
+    void *done_arg = w->done_arg;
+    windows_reset(w);
+    if (done != NULL)
+        done(done_arg, NULL, 0, NULL);
+}
+
+/*
+ * A window's first page, asked from its range_start, begins before it
+ * (beyond the overlap): the API ignores range_start, so no window begins
+ * where it should, and the windows end for the rest of the run.  Nothing
+ * of theirs was handed over past the last event the poller took.
+ */
+static bool ignores_range_start(windows_t *w, const window_t *win, const event_page_t *page)
+{
+    int64_t first;
+    if (win->after != NULL || !page_first_ms(page, &first) ||
+        first >= win->start_ms - WINDOWS_OVERLAP_MS)
+        return false;
+    char start[CLOCK_ISO8601_LEN], at[CLOCK_ISO8601_LEN];
+    log_warn("event=windows_end reason=\"the API ignores range_start\" url=%s range_start=%s "
+             "first_created_at=%s "
+             "note=\"fetching on one chain from the last event taken; no windows until restart\"",
+             log_q(win->url), log_q(clock_format_iso8601(win->start_ms, start)),
+             log_q(clock_format_iso8601(first, at)));
+    w->no_range_start = true;
+    return true;
 }
 
 static void on_window_response(void *arg, const http_response_t *resp)
@@ -357,14 +467,14 @@ static void on_window_response(void *arg, const http_response_t *resp)
         log_info("event=windows_end reason=\"http %ld\" url=%s body=%s "
                  "note=\"fetching on one chain from the last event taken\"",
                  resp->status, log_q(win->url), log_q(err));
-        windows_page_fn done = w->done;
-        void *done_arg = w->done_arg;
-        windows_reset(w);
-        if (done != NULL)
-            done(done_arg, NULL, 0, NULL);
+        end_windows(w);
         return;
     } else if (!event_page_parse(&page, resp->body, resp->len, reason, sizeof(reason))) {
         window_failed(win, reason, NULL, -1);
+    } else if (ignores_range_start(w, win, &page)) {
+        event_page_free(&page);
+        end_windows(w);
+        return;
     } else {
         window_took(win, &page, resp);
     }

@@ -26,6 +26,17 @@
  * its own window with its own backoff.  Any other answer (a 400, 401, 422)
  * ends the windows: the poller then asks with its single chain, which
  * meets the same answer and handles it as it always has.
+ *
+ * Nothing guarantees that every deployment, proxy or API version honours
+ * range_start and range_end, so each page is checked against its window.
+ * A page holding events created after the window's end (beyond the
+ * millisecond more it asks for) shows range_end ignored: the window keeps
+ * only its own events, the rest being the next windows', and is done; the
+ * windows go on, each overrunning by at most the page that ends it, which
+ * costs no request more than the short last page it would have had.  A
+ * window's first page holding events created before its range_start shows
+ * range_start ignored: no window can begin where it should, so the windows
+ * end as for a 400, and do not begin again for the rest of the run.
  */
 #ifndef WORKOS_SYNCD_POLLER_WINDOWS_H
 #define WORKOS_SYNCD_POLLER_WINDOWS_H
@@ -77,8 +88,8 @@ void windows_set_config(windows_t *w, const config_t *cfg);
  * WINDOWS_HEAD_MARGIN_MS before now_wall_ms, with a first guess of the
  * stream's density (ms per event, 0 when unknown).  Returns true when the
  * windows are in use: already, or now, because the backlog spans more than
- * a few windows and fetch_windows allows more than one.  Starts nothing;
- * windows_next() does.
+ * a few windows and fetch_windows allows more than one, and the API has
+ * not been seen to ignore range_start.  Starts nothing; windows_next() does.
  */
 bool windows_begin(windows_t *w, const char *after, int64_t after_ms, double ms_per_event,
                    int64_t now_wall_ms) WUR;

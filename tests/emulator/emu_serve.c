@@ -1,7 +1,8 @@
 /*
  * The emulator's HTTP side. GET /events answers from the event store the way
  * the WorkOS Events API does (bearer auth, limit/order/after/range and both
- * spellings of the type filter), optionally over a retention window; the
+ * spellings of the type filter), optionally over a retention window or
+ * ignoring the range parameters as a server that does not know them; the
  * list endpoints are answered by emu_lists from the state of the stream. All
  * API requests share the rate limits (emu_limit), the fault queue (by scope)
  * and the added latency, answered by timers so the loop never blocks. The
@@ -86,6 +87,18 @@ typedef enum {
 } expired_mode_t;
 
 typedef enum {
+    RANGE_HONOURED,   /* range_start and range_end bound the listing */
+    RANGE_IGNORE_END, /* range_end is ignored: listings run on past it */
+    RANGE_IGNORE_ALL, /* both are ignored, as if never sent */
+} range_mode_t;
+
+static const char *const range_names[] = {
+    [RANGE_HONOURED] = "-",
+    [RANGE_IGNORE_END] = "end",
+    [RANGE_IGNORE_ALL] = "both",
+};
+
+typedef enum {
     FILTER_BOTH,   /* read `events` (comma list) and `events[]` */
     FILTER_EVENTS, /* read only `events` */
     FILTER_ARRAY,  /* read only `events[]` */
@@ -111,6 +124,7 @@ struct serve {
     char *auth;
     FILE *reqlog;
     filter_mode_t filter_mode;
+    range_mode_t range_mode; /* --ignore-range */
     FILE *statelog;
     fault_t faults[MAX_FAULTS]; /* FIFO, oldest first */
     size_t nfaults;
@@ -598,9 +612,12 @@ EMU_WUR static int build_query(serve_t *srv, const emu_params_t *ps, reqinfo_t *
         return 422;
     }
 
-    const char *range_end = emu_params_get(ps, "range_end");
-    if (ri->range_start && *ri->range_start) {
-        if (!emu_time_parse(ri->range_start, strlen(ri->range_start), &q->start_ms)) {
+    /* A server that does not know a range parameter neither checks nor applies it. */
+    const char *range_start = srv->range_mode == RANGE_IGNORE_ALL ? NULL : ri->range_start;
+    const char *range_end =
+        srv->range_mode == RANGE_HONOURED ? emu_params_get(ps, "range_end") : NULL;
+    if (range_start && *range_start) {
+        if (!emu_time_parse(range_start, strlen(range_start), &q->start_ms)) {
             emu_validation_body(body, "range_start", "range_start must be an ISO 8601 date");
             return 422;
         }
@@ -959,8 +976,9 @@ static void handle_stats(serve_t *srv, struct evhttp_request *req)
     stats_limit(&b, "user_management", &srv->user_management);
     uint32_t start = retention_start(srv);
     size_t n = emu_store_count(srv->store);
-    emu_buf_printf(&b, "},\"latency_ms\":%u,\"retained\":%zu,\"oldest_retained\":", srv->latency_ms,
-                   n - start);
+    emu_buf_printf(
+        &b, "},\"latency_ms\":%u,\"ignore_range\":\"%s\",\"retained\":%zu,\"oldest_retained\":",
+        srv->latency_ms, range_names[srv->range_mode], n - start);
     if (start < n)
         emu_buf_json_str(&b, emu_store_id(srv->store, start));
     else
@@ -1093,7 +1111,7 @@ static void usage(void)
           "         [--limit-overall N/60s] [--limit-user-management N/10s] [--latency MS]\n"
           "         [--retention-events N] [--retention SECONDS]\n"
           "         [--expired-cursor 400|restart] [--state-log PATH]\n"
-          "         [--known-types FILE|LIST]\n",
+          "         [--known-types FILE|LIST] [--ignore-range end|both]\n",
           stderr);
 }
 
@@ -1152,6 +1170,7 @@ int emu_serve_main(int argc, char **argv)
         {"expired-cursor", required_argument, NULL, 'X'},
         {"state-log", required_argument, NULL, 's'},
         {"known-types", required_argument, NULL, 'K'},
+        {"ignore-range", required_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1284,6 +1303,17 @@ int emu_serve_main(int argc, char **argv)
         case 'K':
             if (!load_known_types(&srv, optarg, err, sizeof(err))) {
                 fprintf(stderr, "workos-emulator: --known-types: %s\n", err);
+                rc = 64;
+                goto out;
+            }
+            break;
+        case 'I':
+            if (strcmp(optarg, "end") == 0)
+                srv.range_mode = RANGE_IGNORE_END;
+            else if (strcmp(optarg, "both") == 0)
+                srv.range_mode = RANGE_IGNORE_ALL;
+            else {
+                fprintf(stderr, "workos-emulator: --ignore-range must be end or both\n");
                 rc = 64;
                 goto out;
             }

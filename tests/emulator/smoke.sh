@@ -273,7 +273,7 @@ check "stats report requests, events and last_after" \
 # ---- request log ----
 requests=$(jq .requests "$T/body")
 check "one request-log line per /events request" test "$(wc -l <"$T/req.log")" -eq "$requests"
-re='^ts_ms=[0-9]{13} status=[0-9]{1,3} fault=(-|429|500|delay|truncate|drop|disorder|rate_limit) after=[^ ]+ range_start=[^ ]+ limit=[^ ]+ filter=[^ ]+ returned=[0-9]+ last=[^ ]+$'
+re='^ts_ms=[0-9]{13} status=[0-9]{1,3} fault=(-|429|500|delay|truncate|drop|disorder|rate_limit) after=[^ ]+ range_start=[^ ]+ range_end=[^ ]+ limit=[^ ]+ filter=[^ ]+ returned=[0-9]+ last=[^ ]+$'
 check "request-log lines match the documented format" \
     test "$(grep -Evc "$re" "$T/req.log")" -eq 0
 check "request log records the 429 fault" grep -q 'status=429 fault=429 ' "$T/req.log"
@@ -610,6 +610,37 @@ elapsed=$((($(date +%s%N) - start) / 1000000))
 check "control endpoints answer at once (${elapsed} ms)" test "$elapsed" -lt 200
 stop_server lat
 check "latency server: clean exit 0" test $? -eq 0
+
+# ---- range filters ignored ----
+ts=$(sed -n 100p "$T/ev.jsonl" | jq -r .created_at)
+te=$(sed -n 104p "$T/ev.jsonl" | jq -r .created_at)
+start_server rend --events "$T/ev.jsonl" --ignore-range end
+check "ignore-range end server starts" test $? -eq 0
+RE=${rend_BASE:-http://127.0.0.1:1}
+st=$(get "$RE" "/events?order=asc&limit=10&range_start=$ts&range_end=$te")
+check "--ignore-range end: range_start holds, the listing runs on past range_end" \
+    test "$st" = 200 -a "$(jq -r '[.data[].id] | join(" ")' "$T/body")" = "$(sed -n 100,109p "$T/all_ids" | tr '\n' ' ' | sed 's/ $//')"
+st=$(get "$RE" "/events?order=asc&limit=1&range_end=yesterday")
+check "--ignore-range end: a bad range_end is not validated" test "$st" = 200
+curl -s --max-time 10 -o "$T/body" "$RE/_emulator/stats"
+check "stats: ignore_range end" jq -e '.ignore_range == "end"' "$T/body" >/dev/null
+stop_server rend
+check "ignore-range end server: clean exit 0" test $? -eq 0
+start_server rboth --events "$T/ev.jsonl" --ignore-range both
+check "ignore-range both server starts" test $? -eq 0
+RA=${rboth_BASE:-http://127.0.0.1:1}
+st=$(get "$RA" "/events?order=asc&limit=3&range_start=$ts&range_end=$te")
+check "--ignore-range both: a ranged listing starts at the first event" \
+    test "$st" = 200 -a "$(jq -r '[.data[].id] | join(" ")' "$T/body")" = "$(sed -n 1,3p "$T/all_ids" | tr '\n' ' ' | sed 's/ $//')"
+st=$(get "$RA" "/events?order=asc&limit=1&after=$(sed -n 200p "$T/all_ids")&range_start=$ts")
+check "--ignore-range both: after with range_start continues after" \
+    test "$st" = 200 -a "$(jq -r '.data[0].id' "$T/body")" = "$(sed -n 201p "$T/all_ids")"
+curl -s --max-time 10 -o "$T/body" "$RA/_emulator/stats"
+check "stats: ignore_range both" jq -e '.ignore_range == "both"' "$T/body" >/dev/null
+stop_server rboth
+check "ignore-range both server: clean exit 0" test $? -eq 0
+"$EMU" serve --events "$T/ev.jsonl" --port 0 --ignore-range start 2>/dev/null
+check "--ignore-range start: usage error 64" test $? -eq 64
 
 # ---- retention ----
 jq -r .id "$T/pop.jsonl" >"$T/pids"
