@@ -54,6 +54,7 @@ typedef enum {
     FAULT_DROP,     /* close the connection without a response */
     FAULT_DISORDER, /* 200 with the page's events reversed */
     FAULT_TRAILING, /* 200, the whole page followed by bytes that are not JSON */
+    FAULT_RESTART,  /* GET /events: 200, listed from the first event, `after` ignored */
 } fault_kind_t;
 
 static const char *const fault_names[] = {
@@ -65,6 +66,7 @@ static const char *const fault_names[] = {
     [FAULT_DROP] = "drop",
     [FAULT_DISORDER] = "disorder",
     [FAULT_TRAILING] = "trailing",
+    [FAULT_RESTART] = "restart",
 };
 
 /* Which requests a queued fault applies to (a bit set). */
@@ -213,7 +215,7 @@ static void send_error(struct evhttp_request *req, int status, const char *code,
 
 static bool fault_parse_kind(const char *s, fault_kind_t *k)
 {
-    for (int i = FAULT_429; i <= FAULT_TRAILING; i++) {
+    for (int i = FAULT_429; i <= FAULT_RESTART; i++) {
         if (strcmp(s, fault_names[i]) == 0) {
             *k = (fault_kind_t)i;
             return true;
@@ -715,6 +717,7 @@ static void handle_events(serve_t *srv, struct evhttp_request *req, const char *
     case FAULT_TRUNCATE:
     case FAULT_DISORDER:
     case FAULT_TRAILING:
+    case FAULT_RESTART:
         break;
     }
 
@@ -739,6 +742,8 @@ static void handle_events(serve_t *srv, struct evhttp_request *req, const char *
     }
     q.filtered = filtered;
     q.ntypes = ntypes;
+    if (ri.fault == FAULT_RESTART)
+        q.has_after = false; /* one answer as if the cursor were unknown */
     bool more;
     size_t n = emu_store_query(srv->store, &q, page, &more);
     ri.status = 200;
@@ -852,6 +857,7 @@ static void handle_state(serve_t *srv, struct evhttp_request *req, emu_endpoint_
     case FAULT_TRUNCATE:
     case FAULT_DISORDER:
     case FAULT_TRAILING:
+    case FAULT_RESTART: /* the lists have no cursor to lose: answered normally */
         break;
     }
     status =
@@ -916,8 +922,9 @@ static void handle_faults(serve_t *srv, struct evhttp_request *req, const char *
     uint64_t count = 1, ra = DEFAULT_RETRY_AFTER, delay = DEFAULT_DELAY_MS;
     char err[128];
     if (kind_s == NULL || !fault_parse_kind(kind_s, &kind)) {
-        send_error(req, 400, "invalid_fault",
-                   "kind must be one of 429, 500, delay, truncate, drop, disorder, trailing");
+        send_error(
+            req, 400, "invalid_fault",
+            "kind must be one of 429, 500, delay, truncate, drop, disorder, trailing, restart");
     } else if (count_s && !emu_parse_u64(count_s, MAX_FAULT_COUNT, &count)) {
         send_error(req, 400, "invalid_fault", "count must be 0..1000000");
     } else if (ra_s && !emu_parse_u64(ra_s, 86400, &ra)) {
