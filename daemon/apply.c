@@ -31,21 +31,16 @@ static const char *sql_type(column_type_t t)
 }
 
 /*
- * Whether column `c` is sent as an array.  The whole object (no field) is
- * not: it is the event's data, which the statement takes from the log row
- * it inserts, so each payload crosses the wire and is parsed once.
+ * The arrays mirror table `m` sends: seq, event_id, deleted_at and its
+ * columns but the whole object, which is the event's data: the statement
+ * takes it from the log row it inserts, so each payload crosses the wire
+ * and is parsed once.
  */
-static bool column_sent(const mirror_column_t *c)
-{
-    return c->field != NULL;
-}
-
-/* The arrays mirror table `m` sends: seq, event_id, deleted_at and its sent columns. */
 static size_t mirror_arrays(const mirror_def_t *m)
 {
     size_t n = EVENT_MIRROR_EXTRA_ARRAYS;
     for (size_t i = 0; i < m->n_columns; i++)
-        n += column_sent(&m->columns[i]);
+        n += event_mirror_sent(&m->columns[i]);
     return n;
 }
 
@@ -62,7 +57,7 @@ static void emit_cast(FILE *f, const mirror_column_t *c)
     const char *name = c->name;
     column_type_t type = c->type;
 
-    if (!column_sent(c))
+    if (!event_mirror_sent(c))
         fprintf(f, ", i.data AS %s", name); /* the log row's parsed payload */
     else if (type == COLUMN_TEXT)
         fprintf(f, ", x.%s", name);
@@ -109,7 +104,7 @@ static void emit_mirror_cte(FILE *f, const char *schema, mirror_table_t t, int p
     emit_array_params(f, param, mirror_arrays(m));
     fprintf(f, ") AS x(seq, event_id, deleted_at");
     for (size_t i = 0; i < m->n_columns; i++)
-        if (column_sent(&m->columns[i]))
+        if (event_mirror_sent(&m->columns[i]))
             fprintf(f, ", %s", m->columns[i].name);
     /* Only events new to the log count, each joined to its log row. */
     fprintf(f, ")\n                    JOIN ins i ON i.id = x.event_id) AS x\n"
@@ -218,7 +213,7 @@ size_t apply_arrays(event_batch_t *b, const char **values, int *lengths)
         const mirror_def_t *m = event_mirror((mirror_table_t)t);
         for (size_t i = 0; i < EVENT_MIRROR_EXTRA_ARRAYS + m->n_columns; i++) {
             if (i >= EVENT_MIRROR_EXTRA_ARRAYS &&
-                !column_sent(&m->columns[i - EVENT_MIRROR_EXTRA_ARRAYS]))
+                !event_mirror_sent(&m->columns[i - EVENT_MIRROR_EXTRA_ARRAYS]))
                 continue;
             ok = list_array(&b->mirror[t][i], &values[n], &lengths[n]) && ok;
             n++;

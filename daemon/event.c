@@ -381,7 +381,7 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
         const char *forced = event_mirror_forced(type->valuestring, &forced_value);
         for (size_t i = 0; i < m->n_columns; i++) {
             pg_array_t *a = &cols[EVENT_MIRROR_EXTRA_ARRAYS + i];
-            if (m->columns[i].field == NULL)
+            if (!event_mirror_sent(&m->columns[i]))
                 continue; /* the whole object: the log's data */
             if (forced != NULL && strcmp(m->columns[i].name, forced) == 0)
                 pg_array_add_str(a, forced_value);

@@ -113,6 +113,12 @@ typedef struct event_batch {
 const mirror_def_t *event_mirror(mirror_table_t t);
 
 /*
+ * Whether column `c` has an array of its own in a batch: every column but
+ * the whole object, which the apply statement takes from the log row.
+ */
+bool event_mirror_sent(const mirror_column_t *c);
+
+/*
  * Classifies an event type name.  Sets *table for mirrored types.  Returns
  * EVENT_ACTION_LOG for types that are only logged, and sets *known to
  * whether this version knows the type at all.

@@ -225,6 +225,11 @@ const mirror_def_t *event_mirror(mirror_table_t t)
     return (unsigned)t < MIRROR_COUNT ? &mirrors[t] : NULL;
 }
 
+bool event_mirror_sent(const mirror_column_t *c)
+{
+    return c->field != NULL;
+}
+
 const char *event_known_type(size_t i)
 {
     return i < sizeof(event_types) / sizeof(event_types[0]) ? event_types[i].type : NULL;

@@ -168,8 +168,8 @@ static char **mirror_column_at(event_batch_t *b, mirror_table_t t, size_t i, uin
 {
     char **elems;
     const mirror_def_t *m = event_mirror(t);
-    bool whole =
-        i >= EVENT_MIRROR_EXTRA_ARRAYS && m->columns[i - EVENT_MIRROR_EXTRA_ARRAYS].field == NULL;
+    bool whole = i >= EVENT_MIRROR_EXTRA_ARRAYS &&
+                 !event_mirror_sent(&m->columns[i - EVENT_MIRROR_EXTRA_ARRAYS]);
     const char *v = pg_array_finish(&b->mirror[t][i]);
     ck_assert_ptr_nonnull(v);
     ck_assert(array_read(v, b->mirror[t][i].len, &elems, n));
