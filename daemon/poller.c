@@ -270,21 +270,18 @@ static void took_page(poller_t *p, poller_event_t ev, const poller_page_result_t
 /*
  * Reads a response: a failure fills `reason` (and *retry_after_ms) and
  * leaves everything as it was; a page is added to the pending batch and
- * moves the next request's cursor past its last element.  Only the one
- * chain's own responses (`chain`) can say the API no longer knows the
- * cursor: a window's page out of order says nothing about it (it ends the
- * windows, and the chain's next request asks the API itself).  Returns the
+ * moves the next request's cursor past its last element.  Returns the
  * event the response makes.
  */
-static WUR poller_event_t take_response(poller_t *p, const http_response_t *resp, bool chain,
-                                        char *reason, size_t reasonlen, int64_t *retry_after_ms)
+static WUR poller_event_t take_response(poller_t *p, const http_response_t *resp, char *reason,
+                                        size_t reasonlen, int64_t *retry_after_ms)
 {
     poller_page_result_t page;
     poller_event_t ev = poller_page_read(&p->seen, &p->tail, resp, &p->pending, &p->last_fetched_ms,
                                          &page, reason, reasonlen);
     /* A 4xx naming `after`: the API no longer serves the cursor. */
-    if (chain && (ev == POLLER_EV_FETCH_FAILED || ev == POLLER_EV_PAGE_REFUSED) &&
-        resp->transport_ok && resp->status >= 400 && resp->status < 500 && resp->status != 429 &&
+    if ((ev == POLLER_EV_FETCH_FAILED || ev == POLLER_EV_PAGE_REFUSED) && resp->transport_ok &&
+        resp->status >= 400 && resp->status < 500 && resp->status != 429 &&
         p->fetch_after != NULL && p->expired != NULL && resp->body != NULL &&
         strstr(resp->body, "\"after\"") != NULL)
         p->expired(p->expired_arg, "api_refused_after");
@@ -292,9 +289,9 @@ static WUR poller_event_t take_response(poller_t *p, const http_response_t *resp
      * API no longer knows the cursor and serves from the start instead.
      * Forgetting the cursor costs a reconciliation and leaves the log
      * without the events in between, so one such answer (a replica behind,
-     * a proxy's stale cache) is only retried; the API saying it again
-     * is believed. */
-    if (chain && ev == POLLER_EV_FETCH_FAILED && page.older && p->committed != NULL &&
+     * a proxy's stale cache) is only retried -- or, from a window, ends the
+     * windows -- and the API saying it again is believed. */
+    if (ev == POLLER_EV_FETCH_FAILED && page.older && p->committed != NULL &&
         p->fetch_after != NULL && strcmp(p->fetch_after, p->committed) == 0) {
         if (++p->restarts >= RESTARTS_BELIEVED && p->expired != NULL)
             p->expired(p->expired_arg, "api_restarted_before_cursor");
@@ -302,7 +299,7 @@ static WUR poller_event_t take_response(poller_t *p, const http_response_t *resp
             log_warn("event=page_before_cursor url=%s cursor=%s note=\"asking again; "
                      "the cursor is taken for expired if the API answers so again\"",
                      log_q(p->url), log_q(p->committed));
-    } else if (chain && ev != POLLER_EV_FETCH_FAILED) {
+    } else if (ev != POLLER_EV_FETCH_FAILED) {
         p->restarts = 0;
     }
 
@@ -324,7 +321,7 @@ static void on_response(void *arg, const http_response_t *resp)
     int64_t retry_after_ms;
 
     p->request = NULL;
-    poller_event_t ev = take_response(p, resp, true, reason, sizeof(reason), &retry_after_ms);
+    poller_event_t ev = take_response(p, resp, reason, sizeof(reason), &retry_after_ms);
     post(p, ev, ev == POLLER_EV_PAGE_SHORT || ev == POLLER_EV_PAGE_FULL ? NULL : reason,
          poller_page_error_body(resp, body, sizeof(body)), NULL, retry_after_ms, NULL);
 }
@@ -351,7 +348,7 @@ static void on_window_page(void *arg, const char *body, size_t len, const char *
     set_str(&p->url, url);
     http_response_t resp = {
         .transport_ok = true, .status = 200, .body = body, .len = len, .retry_after_ms = -1};
-    poller_event_t ev = take_response(p, &resp, false, reason, sizeof(reason), &retry_after_ms);
+    poller_event_t ev = take_response(p, &resp, reason, sizeof(reason), &retry_after_ms);
     if (ev != POLLER_EV_PAGE_FULL && ev != POLLER_EV_PAGE_SHORT) {
         log_warn("event=windows_off url=%s reason=%s note=\"one chain until caught up\"",
                  log_q(url), log_q(reason));
