@@ -76,6 +76,10 @@ for mode in honoured end both; do
     daemon_start
     wait_caught_up 60
     secs=$((($(now_ms) - t0) / 1000))
+    # The windows hand over on the poller's next ask, after the commit that
+    # brought the cursor to the last event: wait for it, not race it.
+    [ "$mode" = both ] ||
+        wait_for 10 "the windows to hand over to one chain" grep -q 'event=windows_done ' "$DAEMON_LOG"
     daemon_stop
     emu_stop
     assert_mirror_matches "$EXPECTED"
