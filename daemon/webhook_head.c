@@ -47,8 +47,9 @@ static bool copy_field(char *dst, size_t cap, const char *s, size_t n)
 
 static bool is_token_char(char c)
 {
+    /* (strchr finds the terminator too: NUL must not reach it.) */
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           strchr("!#$%&'*+-.^_`|~", c) != NULL;
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 /* The path of a request target: origin form "/p?q" or absolute "http://h/p?q". */
@@ -91,6 +92,11 @@ bool webhook_head_parse(const char *buf, size_t len, webhook_head_t *h)
 
     memset(h, 0, sizeof(*h));
     h->content_length = -1;
+    /* No NUL anywhere (RFC 9110 5.5): the fields are read as C strings
+     * from here on, and a NUL would cut them short, e.g. "POST\0x" read as
+     * "POST". */
+    if (memchr(buf, '\0', len) != NULL)
+        return false;
     /* Blank lines before the request line are tolerated (RFC 9112 2.2). */
     do {
         if (!next_line(&p, end, &line, &n))

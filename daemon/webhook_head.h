@@ -50,9 +50,9 @@ size_t webhook_head_end(const char *buf, size_t len);
 /*
  * Parses the complete head buf[0..len) (as delimited by webhook_head_end)
  * into *h.  Returns false for a head that is not a request line followed
- * by `name: value` fields, a method or path too long for *h, or a
- * Content-Length that is not one decimal number (repeated fields must
- * agree).
+ * by `name: value` fields, one holding a NUL byte, a method or path too
+ * long for *h, or a Content-Length that is not one decimal number
+ * (repeated fields must agree).
  */
 bool webhook_head_parse(const char *buf, size_t len, webhook_head_t *h) WUR;
 

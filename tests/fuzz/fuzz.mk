@@ -20,7 +20,7 @@ FUZZ_JOBS    ?= 2
 FUZZ_FLAGS    = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE $(WARN) -Idaemon \
                 $(shell pkg-config --cflags libcjson libcrypto inih 2>/dev/null)
-FUZZ_TARGETS := signature event page config
+FUZZ_TARGETS := signature event page config head
 FUZZ_BINS    := $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)
 FUZZ_EVENT_SRCS := daemon/event.c daemon/event_mirror.c daemon/event_page.c daemon/pgarray.c \
                    daemon/clock.c
@@ -35,6 +35,11 @@ fuzz: $(FUZZ_BINS)
 
 tests/fuzz/fuzz_signature: tests/fuzz/fuzz_signature.c daemon/signature.c daemon/signature.h
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_signature.c daemon/signature.c \
+		$(shell pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto)
+
+tests/fuzz/fuzz_head: tests/fuzz/fuzz_head.c daemon/webhook_head.c daemon/webhook_head.h \
+		daemon/signature.c daemon/signature.h
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_head.c daemon/webhook_head.c daemon/signature.c \
 		$(shell pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto)
 
 tests/fuzz/fuzz_event: tests/fuzz/fuzz_event.c $(FUZZ_EVENT_DEPS)

@@ -12,7 +12,7 @@ set -eu
 
 seconds=${1:-600}
 jobs=${2:-0}
-[ "$#" -gt 2 ] && shift 2 || set -- signature event page config
+[ "$#" -gt 2 ] && shift 2 || set -- signature event page config head
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/workos-syncd-fuzz.XXXXXX")
 

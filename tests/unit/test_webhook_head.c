@@ -106,6 +106,35 @@ START_TEST(head_parse)
 }
 END_TEST
 
+/* Heads with a NUL byte where the '@' is, in the method, the path and the
+ * fields: refused, where the same head without it parses.  Read as C
+ * strings, "POST\0x" would be "POST". */
+static const char *const nuls[] = {
+    "POST@x /webhooks/workos HTTP/1.1\r\n\r\n",
+    "@POST /webhooks/workos HTTP/1.1\r\n\r\n",
+    "POST /webhooks/workos@/x HTTP/1.1\r\n\r\n",
+    "POST /webhooks/workos HTTP/1.1\r\nWorkOS-Signature: t=1@, v1=ab\r\n\r\n",
+    "POST /webhooks/workos HTTP/1.1\r\nContent@-Length: 5\r\n\r\n",
+};
+
+START_TEST(head_parse_nul)
+{
+    char with[128], without[128];
+    size_t n = 0, len = strlen(nuls[_i]);
+    webhook_head_t h;
+
+    ck_assert_uint_lt(len, sizeof(with));
+    for (size_t k = 0; k < len; k++) {
+        with[k] = nuls[_i][k] == '@' ? '\0' : nuls[_i][k];
+        if (nuls[_i][k] != '@')
+            without[n++] = nuls[_i][k];
+    }
+    ck_assert_uint_eq(n, len - 1);
+    ck_assert(!webhook_head_parse(with, len, &h));
+    ck_assert(webhook_head_parse(without, n, &h));
+}
+END_TEST
+
 static const struct {
     const char *method, *path;
     webhook_route_t want;
@@ -201,6 +230,7 @@ Suite *unit_suite(void)
     tcase_add_loop_test(tc, head_end, 0, (int)(sizeof(ends) / sizeof(ends[0])));
     tcase_add_loop_test(tc, head_end_prefixes, 0, (int)(sizeof(streams) / sizeof(streams[0])));
     tcase_add_loop_test(tc, head_parse, 0, (int)(sizeof(parses) / sizeof(parses[0])));
+    tcase_add_loop_test(tc, head_parse_nul, 0, (int)(sizeof(nuls) / sizeof(nuls[0])));
     tcase_add_loop_test(tc, route, 0, (int)(sizeof(routes) / sizeof(routes[0])));
     tcase_add_loop_test(tc, verdict, 0, (int)(sizeof(verdicts) / sizeof(verdicts[0])));
     suite_add_tcase(s, tc);
