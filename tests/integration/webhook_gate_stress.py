@@ -318,10 +318,11 @@ def sc_pipelined_cut(rng):
 
 
 def sc_refused(rng):
-    """Answered by the gate from the head: no signature, unknown path, method."""
+    """Answered by the gate from the head: no signature, unknown path, method,
+    or a NUL byte in a signed webhook's head (400, and the event not stored)."""
     c = Conn()
     try:
-        kind = rng.randrange(3)
+        kind = rng.randrange(4)
         if kind == 0:
             body = b'{"object":"event"}'
             c.send(("POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
@@ -330,9 +331,14 @@ def sc_refused(rng):
         elif kind == 1:
             c.send_bytewise(get("/no/such/path"), pause_every=5)
             expect(c, "refused_404", 404)
-        else:
+        elif kind == 2:
             c.send(get(path))
             expect(c, "refused_405", 405)
+        else:
+            head, body, _ = signed_post()
+            line_end = head.index(b"\r\n") + 2
+            c.send(head[:line_end] + b"X-Pad: a\x00b\r\n" + head[line_end:] + body)
+            expect(c, "refused_nul", 400)
     finally:
         c.close()
 
