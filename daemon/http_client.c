@@ -9,6 +9,7 @@
  */
 #include "http_client.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -193,7 +194,38 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
-/* Retry-After is either delta-seconds or an HTTP date. */
+int64_t http_retry_after_ms(const char *value, time_t now)
+{
+    char v[128];
+    const char *start = value;
+    while (*start == ' ' || *start == '\t')
+        start++;
+    snprintf(v, sizeof(v), "%s", start);
+    size_t n = strlen(v);
+    while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ' || v[n - 1] == '\t'))
+        v[--n] = '\0';
+    if (n == 0)
+        return -1;
+
+    int64_t secs;
+    char *num_end;
+    long delta = strtol(v, &num_end, 10);
+    if (*num_end == '\0') {
+        if (delta < 0)
+            return -1;
+        secs = delta;
+    } else {
+        /* A date: a far one waits no longer than a large delta would. */
+        time_t when = curl_getdate(v, NULL);
+        if (when == (time_t)-1)
+            return -1;
+        secs = (int64_t)when - (int64_t)now;
+        if (secs < 0)
+            secs = 0;
+    }
+    return (secs > HTTP_RETRY_AFTER_MAX_S ? HTTP_RETRY_AFTER_MAX_S : secs) * 1000;
+}
+
 static size_t header_cb(char *data, size_t size, size_t nmemb, void *userp)
 {
     http_request_t *r = userp;
@@ -206,23 +238,9 @@ static size_t header_cb(char *data, size_t size, size_t nmemb, void *userp)
             vlen = sizeof(value) - 1;
         memcpy(value, data + sizeof(name) - 1, vlen);
         value[vlen] = '\0';
-        char *v = value;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        char *end = v + strlen(v);
-        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
-            *--end = '\0';
-        char *num_end;
-        long secs = strtol(v, &num_end, 10);
-        if (num_end != v && *num_end == '\0' && secs >= 0) {
-            r->retry_after_ms = (int64_t)(secs > 86400 ? 86400 : secs) * 1000;
-        } else {
-            time_t when = curl_getdate(v, NULL);
-            if (when != (time_t)-1) {
-                int64_t delta = ((int64_t)when - (int64_t)time(NULL)) * 1000;
-                r->retry_after_ms = delta < 0 ? 0 : delta;
-            }
-        }
+        int64_t ms = http_retry_after_ms(value, time(NULL));
+        if (ms >= 0)
+            r->retry_after_ms = ms;
     }
     return n;
 }

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include "wur.h"
@@ -48,5 +49,16 @@ http_request_t *http_get(http_client_t *c, const char *url, const char *bearer, 
 
 /* Cancels a request in flight; its callback will not run.  Accepts NULL. */
 void http_cancel(http_request_t *r);
+
+/* The longest wait a Retry-After is taken for, in either of its forms. */
+#define HTTP_RETRY_AFTER_MAX_S 86400
+
+/*
+ * A Retry-After value -- delta-seconds or an HTTP date, blanks and a line
+ * end around it allowed -- as milliseconds from `now` (seconds since the
+ * epoch): at most HTTP_RETRY_AFTER_MAX_S seconds, 0 for a date already
+ * past, -1 for a value of neither form.
+ */
+int64_t http_retry_after_ms(const char *value, time_t now);
 
 #endif

@@ -10,7 +10,7 @@ UNIT_TESTS += tests/unit/test_config tests/unit/test_log tests/unit/test_backoff
               tests/unit/test_poller tests/unit/test_apply tests/unit/test_webhook \
               tests/unit/test_webhook_head tests/unit/test_store_schema \
               tests/unit/test_reconciler \
-              tests/unit/test_poller_page
+              tests/unit/test_poller_page tests/unit/test_http_client
 
 tests/unit/test_config: tests/unit/test_config.o daemon/config.o daemon/config_value.o \
                         daemon/config_check.o daemon/config_screen.o daemon/log.o daemon/event.o \
@@ -23,6 +23,8 @@ tests/unit/test_metrics: tests/unit/test_metrics.o daemon/metrics.o
 tests/unit/test_apply: tests/unit/test_apply.o daemon/apply.o daemon/event.o \
                        daemon/event_mirror.o daemon/pgarray.o daemon/clock.o daemon/metrics.o
 tests/unit/test_signature: tests/unit/test_signature.o daemon/signature.o
+tests/unit/test_http_client: tests/unit/test_http_client.o daemon/http_client.o daemon/clock.o \
+                             daemon/log.o
 tests/unit/test_poller: tests/unit/test_poller.o daemon/poller_fsm.o
 tests/unit/test_webhook: tests/unit/test_webhook.o daemon/webhook_fsm.o
 tests/unit/test_reconciler: tests/unit/test_reconciler.o daemon/reconciler_fsm.o
