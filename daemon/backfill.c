@@ -51,20 +51,21 @@ static void print_summary(const reconciler_result_t *res)
         const reconciler_kind_stats_t *s = &res->kinds[k];
         double secs = s->last_ms > s->first_ms ? (double)(s->last_ms - s->first_ms) / 1000.0 : 0;
         printf("type=%s listed=%ld inserted=%ld updated=%ld unchanged=%ld tombstoned=%ld "
-               "requests=%ld seconds=%.1f\n",
+               "refused=%ld requests=%ld seconds=%.1f\n",
                reconcile_kind((recon_kind_t)k)->name, s->listed, s->inserted, s->updated,
-               s->listed - s->inserted - s->updated, s->tombstoned, s->requests, secs);
+               s->listed - s->inserted - s->updated, s->tombstoned, s->refused, s->requests, secs);
         total.listed += s->listed;
         total.inserted += s->inserted;
         total.updated += s->updated;
         total.tombstoned += s->tombstoned;
+        total.refused += s->refused;
         total.requests += s->requests;
     }
     printf("type=total run=%lld listed=%ld inserted=%ld updated=%ld unchanged=%ld tombstoned=%ld "
-           "requests=%ld seconds=%.1f\n",
+           "refused=%ld requests=%ld seconds=%.1f\n",
            res->run_id, total.listed, total.inserted, total.updated,
-           total.listed - total.inserted - total.updated, total.tombstoned, total.requests,
-           (double)res->elapsed_ms / 1000.0);
+           total.listed - total.inserted - total.updated, total.tombstoned, total.refused,
+           total.requests, (double)res->elapsed_ms / 1000.0);
 }
 
 static void print_drift(const reconciler_result_t *res)

@@ -227,13 +227,35 @@ char *reconcile_page_sql(const char *ms, const char *ps, recon_kind_t k)
     each_column(f, d->table, col_name, "o.");
     fputs(")) AS upd FROM up u LEFT JOIN old o ON o.id = u.id)\n", f);
     fprintf(f,
-            ", pr AS (\n  UPDATE %s.reconcile_scopes s SET after = $3::text, done = $3::text IS "
-            "NULL, requests = s.requests + 1,\n    listed = s.listed + (SELECT count(*) FROM l), "
+            ", pr AS (\n  UPDATE %s.reconcile_scopes s SET after = CASE WHEN $5::boolean THEN "
+            "$3::text ELSE s.after END,\n    done = CASE WHEN $5::boolean THEN $3::text IS NULL "
+            "ELSE s.done END, requests = s.requests + $5::boolean::int,\n"
+            "    listed = s.listed + (SELECT count(*) FROM l), "
             "inserted = s.inserted + (SELECT ins FROM ch), updated = s.updated + (SELECT upd FROM "
             "ch)\n   WHERE s.run_id = $1::bigint AND s.kind = '%s' AND s.scope = $2::text "
             "RETURNING 1)\n"
             "SELECT (SELECT count(*) FROM l), ins, upd, (SELECT count(*) FROM pr) FROM ch",
             ps, d->name);
+    return finish(f, &buf);
+}
+
+char *reconcile_refuse_sql(const char *ms, const char *ps, recon_kind_t k)
+{
+    const recon_kind_def_t *d = reconcile_kind(k);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f;
+    if (d == NULL || (f = open_memstream(&buf, &len)) == NULL)
+        return NULL;
+    fprintf(f,
+            "WITH m AS (\n  UPDATE %s.%s SET reconcile_run = $1::bigint WHERE id = $3::text AND "
+            "deleted_at IS NULL RETURNING 1)\n"
+            "INSERT INTO %s.reconcile_refused AS t (run_id, kind, scope, object_id, sqlstate, "
+            "error)\n  VALUES ($1::bigint, '%s', $2::text, $3::text, $4::text, $5::text)\n"
+            "  ON CONFLICT (run_id, kind, md5(scope), md5(object_id)) DO UPDATE SET sqlstate = "
+            "excluded.sqlstate, error = excluded.error, refused_at = now()\n"
+            "RETURNING (SELECT count(*) FROM m)",
+            ms, event_mirror(d->table)->table, ps, d->name);
     return finish(f, &buf);
 }
 
@@ -323,10 +345,13 @@ char *reconcile_summary_sql(const char *ps)
 {
     return sql_printf(
         "SELECT s.kind, sum(s.requests), sum(s.listed), sum(s.inserted), sum(s.updated), "
-        "coalesce((r.tombstoned->>s.kind)::bigint, 0)\n  FROM %s.reconcile_scopes s JOIN "
-        "%s.reconcile_runs r ON r.id = s.run_id WHERE s.run_id = $1::bigint GROUP BY s.kind, "
-        "r.tombstoned",
-        ps, ps);
+        "coalesce((r.tombstoned->>s.kind)::bigint, 0),\n"
+        "       (SELECT count(*) FROM %s.reconcile_refused f WHERE f.run_id = s.run_id AND f.kind "
+        "= "
+        "s.kind)\n  FROM %s.reconcile_scopes s JOIN "
+        "%s.reconcile_runs r ON r.id = s.run_id WHERE s.run_id = $1::bigint GROUP BY s.run_id, "
+        "s.kind, r.tombstoned",
+        ps, ps, ps);
 }
 
 char *reconcile_stage_sql(const char *schema)
@@ -342,8 +367,10 @@ char *reconcile_stage_sql(const char *schema)
             "INCLUDING CONSTRAINTS);\n"
             "ALTER TABLE pg_temp.reconcile_runs ALTER COLUMN id SET DEFAULT 1;\n"
             "CREATE TEMP TABLE reconcile_scopes (LIKE %s.reconcile_scopes INCLUDING DEFAULTS "
+            "INCLUDING INDEXES);\n"
+            "CREATE TEMP TABLE reconcile_refused (LIKE %s.reconcile_refused INCLUDING DEFAULTS "
             "INCLUDING INDEXES);\n",
-            schema, schema);
+            schema, schema, schema);
     for (int t = 0; t < MIRROR_COUNT; t++)
         fprintf(f, "CREATE TEMP TABLE %s (LIKE %s.%s INCLUDING DEFAULTS INCLUDING INDEXES);\n",
                 event_mirror((mirror_table_t)t)->table, schema,

@@ -60,15 +60,26 @@ char *reconcile_url(const char *base_url, recon_kind_t k, const char *scope, con
 /*
  * Applies one listed page and advances its scope, in one statement:
  * $1 run id, $2 scope, $3 the next page's cursor (NULL: the scope is
- * complete), $4 the page's objects, a JSON array, secrets already removed.
+ * complete), $4 the page's objects, a JSON array, secrets already removed,
+ * $5 whether this ends the page: false for a part of a page applied one
+ * object at a time, whose counts are added but whose cursor stays.
  * An object is upserted with the events' updated_at guard (never over
  * newer data, never over a tombstone), a column changes only when the
  * object carries its field, and the row is marked as listed by the run.
- * Returns one row: listed, inserted, updated.  Malloc'ed; NULL when out of
- * memory.
+ * Returns one row: listed, inserted, updated, and 1 when the scope's row
+ * was found.  Malloc'ed; NULL when out of memory.
  */
 char *reconcile_page_sql(const char *mirror_schema, const char *progress_schema,
                          recon_kind_t k) WUR;
+
+/*
+ * Records object $3 of kind `k`, listed under scope $2 by run $1, as
+ * refused by the database (sqlstate $4, message $5) in reconcile_refused,
+ * and marks its live mirror row, if any, as listed by the run so that the
+ * sweep keeps it.  Returns one row: the mirror rows marked.
+ */
+char *reconcile_refuse_sql(const char *mirror_schema, const char *progress_schema,
+                           recon_kind_t k) WUR;
 
 /*
  * Ends a phase of run $1.  After the root listings (organizations, users,

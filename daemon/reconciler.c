@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apply.h"
 #include "backoff.h"
 #include "clock.h"
 #include "event.h"
@@ -54,7 +55,13 @@ typedef struct lane {
     char *after; /* the page to fetch (NULL: the first) */
     char *next;  /* applying: the cursor after this page */
     char *page;  /* applying: the page's JSON array */
-    const char *values[4];
+    /* A page the database refused, applied one object at a time: */
+    cJSON *objects; /* its objects, NULL while the page goes whole */
+    int object;     /* the one being applied */
+    char *one;      /* "[object]" */
+    char why[512];  /* why the database refused it, without DETAIL */
+    char sqlstate[6];
+    const char *values[5];
     http_request_t *req;
     struct reconciler *r;
 } lane_t;
@@ -83,7 +90,8 @@ struct reconciler {
     const char *reason;
     unsigned gen; /* bumped on every reset; a control job of an older one is stale */
     bool ctl_busy;
-    char *sql[RECON_KIND_COUNT]; /* page statements */
+    char *sql[RECON_KIND_COUNT];        /* page statements */
+    char *refuse_sql[RECON_KIND_COUNT]; /* records an object the database refused */
     char *sweep_sql[2], *open_sql, *queue_sql, *summary_sql;
     char **stage; /* dry run: staging statements, NULL-terminated */
     size_t stage_i;
@@ -138,7 +146,10 @@ static void lane_clear(lane_t *l)
     free(l->after);
     free(l->next);
     free(l->page);
-    l->scope = l->after = l->next = l->page = NULL;
+    free(l->one);
+    cJSON_Delete(l->objects);
+    l->objects = NULL;
+    l->scope = l->after = l->next = l->page = l->one = NULL;
     l->req = NULL;
     l->state = LANE_FREE;
     l->abandoned = false;
@@ -329,6 +340,26 @@ out:
     return text;
 }
 
+static void apply_object(reconciler_t *r, lane_t *l);
+static void on_object_applied(void *arg, const store_reply_t *reply);
+static void on_object_refused(void *arg, const store_reply_t *reply);
+
+/* The statement was refused for a reason about the data it carried. */
+static bool refused_for_data(const store_reply_t *reply)
+{
+    return reply->answered && reply->sqlstate != NULL &&
+           apply_classify(reply->sqlstate) == APPLY_PERMANENT;
+}
+
+static void count_page(reconciler_t *r, const lane_t *l, const PGresult *res)
+{
+    reconciler_kind_stats_t *s = &r->result.kinds[l->kind];
+    s->listed += num(res, 0, 0);
+    s->inserted += num(res, 0, 1);
+    s->updated += num(res, 0, 2);
+    s->last_ms = clock_mono_ms();
+}
+
 static void on_page_applied(void *arg, const store_reply_t *reply)
 {
     lane_t *l = arg;
@@ -342,18 +373,28 @@ static void on_page_applied(void *arg, const store_reply_t *reply)
         const char *err = reply->err ? reply->err : "scope row missing";
         log_warn("event=reconcile_page_failed kind=%s scope=%s error=%s",
                  reconcile_kind(l->kind)->name, log_q(l->scope), log_q(err));
+        if (l->objects == NULL && refused_for_data(reply) &&
+            (l->objects = cJSON_Parse(l->page)) != NULL && cJSON_IsArray(l->objects)) {
+            log_warn("event=reconcile_page_refused kind=%s scope=%s objects=%d "
+                     "note=\"applying the page one object at a time\"",
+                     reconcile_kind(l->kind)->name, log_q(l->scope),
+                     cJSON_GetArraySize(l->objects));
+            l->object = 0;
+            apply_object(r, l);
+            return;
+        }
         lane_clear(l);
         db_failed(r, "page", err);
         return;
     }
-    reconciler_kind_stats_t *s = &r->result.kinds[l->kind];
-    s->listed += num(reply->res, 0, 0);
-    s->inserted += num(reply->res, 0, 1);
-    s->updated += num(reply->res, 0, 2);
-    s->last_ms = clock_mono_ms();
+    count_page(r, l, reply->res);
     backoff_reset(&r->backoff);
     free(l->page);
     l->page = NULL;
+    free(l->one);
+    l->one = NULL;
+    cJSON_Delete(l->objects);
+    l->objects = NULL;
     free(l->after);
     l->after = l->next;
     l->next = NULL;
@@ -371,8 +412,107 @@ static void apply_page(reconciler_t *r, lane_t *l)
     l->values[1] = l->scope;
     l->values[2] = l->next;
     l->values[3] = l->page;
-    store_query_t q = {.sql = r->sql[l->kind], .n_params = 4, .values = l->values};
+    l->values[4] = "t";
+    store_query_t q = {.sql = r->sql[l->kind], .n_params = 5, .values = l->values};
     store_run(r->store, &q, on_page_applied, l);
+}
+
+/*
+ * One object at a time: each in its own statement that adds its counts but
+ * leaves the scope's cursor, a refused one recorded in reconcile_refused;
+ * after the last, the empty page that moves the cursor on (through
+ * on_page_applied).  A run killed half-way lists the page again.
+ */
+static void apply_object(reconciler_t *r, lane_t *l)
+{
+    bool last = l->object >= cJSON_GetArraySize(l->objects);
+    free(l->one);
+    l->one = NULL;
+    if (!last) {
+        char *text = cJSON_PrintUnformatted(cJSON_GetArrayItem(l->objects, l->object));
+        if (text == NULL || asprintf(&l->one, "[%s]", text) < 0)
+            l->one = NULL;
+        free(text);
+        if (l->one == NULL) {
+            lane_clear(l);
+            db_failed(r, "page", "out of memory");
+            return;
+        }
+    }
+    l->values[0] = r->run_id_text;
+    l->values[1] = l->scope;
+    l->values[2] = l->next;
+    l->values[3] = last ? "[]" : l->one;
+    l->values[4] = last ? "t" : "f";
+    store_query_t q = {.sql = r->sql[l->kind], .n_params = 5, .values = l->values};
+    store_run(r->store, &q, last ? on_page_applied : on_object_applied, l);
+}
+
+static void on_object_applied(void *arg, const store_reply_t *reply)
+{
+    lane_t *l = arg;
+    reconciler_t *r = l->r;
+    if (l->abandoned) {
+        lane_clear(l);
+        return;
+    }
+    if (reply_ok(reply, PGRES_TUPLES_OK) && PQntuples(reply->res) == 1 &&
+        num(reply->res, 0, 3) == 1) {
+        count_page(r, l, reply->res);
+        l->object++;
+        apply_object(r, l);
+        return;
+    }
+    if (!refused_for_data(reply)) {
+        log_warn("event=reconcile_page_failed kind=%s scope=%s error=%s",
+                 reconcile_kind(l->kind)->name, log_q(l->scope),
+                 log_q(reply->err ? reply->err : "scope row missing"));
+        lane_clear(l);
+        db_failed(r, "page", reply->err);
+        return;
+    }
+    /* The message up to its DETAIL, which can quote the row. */
+    const char *err = reply->err != NULL ? reply->err : "refused";
+    const char *detail = strstr(err, " DETAIL: ");
+    snprintf(l->why, sizeof(l->why), "%.*s",
+             detail != NULL ? (int)(detail - err) : (int)strlen(err), err);
+    snprintf(l->sqlstate, sizeof(l->sqlstate), "%s", reply->sqlstate);
+    const char *id = cJSON_GetStringValue(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(l->objects, l->object), "id"));
+    l->values[0] = r->run_id_text;
+    l->values[1] = l->scope;
+    l->values[2] = id != NULL ? id : "";
+    l->values[3] = l->sqlstate;
+    l->values[4] = l->why;
+    store_query_t q = {.sql = r->refuse_sql[l->kind], .n_params = 5, .values = l->values};
+    store_run(r->store, &q, on_object_refused, l);
+}
+
+static void on_object_refused(void *arg, const store_reply_t *reply)
+{
+    lane_t *l = arg;
+    reconciler_t *r = l->r;
+    if (l->abandoned) {
+        lane_clear(l);
+        return;
+    }
+    if (!reply_ok(reply, PGRES_TUPLES_OK) && !refused_for_data(reply)) {
+        lane_clear(l);
+        db_failed(r, "refused", reply->err);
+        return;
+    }
+    if (!reply_ok(reply, PGRES_TUPLES_OK))
+        /* Not even its record fits: skip it all the same, and say so. */
+        log_error("event=reconcile_object_unrecorded kind=%s scope=%s id=%s error=%s",
+                  reconcile_kind(l->kind)->name, log_q(l->scope), log_q(l->values[2]),
+                  log_q(reply->err));
+    r->result.kinds[l->kind].refused++;
+    log_warn("event=reconcile_object_refused kind=%s scope=%s id=%s sqlstate=%s error=%s "
+             "note=\"kept as it was, and counted as listed\"",
+             reconcile_kind(l->kind)->name, log_q(l->scope), log_q(l->values[2]),
+             log_q(l->sqlstate), log_q(l->why));
+    l->object++;
+    apply_object(r, l);
 }
 
 static void on_response(void *arg, const http_response_t *resp)
@@ -630,6 +770,7 @@ static void on_summary(reconciler_t *r, const store_reply_t *reply)
         s->inserted = num(reply->res, i, 3);
         s->updated = num(reply->res, i, 4);
         s->tombstoned = num(reply->res, i, 5);
+        s->refused = num(reply->res, i, 6);
     }
     log_info("event=reconcile_done run=%lld elapsed_ms=%lld", r->run_id,
              (long long)(clock_mono_ms() - r->t0_ms));
@@ -764,8 +905,10 @@ reconciler_t *reconciler_new(struct event_base *base, const config_t *cfg, store
     const char *schema = store_schema(store);
     const char *ms = dry_run ? "pg_temp" : schema;
     bool ok = true;
-    for (int k = 0; k < RECON_KIND_COUNT; k++)
+    for (int k = 0; k < RECON_KIND_COUNT; k++) {
         ok = (r->sql[k] = reconcile_page_sql(ms, ms, (recon_kind_t)k)) != NULL && ok;
+        ok = (r->refuse_sql[k] = reconcile_refuse_sql(ms, ms, (recon_kind_t)k)) != NULL && ok;
+    }
     ok = (r->sweep_sql[0] = reconcile_sweep_sql(ms, ms, false)) != NULL && ok;
     ok = (r->sweep_sql[1] = reconcile_sweep_sql(ms, ms, true)) != NULL && ok;
     ok = (r->open_sql = reconcile_open_sql(ms)) != NULL && ok;
@@ -803,6 +946,7 @@ void reconciler_free(reconciler_t *r)
     free(r->key_scope);
     for (int k = 0; k < RECON_KIND_COUNT; k++) {
         free(r->sql[k]);
+        free(r->refuse_sql[k]);
         for (int i = 0; i < 3; i++)
             free(r->result.drift[k].first_ids[i]);
     }

@@ -34,6 +34,7 @@ typedef struct reconciler_kind_stats {
     long inserted;             /* rows new to the mirror */
     long updated;              /* rows whose columns changed */
     long tombstoned;           /* live rows the listing lacked, tombstoned */
+    long refused;              /* listed objects the database refused (reconcile_refused) */
     int64_t first_ms, last_ms; /* monotonic times of the first request and the last commit */
 } reconciler_kind_stats_t;
 
