@@ -10,22 +10,65 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
 
-/* How deep objects and arrays nest in `len` bytes of JSON text, strings skipped. */
-static size_t json_depth(const char *s, size_t len, size_t limit)
+/* The value of the four hex digits at s[0..3], or -1 when they are not. */
+static long hex4(const char *s)
+{
+    long v = 0;
+    for (int k = 0; k < 4; k++) {
+        char c = s[k];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/*
+ * One pass over `len` bytes of JSON text: how deep objects and arrays nest
+ * (strings skipped; the scan stops once past `limit`), and in *lone how
+ * many \uXXXX escapes name a UTF-16 surrogate that is not half of a pair.
+ * JSON's grammar allows them (a serializer of UTF-16 strings writes one
+ * for a truncated emoji), but they are no character: cJSON refuses the
+ * whole document and PostgreSQL's jsonb the value.  When `fix` is not
+ * NULL it holds a copy of the text, in which each of them becomes \ufffd
+ * (U+FFFD, the replacement character; the same length).
+ */
+static size_t json_scan(const char *s, size_t len, size_t limit, char *fix, size_t *lone)
 {
     size_t depth = 0, max = 0;
     bool in_string = false;
+    *lone = 0;
     for (size_t i = 0; i < len && max <= limit; i++) {
         char c = s[i];
         if (in_string) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
+            if (c == '"') {
                 in_string = false;
+            } else if (c == '\\') {
+                long u = i + 5 < len && s[i + 1] == 'u' ? hex4(s + i + 2) : -1;
+                bool high = u >= 0xD800 && u <= 0xDBFF, low = u >= 0xDC00 && u <= 0xDFFF;
+                long next = high && i + 11 < len && s[i + 6] == '\\' && s[i + 7] == 'u'
+                                ? hex4(s + i + 8)
+                                : -1;
+                if (high && next >= 0xDC00 && next <= 0xDFFF) {
+                    i += 11; /* a pair */
+                } else if (high || low) {
+                    (*lone)++;
+                    if (fix != NULL)
+                        memcpy(fix + i + 2, "fffd", 4);
+                    i += 5;
+                } else {
+                    i++; /* any other escape: skip the character after the backslash */
+                }
+            }
         } else if (c == '"') {
             in_string = true;
         } else if (c == '{' || c == '[') {
@@ -44,23 +87,36 @@ cJSON *event_parse_json(const char *body, size_t len, char *err, size_t errlen)
         snprintf(err, errlen, "JSON of %zu bytes, over the %zu allowed", len, EVENT_MAX_BYTES);
         return NULL;
     }
-    if (json_depth(body, len, EVENT_MAX_DEPTH) > EVENT_MAX_DEPTH) {
+    size_t lone;
+    if (json_scan(body, len, EVENT_MAX_DEPTH, NULL, &lone) > EVENT_MAX_DEPTH) {
         snprintf(err, errlen, "JSON nested deeper than %d levels", EVENT_MAX_DEPTH);
         return NULL;
     }
+    char *fixed = NULL;
+    if (lone > 0) {
+        if ((fixed = malloc(len)) == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return NULL;
+        }
+        memcpy(fixed, body, len);
+        (void)json_scan(body, len, EVENT_MAX_DEPTH, fixed, &lone);
+        body = fixed;
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
+    bool trailing = false;
+    /* cJSON stops after the first value; only whitespace may follow it. */
+    for (const char *p = root != NULL ? end : body + len; p < body + len; p++)
+        trailing = trailing || (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r');
+    free(fixed);
     if (root == NULL) {
         snprintf(err, errlen, "not valid JSON");
         return NULL;
     }
-    /* cJSON stops after the first value; only whitespace may follow it. */
-    for (const char *p = end; p < body + len; p++) {
-        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-            cJSON_Delete(root);
-            snprintf(err, errlen, "bytes after the JSON value");
-            return NULL;
-        }
+    if (trailing) {
+        cJSON_Delete(root);
+        snprintf(err, errlen, "bytes after the JSON value");
+        return NULL;
     }
     return root;
 }

@@ -89,20 +89,29 @@ expect 200 "valid event signed by the second secret" "$(wh_post "$second" "$S2")
 third=$(body_file third.json "$(user_event_json evt_REJECT0000000000000000003 user_reject_3)")
 sig=$(wh_signature "$third" "$S2")
 expect 200 "valid signature header without a space after the comma" "$(wh_post_header "$third" "${sig/, /,}")"
+# A lone UTF-16 surrogate escape (a truncated emoji, valid JSON grammar,
+# no character): stored, with U+FFFD in its place.
+lone=$(body_file lone.json "$(user_event_json evt_REJECT0000000000000000004 user_reject_4 |
+    sed 's/"first_name":"Ann"/"first_name":"Ann \\ud83d"/')")
+grep -q 'Ann \\ud83d' "$lone" || fail "the test body lacks its lone surrogate: $(cat "$lone")"
+expect 200 "a lone surrogate escape in a field" "$(wh_post "$lone" "$S1")"
+assert_eq "Ann $(printf '\357\277\275')" \
+    "$(q -c "select first_name from $SYNCD_SCHEMA.users where id = 'user_reject_4'")" \
+    "the lone surrogate stored as U+FFFD"
 # A re-delivery of a stored event is answered 200 and changes nothing.
 expect 200 "re-delivery of the first event" "$(wh_post "$good" "$S2")"
-assert_eq 3 "$(events_count)" "rows in the event log"
-assert_eq 3 "$(mirror_rows)" "rows in the mirror tables"
+assert_eq 4 "$(events_count)" "rows in the event log"
+assert_eq 4 "$(mirror_rows)" "rows in the mirror tables"
 
 # /metrics: every answer above counted under its status.
 w='workos_syncd_webhook_responses_total'
-check_metric "$w{status=\"200\"}" 4
+check_metric "$w{status=\"200\"}" 5
 check_metric "$w{status=\"400\"}" "$n400"
 check_metric "$w{status=\"401\"}" 8
 check_metric "$w{status=\"405\"}" 1
 check_metric "$w{status=\"413\"}" 1
 check_metric "$w{status=\"503\"}" 0
-check_metric 'workos_syncd_events_inserted_total{source="webhook"}' 3
+check_metric 'workos_syncd_events_inserted_total{source="webhook"}' 4
 log "/metrics 404 counter: $(metric "$w{status=\"404\"}") (the two 404s were not webhook requests)"
 
 daemon_stop

@@ -622,6 +622,45 @@ START_TEST(test_parse_json)
 }
 END_TEST
 
+/*
+ * \u escapes of UTF-16 surrogates that are not half of a pair (JSON's
+ * grammar allows them; they are no character): the document parses, each
+ * becomes U+FFFD and everything else is as sent.  A pair, an escaped
+ * backslash before "u" and other escapes are untouched; a truncated
+ * escape is still invalid JSON.
+ */
+static const struct {
+    const char *json;
+    const char *want; /* the value of "a", UTF-8; NULL: not valid JSON */
+} surrogate_cases[] = {
+    {"{\"a\":\"Ann \\ud83d\"}", "Ann \xEF\xBF\xBD"},
+    {"{\"a\":\"\\ude00x\"}", "\xEF\xBF\xBDx"},
+    {"{\"a\":\"\\ud83d\\ude00\"}", "\xF0\x9F\x98\x80"},
+    {"{\"a\":\"\\uD83D\\u0041\"}", "\xEF\xBF\xBD"
+                                   "A"},
+    {"{\"a\":\"\\ud83d\\ud83d\\ude00\"}", "\xEF\xBF\xBD\xF0\x9F\x98\x80"},
+    {"{\"a\":\"\\\\ud83d\"}", "\\ud83d"},
+    {"{\"a\":\"\\u00e9\\n\"}", "\xC3\xA9\n"},
+    {"{\"a\":\"\\ud83\"}", NULL},
+    {"{\"a\":\"\\ud83d", NULL},
+};
+
+START_TEST(test_parse_lone_surrogates)
+{
+    char err[128] = "";
+    const char *j = surrogate_cases[_i].json;
+    cJSON *v = event_parse_json(j, strlen(j), err, sizeof(err));
+    if (surrogate_cases[_i].want == NULL) {
+        ck_assert_msg(v == NULL, "%s parsed", j);
+        return;
+    }
+    ck_assert_msg(v != NULL, "%s: %s", j, err);
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "a")),
+                     surrogate_cases[_i].want);
+    cJSON_Delete(v);
+}
+END_TEST
+
 /* Nesting: EVENT_MAX_DEPTH levels parse, one more is refused before parsing. */
 static char *nested(size_t depth)
 {
@@ -957,6 +996,8 @@ Suite *unit_suite(void)
     tcase_add_loop_test(tc, test_revoked_state, 0,
                         sizeof(revoked_cases) / sizeof(revoked_cases[0]));
     tcase_add_loop_test(tc, test_parse_json, 0, sizeof(parse_cases) / sizeof(parse_cases[0]));
+    tcase_add_loop_test(tc, test_parse_lone_surrogates, 0,
+                        sizeof(surrogate_cases) / sizeof(surrogate_cases[0]));
     tcase_add_test(tc, test_parse_bounds);
     tcase_add_test(tc, test_array_layout);
     tcase_add_test(tc, test_slice);
