@@ -242,21 +242,17 @@ char *reconcile_page_sql(const char *ms, const char *ps, recon_kind_t k)
 char *reconcile_refuse_sql(const char *ms, const char *ps, recon_kind_t k)
 {
     const recon_kind_def_t *d = reconcile_kind(k);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f;
-    if (d == NULL || (f = open_memstream(&buf, &len)) == NULL)
+    if (d == NULL)
         return NULL;
-    fprintf(f,
-            "WITH m AS (\n  UPDATE %s.%s SET reconcile_run = $1::bigint WHERE id = $3::text AND "
-            "deleted_at IS NULL RETURNING 1)\n"
-            "INSERT INTO %s.reconcile_refused AS t (run_id, kind, scope, object_id, sqlstate, "
-            "error)\n  VALUES ($1::bigint, '%s', $2::text, $3::text, $4::text, $5::text)\n"
-            "  ON CONFLICT (run_id, kind, md5(scope), md5(object_id)) DO UPDATE SET sqlstate = "
-            "excluded.sqlstate, error = excluded.error, refused_at = now()\n"
-            "RETURNING (SELECT count(*) FROM m)",
-            ms, event_mirror(d->table)->table, ps, d->name);
-    return finish(f, &buf);
+    return sql_printf(
+        "WITH m AS (\n  UPDATE %s.%s SET reconcile_run = $1::bigint WHERE id = $3::text AND "
+        "deleted_at IS NULL RETURNING 1)\n"
+        "INSERT INTO %s.reconcile_refused AS t (run_id, kind, scope, object_id, sqlstate, "
+        "error)\n  VALUES ($1::bigint, '%s', $2::text, $3::text, $4::text, $5::text)\n"
+        "  ON CONFLICT (run_id, kind, md5(scope), md5(object_id)) DO UPDATE SET sqlstate = "
+        "excluded.sqlstate, error = excluded.error, refused_at = now()\n"
+        "RETURNING (SELECT count(*) FROM m)",
+        ms, event_mirror(d->table)->table, ps, d->name);
 }
 
 /* One CTE tombstoning the live rows of kind `k` that run $1 did not list. */

@@ -360,14 +360,22 @@ static void count_page(reconciler_t *r, const lane_t *l, const PGresult *res)
     s->last_ms = clock_mono_ms();
 }
 
-static void on_page_applied(void *arg, const store_reply_t *reply)
+/* The lane a page statement reported to, or NULL when it was reset meanwhile. */
+static lane_t *reported(void *arg)
 {
     lane_t *l = arg;
-    reconciler_t *r = l->r;
-    if (l->abandoned) {
-        lane_clear(l);
+    if (!l->abandoned)
+        return l;
+    lane_clear(l);
+    return NULL;
+}
+
+static void on_page_applied(void *arg, const store_reply_t *reply)
+{
+    lane_t *l = reported(arg);
+    if (l == NULL)
         return;
-    }
+    reconciler_t *r = l->r;
     if (!reply_ok(reply, PGRES_TUPLES_OK) || PQntuples(reply->res) != 1 ||
         num(reply->res, 0, 3) != 1) {
         const char *err = reply->err ? reply->err : "scope row missing";
@@ -450,12 +458,10 @@ static void apply_object(reconciler_t *r, lane_t *l)
 
 static void on_object_applied(void *arg, const store_reply_t *reply)
 {
-    lane_t *l = arg;
-    reconciler_t *r = l->r;
-    if (l->abandoned) {
-        lane_clear(l);
+    lane_t *l = reported(arg);
+    if (l == NULL)
         return;
-    }
+    reconciler_t *r = l->r;
     if (reply_ok(reply, PGRES_TUPLES_OK) && PQntuples(reply->res) == 1 &&
         num(reply->res, 0, 3) == 1) {
         count_page(r, l, reply->res);
@@ -490,12 +496,10 @@ static void on_object_applied(void *arg, const store_reply_t *reply)
 
 static void on_object_refused(void *arg, const store_reply_t *reply)
 {
-    lane_t *l = arg;
-    reconciler_t *r = l->r;
-    if (l->abandoned) {
-        lane_clear(l);
+    lane_t *l = reported(arg);
+    if (l == NULL)
         return;
-    }
+    reconciler_t *r = l->r;
     if (!reply_ok(reply, PGRES_TUPLES_OK) && !refused_for_data(reply)) {
         lane_clear(l);
         db_failed(r, "refused", reply->err);
