@@ -175,6 +175,18 @@ static void read_reconcile(PGconn *conn, const char *schema, status_t *st)
         st->have_reconcile = true;
     }
     PQclear(res);
+    /* The objects that run's listings could not store (migration 012 on). */
+    if (!st->have_reconcile || !st->reconcile.last_run.present || st->schema_version < 12)
+        return;
+    const char *values[] = {st->reconcile.last_run.text};
+    if (asprintf(&sql, "SELECT count(*) FROM %s.reconcile_refused WHERE run_id = $1::bigint",
+                 schema) < 0)
+        return;
+    res = PQexecParams(conn, sql, 1, NULL, values, NULL, NULL, 0);
+    free(sql);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        get_value(res, 0, &st->reconcile.last_refused);
+    PQclear(res);
 }
 
 /*

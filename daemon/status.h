@@ -43,7 +43,7 @@ typedef struct status_rows {
 /* The last finished reconciliation and the one in progress (values absent when none). */
 typedef struct status_reconcile {
     status_value_t last_run, last_started_at, last_seconds;
-    status_value_t last_inserted, last_updated, last_tombstoned;
+    status_value_t last_inserted, last_updated, last_tombstoned, last_refused;
     status_value_t running_run, running_phase, running_since, running_scopes;
 } status_reconcile_t;
 

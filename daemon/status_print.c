@@ -68,6 +68,7 @@ static void put_reconcile(emitter_t *e, const status_reconcile_t *r)
     put(e, "reconcile_last_inserted", text_of(&r->last_inserted), PUT_NUMBER);
     put(e, "reconcile_last_updated", text_of(&r->last_updated), PUT_NUMBER);
     put(e, "reconcile_last_tombstoned", text_of(&r->last_tombstoned), PUT_NUMBER);
+    put(e, "reconcile_last_refused", text_of(&r->last_refused), PUT_NUMBER);
     put(e, "reconcile_running", text_of(&r->running_run), PUT_NUMBER);
     put(e, "reconcile_running_phase", text_of(&r->running_phase), PUT_TEXT);
     put(e, "reconcile_running_since", text_of(&r->running_since), PUT_TEXT);

@@ -63,4 +63,7 @@ assert_eq 2 "$(sql "select reconcile_run from workos.users where id = '$kept'")"
     "the refused known user's reconcile_run"
 assert_eq 0 "$(sql "select count(*) from workos.users where deleted_at is not null")" "users tombstoned"
 assert_mirror_lists "$EXPECTED"
+syncd status >"$T/status.txt" 2>&1 || true
+grep -qx 'reconcile_last_refused=3' "$T/status.txt" ||
+    fail "status: $(grep reconcile_last "$T/status.txt" | tr '\n' ' ')"
 log "ok: 3 objects refused, the rest of the listing mirrored, the known one kept"
