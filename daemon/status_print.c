@@ -24,8 +24,19 @@ typedef struct emitter {
 
 static void put(emitter_t *e, const char *key, const char *value, put_kind_t kind)
 {
+    if (e->obj == NULL && kind != PUT_QUOTED) {
+        fprintf(e->out, "%s=%s\n", key, value);
+        return;
+    }
     if (e->obj == NULL) {
-        fprintf(e->out, kind == PUT_QUOTED ? "%s=\"%s\"\n" : "%s=%s\n", key, value);
+        /* A server's message quotes names: " and \ are escaped, as in C. */
+        fprintf(e->out, "%s=\"", key);
+        for (const char *p = value; *p != '\0'; p++) {
+            if (*p == '"' || *p == '\\')
+                fputc('\\', e->out);
+            fputc(*p, e->out);
+        }
+        fputs("\"\n", e->out);
         return;
     }
     if (value == NULL || strcmp(value, "-") == 0)

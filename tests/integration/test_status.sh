@@ -49,3 +49,13 @@ pg_up
 wait_for 30 "status to exit 0 after the database came back" caught_up
 daemon_alive || fail "daemon exited"
 daemon_stop
+
+# A message quoting names keeps the text form one parseable line: " and \
+# are escaped.
+sql "update workos.sync_state set last_error = 'relation \"a\\b\" failed', last_error_at = now()
+      where stream = 'events_api'" >/dev/null
+status_rc >/dev/null
+grep -qxF 'last_error="relation \"a\\b\" failed"' "$T/status.out" ||
+    fail "last_error not escaped: $(grep '^last_error=' "$T/status.out")"
+timeout 20 "$SYNCD" status --json -c "$SYNCD_CONF" >"$T/status.json" 2>/dev/null || true
+assert_eq 'relation "a\b" failed' "$(jq -r .last_error "$T/status.json")" "last_error in JSON"
