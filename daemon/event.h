@@ -200,9 +200,10 @@ bool event_batch_row(const event_batch_t *b, size_t i, event_row_t *row) WUR;
  * EVENT_MAX_BYTES, nested deeper than EVENT_MAX_DEPTH (checked on the
  * bytes, before anything is allocated), invalid JSON, and anything but
  * whitespace after the value (`{...} xyz`).  A \u escape of a UTF-16
- * surrogate that is not half of a pair (valid JSON grammar, but no
- * character, refused by cJSON and by jsonb) is read as U+FFFD, so one
- * truncated emoji neither fails a page forever nor loses its event.
+ * surrogate that is not half of a pair, or of NUL (valid JSON grammar;
+ * cJSON refuses the first and cuts a string short at the second, jsonb
+ * refuses both), is read as U+FFFD, so one truncated emoji neither fails
+ * a page forever nor loses its event, and no string loses its tail.
  * Returns the parsed value, owned by the caller, or NULL.  For a webhook
  * body, a page (event_page_parse) and a list response.
  */

@@ -35,12 +35,13 @@ static long hex4(const char *s)
 /*
  * One pass over `len` bytes of JSON text: how deep objects and arrays nest
  * (strings skipped; the scan stops once past `limit`), and in *lone how
- * many \uXXXX escapes name a UTF-16 surrogate that is not half of a pair.
- * JSON's grammar allows them (a serializer of UTF-16 strings writes one
- * for a truncated emoji), but they are no character: cJSON refuses the
- * whole document and PostgreSQL's jsonb the value.  When `fix` is not
- * NULL it holds a copy of the text, in which each of them becomes \ufffd
- * (U+FFFD, the replacement character; the same length).
+ * many \uXXXX escapes name a UTF-16 surrogate that is not half of a pair,
+ * or NUL.  JSON's grammar allows them (a serializer of UTF-16 strings
+ * writes a lone surrogate for a truncated emoji), but cJSON refuses the
+ * whole document for the first and cuts the string short at the second,
+ * and PostgreSQL's jsonb refuses both.  When `fix` is not NULL it holds a
+ * copy of the text, in which each of them becomes \ufffd (U+FFFD, the
+ * replacement character; the same length).
  */
 static size_t json_scan(const char *s, size_t len, size_t limit, char *fix, size_t *lone)
 {
@@ -60,7 +61,7 @@ static size_t json_scan(const char *s, size_t len, size_t limit, char *fix, size
                                 : -1;
                 if (high && next >= 0xDC00 && next <= 0xDFFF) {
                     i += 11; /* a pair */
-                } else if (high || low) {
+                } else if (high || low || u == 0) {
                     (*lone)++;
                     if (fix != NULL)
                         memcpy(fix + i + 2, "fffd", 4);

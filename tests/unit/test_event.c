@@ -623,9 +623,9 @@ START_TEST(test_parse_json)
 END_TEST
 
 /*
- * \u escapes of UTF-16 surrogates that are not half of a pair (JSON's
- * grammar allows them; they are no character): the document parses, each
- * becomes U+FFFD and everything else is as sent.  A pair, an escaped
+ * \u escapes of UTF-16 surrogates that are not half of a pair, and of NUL
+ * (JSON's grammar allows them; jsonb stores neither): the document parses,
+ * each becomes U+FFFD and everything else is as sent.  A pair, an escaped
  * backslash before "u" and other escapes are untouched; a truncated
  * escape is still invalid JSON.
  */
@@ -641,6 +641,8 @@ static const struct {
     {"{\"a\":\"\\ud83d\\ud83d\\ude00\"}", "\xEF\xBF\xBD\xF0\x9F\x98\x80"},
     {"{\"a\":\"\\\\ud83d\"}", "\\ud83d"},
     {"{\"a\":\"\\u00e9\\n\"}", "\xC3\xA9\n"},
+    {"{\"a\":\"ab\\u0000cd\"}", "ab\xEF\xBF\xBD"
+                                "cd"},
     {"{\"a\":\"\\ud83\"}", NULL},
     {"{\"a\":\"\\ud83d", NULL},
 };
