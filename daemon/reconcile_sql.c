@@ -342,11 +342,10 @@ char *reconcile_summary_sql(const char *ps)
     return sql_printf(
         "SELECT s.kind, sum(s.requests), sum(s.listed), sum(s.inserted), sum(s.updated), "
         "coalesce((r.tombstoned->>s.kind)::bigint, 0),\n"
-        "       (SELECT count(*) FROM %s.reconcile_refused f WHERE f.run_id = s.run_id AND f.kind "
-        "= "
-        "s.kind)\n  FROM %s.reconcile_scopes s JOIN "
-        "%s.reconcile_runs r ON r.id = s.run_id WHERE s.run_id = $1::bigint GROUP BY s.run_id, "
-        "s.kind, r.tombstoned",
+        "       (SELECT count(*) FROM %s.reconcile_refused f\n"
+        "         WHERE f.run_id = s.run_id AND f.kind = s.kind)\n"
+        "  FROM %s.reconcile_scopes s JOIN %s.reconcile_runs r ON r.id = s.run_id\n"
+        " WHERE s.run_id = $1::bigint GROUP BY s.run_id, s.kind, r.tombstoned",
         ps, ps, ps);
 }
 

@@ -140,16 +140,23 @@ static void ctl_job_free(ctl_job_t *j)
 
 static void pump(reconciler_t *r);
 
+/* Forgets the page being applied, whole or one object at a time. */
+static void drop_page(lane_t *l)
+{
+    free(l->page);
+    free(l->one);
+    cJSON_Delete(l->objects);
+    l->page = l->one = NULL;
+    l->objects = NULL;
+}
+
 static void lane_clear(lane_t *l)
 {
     free(l->scope);
     free(l->after);
     free(l->next);
-    free(l->page);
-    free(l->one);
-    cJSON_Delete(l->objects);
-    l->objects = NULL;
-    l->scope = l->after = l->next = l->page = l->one = NULL;
+    drop_page(l);
+    l->scope = l->after = l->next = NULL;
     l->req = NULL;
     l->state = LANE_FREE;
     l->abandoned = false;
@@ -397,12 +404,7 @@ static void on_page_applied(void *arg, const store_reply_t *reply)
     }
     count_page(r, l, reply->res);
     backoff_reset(&r->backoff);
-    free(l->page);
-    l->page = NULL;
-    free(l->one);
-    l->one = NULL;
-    cJSON_Delete(l->objects);
-    l->objects = NULL;
+    drop_page(l);
     free(l->after);
     l->after = l->next;
     l->next = NULL;
@@ -477,11 +479,7 @@ static void on_object_applied(void *arg, const store_reply_t *reply)
         db_failed(r, "page", reply->err);
         return;
     }
-    /* The message up to its DETAIL, which can quote the row. */
-    const char *err = reply->err != NULL ? reply->err : "refused";
-    const char *detail = strstr(err, " DETAIL: ");
-    snprintf(l->why, sizeof(l->why), "%.*s",
-             detail != NULL ? (int)(detail - err) : (int)strlen(err), err);
+    store_error_without_detail(l->why, sizeof(l->why), reply->err != NULL ? reply->err : "refused");
     snprintf(l->sqlstate, sizeof(l->sqlstate), "%s", reply->sqlstate);
     const char *id = cJSON_GetStringValue(
         cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(l->objects, l->object), "id"));

@@ -209,6 +209,12 @@ int store_poller_holder(PGconn *conn, const char *schema, char *pid, size_t pidl
 /* libpq's message `msg` as one line in dst (newlines become spaces). */
 void store_copy_error(char *dst, size_t len, const char *msg);
 
+/*
+ * The server's message `err` up to its DETAIL, which can quote the refused
+ * row (addresses, names), in dst ("-" for none).  Returns dst.
+ */
+const char *store_error_without_detail(char *dst, size_t len, const char *err);
+
 /* The apply entry point that the store's callers use. */
 #include "apply.h"
 

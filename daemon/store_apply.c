@@ -123,18 +123,6 @@ static bool push(apply_job_t *j, size_t lo, size_t hi, piece_mode_t mode)
     return true;
 }
 
-/*
- * The server's message for a log line, without its DETAIL, which can quote
- * the refused row (addresses, names); poison_events keeps the whole text.
- */
-static const char *short_error(const char *err, char *buf, size_t len)
-{
-    const char *detail = err != NULL ? strstr(err, " DETAIL: ") : NULL;
-    int n = detail != NULL ? (int)(detail - err) : (int)strlen(err != NULL ? err : "-");
-    snprintf(buf, len, "%.*s", n, err != NULL ? err : "-");
-    return buf;
-}
-
 /* A poison statement's row: log it once, the first time the event is recorded. */
 static void recorded(apply_job_t *j, const PGresult *res)
 {
@@ -147,7 +135,7 @@ static void recorded(apply_job_t *j, const PGresult *res)
     j->total.poisoned++;
     metrics_poison_event(j->cur.mode == PIECE_LOG_ONLY);
     char msg[512];
-    short_error(j->error, msg, sizeof(msg));
+    store_error_without_detail(msg, sizeof(msg), j->error);
     bool have = event_batch_row(j->batch, j->cur.lo, &row);
     snprintf(id, sizeof(id), "%.*s", have ? (int)row.len[0] : 1, have ? row.value[0] : "-");
     snprintf(type, sizeof(type), "%.*s", have ? (int)row.len[1] : 1, have ? row.value[1] : "-");
@@ -170,7 +158,7 @@ static bool refused(apply_job_t *j, const store_reply_t *reply)
         log_warn("event=apply_refused n=%zu source=%s sqlstate=%s error=%s "
                  "note=\"splitting the batch to find the events the database refuses\"",
                  j->batch->n_events, j->source, log_q(reply->sqlstate),
-                 log_q(short_error(j->error, msg, sizeof(msg))));
+                 log_q(store_error_without_detail(msg, sizeof(msg), j->error)));
     j->split = true;
     switch (p.mode) {
     case PIECE_APPLY:
@@ -210,7 +198,8 @@ static void on_reply(void *arg, const store_reply_t *reply)
         char err[700], msg[512];
         snprintf(err, sizeof(err), "event refused even by poison_events: %s", j->error);
         log_error("event=poison_unstorable first=%zu source=%s sqlstate=%s error=%s", j->cur.lo,
-                  j->source, log_q(j->sqlstate), log_q(short_error(j->error, msg, sizeof(msg))));
+                  j->source, log_q(j->sqlstate),
+                  log_q(store_error_without_detail(msg, sizeof(msg), j->error)));
         finish(j, false, true, err);
         return;
     }

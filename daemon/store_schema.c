@@ -271,6 +271,14 @@ void store_copy_error(char *dst, size_t len, const char *msg)
             *p = (p[1] == '\0') ? '\0' : ' ';
 }
 
+const char *store_error_without_detail(char *dst, size_t len, const char *err)
+{
+    const char *detail = err != NULL ? strstr(err, " DETAIL: ") : NULL;
+    int n = detail != NULL ? (int)(detail - err) : (int)strlen(err != NULL ? err : "-");
+    snprintf(dst, len, "%.*s", n, err != NULL ? err : "-");
+    return dst;
+}
+
 /*
  * The database must store what WorkOS sends: in UTF8, or in SQL_ASCII,
  * which keeps bytes as they are.  Any other encoding would make the

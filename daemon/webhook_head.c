@@ -47,9 +47,9 @@ static bool copy_field(char *dst, size_t cap, const char *s, size_t n)
 
 static bool is_token_char(char c)
 {
-    /* (strchr finds the terminator too: NUL must not reach it.) */
+    /* (strchr would find the terminator: webhook_head_parse refuses NUL first.) */
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+           strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
 /* The path of a request target: origin form "/p?q" or absolute "http://h/p?q". */
