@@ -218,21 +218,40 @@ typedef struct event_page {
 } event_page_t;
 
 /*
+ * How far back in created_at an event may be listed after another and still
+ * count as in order.  WorkOS documents a consistent order, not that
+ * created_at never goes back along it: events stamped by different
+ * servers, or committed in another order than stamped, may be listed a
+ * little out of time.  What the order checks exist to catch -- an API
+ * answering newest first, or starting again from the beginning -- goes
+ * back by a page's span or more.
+ */
+#define EVENT_ORDER_SKEW_MS 1000
+
+/*
  * Parses a list response with event_parse_json's bounds.  Checks the shape
- * (an object with a `data` array) and that events are in ascending created_at order, as asked for
- * with order=asc.  On failure fills `err` and leaves `page` empty.
+ * (an object with a `data` array) and that events ascend in created_at, as
+ * asked for with order=asc: none is EVENT_ORDER_SKEW_MS or more older than
+ * the newest before it.  On failure fills `err` and leaves `page` empty.
  */
 bool event_page_parse(event_page_t *page, const char *body, size_t len, char *err,
                       size_t errlen) WUR;
 
 /*
  * The order check across pages: false when the page's first event has a
- * valid created_at earlier than `after_ms` (ms since the epoch, the last
- * event taken from the previous page; 0 when there is none), true
- * otherwise -- an empty page, a first event without a usable time, or
- * none to compare with.
+ * valid created_at EVENT_ORDER_SKEW_MS or more earlier than `after_ms` (ms
+ * since the epoch, the last event taken from the previous page; 0 when
+ * there is none), true otherwise -- an empty page, a first event without a
+ * usable time, or none to compare with.
  */
 bool event_page_follows(const event_page_t *page, int64_t after_ms);
+
+/*
+ * Whether the page's created_at never goes back at all, its first event
+ * included when compared with `after_ms` (0: nothing before it): what fetch
+ * windows, which cut the stream by created_at, rely on.
+ */
+bool event_page_ascends(const event_page_t *page, int64_t after_ms);
 
 /*
  * The id to ask after once the page is taken: its last element's id, even

@@ -142,19 +142,22 @@ bool event_page_parse(event_page_t *page, const char *body, size_t len, char *er
         snprintf(err, errlen, "response has no data array");
         goto fail;
     }
-    /* Asked for order=asc: a page going back in time means the server and
-     * we disagree about the stream, and storing a cursor from it is unsafe. */
-    int64_t prev = INT64_MIN;
+    /* Asked for order=asc: a page going back in time beyond the skew means
+     * the server and we disagree about the stream, and storing a cursor
+     * from it is unsafe.  Against the newest so far, so that small steps
+     * back cannot add up to a descending page. */
+    int64_t newest = INT64_MIN;
     size_t i = 0;
     for (cJSON *e = data->child; e != NULL; e = e->next, i++) {
         int64_t ms;
         if (!event_created_ms(e, &ms))
             continue;
-        if (ms < prev) {
+        if (newest != INT64_MIN && ms <= newest - EVENT_ORDER_SKEW_MS) {
             snprintf(err, errlen, "events out of order at index %zu", i);
             goto fail;
         }
-        prev = ms;
+        if (ms > newest)
+            newest = ms;
     }
     cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "list_metadata");
     cJSON *after = cJSON_GetObjectItemCaseSensitive(meta, "after");
@@ -174,7 +177,21 @@ bool event_page_follows(const event_page_t *page, int64_t after_ms)
     int64_t ms;
     if (page->data == NULL || page->data->child == NULL || after_ms == 0)
         return true;
-    return !event_created_ms(page->data->child, &ms) || ms >= after_ms;
+    return !event_created_ms(page->data->child, &ms) || ms > after_ms - EVENT_ORDER_SKEW_MS;
+}
+
+bool event_page_ascends(const event_page_t *page, int64_t after_ms)
+{
+    int64_t prev = after_ms;
+    for (const cJSON *e = page->data != NULL ? page->data->child : NULL; e != NULL; e = e->next) {
+        int64_t ms;
+        if (!event_created_ms(e, &ms))
+            continue;
+        if (ms < prev)
+            return false;
+        prev = ms;
+    }
+    return true;
 }
 
 const char *event_page_last_id(const event_page_t *page)

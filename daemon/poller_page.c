@@ -210,11 +210,14 @@ static poller_event_t take(poller_page_seen_t *seen, poller_page_tail_t *tail, e
         event_created_ms(last, &b) && b >= a)
         out->ms_per_event = (double)(b - a) / (double)(page->n - 1);
 
-    /* The page ascends (event_page_parse checked): its newest time is its last one. */
+    /* The page ascends but for the skew event_page_parse allows: its newest
+     * time may be a little before its last event. */
     int64_t newest = 0;
-    for (const cJSON *e = last; e != NULL; e = e == first ? NULL : e->prev)
-        if (event_created_ms(e, &newest))
-            break;
+    for (const cJSON *e = first; e != NULL; e = e->next) {
+        int64_t ms;
+        if (event_created_ms(e, &ms) && ms > newest)
+            newest = ms;
+    }
     if (newest > 0)
         update_tail(tail, page->data, newest);
 

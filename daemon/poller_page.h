@@ -44,7 +44,7 @@ typedef struct poller_page_result {
     size_t n;               /* elements on the page, usable or not */
     char *after;            /* the id to ask after next, or NULL; the caller frees it */
     int64_t retry_after_ms; /* a 429's or 503's Retry-After, else -1 */
-    bool older;             /* the page starts before *last_fetched_ms: out of order */
+    bool older;             /* the page starts too far before *last_fetched_ms */
     size_t repeated;        /* elements dropped as repeats of the tail */
     double ms_per_event;    /* a full page's span over its events, 0 when not known */
 } poller_page_result_t;
@@ -57,8 +57,8 @@ typedef struct poller_page_result {
  * NULL), *last_fetched_ms moves to the batch's last event, and out->after
  * is the id past the page's last element, even an unusable one, so the
  * stream cannot stall on it.  A page whose first event is older than
- * *last_fetched_ms is a failure with out->older set.  Out of memory is
- * fatal.
+ * *last_fetched_ms by EVENT_ORDER_SKEW_MS or more (event_page_follows) is a
+ * failure with out->older set.  Out of memory is fatal.
  */
 WUR poller_event_t poller_page_read(poller_page_seen_t *seen, poller_page_tail_t *tail,
                                     const http_response_t *resp, event_batch_t **pending,

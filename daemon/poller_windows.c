@@ -84,7 +84,8 @@ struct windows {
     unsigned inflight;     /* requests in flight */
     int64_t paused_ms;     /* monotonic: a Retry-After holds every chain until then */
     bool pumping, again;   /* pump() runs; it was called again meanwhile */
-    bool no_range_start;   /* the API ignores range_start: no windows for the rest of the run */
+    bool off_for_run;      /* the API ignores range_start, or its created_at goes back:
+                              no windows for the rest of the run */
     bool past_end_seen;    /* a page ran past its window's end (said once, at warn) */
 
     windows_page_fn done; /* the ask, or NULL */
@@ -189,7 +190,7 @@ bool windows_begin(windows_t *w, const char *after, int64_t after_ms, double ms_
 {
     if (w->planned)
         return true;
-    if (w->no_range_start || w->cfg->fetch_windows <= 1 || after == NULL || after_ms <= 0)
+    if (w->off_for_run || w->cfg->fetch_windows <= 1 || after == NULL || after_ms <= 0)
         return false;
     if (ms_per_event > 0.0)
         w->ms_per_event = ms_per_event;
@@ -438,7 +439,26 @@ static bool ignores_range_start(windows_t *w, const window_t *win, const event_p
              "note=\"fetching on one chain from the last event taken; no windows until restart\"",
              log_q(win->url), log_q(clock_format_iso8601(win->start_ms, start)),
              log_q(clock_format_iso8601(first, at)));
-    w->no_range_start = true;
+    w->off_for_run = true;
+    return true;
+}
+
+/*
+ * A window's page whose created_at goes back, within it or from the
+ * window's page before: the windows cut the stream by created_at, so an
+ * event listed before another but created after it may lie in the next
+ * window, and the cursor, which is in listing order, could pass it.  The
+ * one chain tolerates such a step (EVENT_ORDER_SKEW_MS); the windows end
+ * for the rest of the run.
+ */
+static bool goes_back(windows_t *w, const window_t *win, const event_page_t *page)
+{
+    if (event_page_ascends(page, win->after != NULL ? win->last_ms : 0))
+        return false;
+    log_warn("event=windows_end reason=\"created_at goes back within a window\" url=%s "
+             "note=\"fetching on one chain from the last event taken; no windows until restart\"",
+             log_q(win->url));
+    w->off_for_run = true;
     return true;
 }
 
@@ -471,7 +491,7 @@ static void on_window_response(void *arg, const http_response_t *resp)
         return;
     } else if (!event_page_parse(&page, resp->body, resp->len, reason, sizeof(reason))) {
         window_failed(win, reason, NULL, -1);
-    } else if (ignores_range_start(w, win, &page)) {
+    } else if (goes_back(w, win, &page) || ignores_range_start(w, win, &page)) {
         event_page_free(&page);
         end_windows(w);
         return;

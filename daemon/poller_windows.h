@@ -37,6 +37,11 @@
  * window's first page holding events created before its range_start shows
  * range_start ignored: no window can begin where it should, so the windows
  * end as for a 400, and do not begin again for the rest of the run.
+ *
+ * Cutting by created_at relies on it never going back along the listing
+ * order, which the one chain does not need (EVENT_ORDER_SKEW_MS): a
+ * window's page whose created_at steps back at all, within it or from the
+ * window's page before, ends the windows for the rest of the run too.
  */
 #ifndef WORKOS_SYNCD_POLLER_WINDOWS_H
 #define WORKOS_SYNCD_POLLER_WINDOWS_H

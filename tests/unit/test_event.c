@@ -742,7 +742,10 @@ START_TEST(test_peek)
 }
 END_TEST
 
-/* A page follows the previous one unless its first event is older. */
+/*
+ * A page follows the previous one unless its first event is older by the
+ * skew or more; it ascends (what windows need) only if it is not older at all.
+ */
 START_TEST(test_page_follows)
 {
     static const char body[] =
@@ -755,13 +758,57 @@ START_TEST(test_page_follows)
     ck_assert(event_page_follows(&page, 0));
     ck_assert(event_page_follows(&page, 1000));
     ck_assert(event_page_follows(&page, 2000)); /* equal times are in order */
-    ck_assert(!event_page_follows(&page, 2001));
+    ck_assert(event_page_follows(&page, 2001)); /* a step back within the skew */
+    ck_assert(event_page_follows(&page, 2000 + EVENT_ORDER_SKEW_MS - 1));
+    ck_assert(!event_page_follows(&page, 2000 + EVENT_ORDER_SKEW_MS));
+    ck_assert(event_page_ascends(&page, 0));
+    ck_assert(event_page_ascends(&page, 2000));
+    ck_assert(!event_page_ascends(&page, 2001));
     event_page_free(&page);
     ck_assert(event_page_parse(&page, untimed, strlen(untimed), err, sizeof(err)));
     ck_assert(event_page_follows(&page, 5000));
     event_page_free(&page);
     ck_assert(event_page_parse(&page, empty, strlen(empty), err, sizeof(err)));
     ck_assert(event_page_follows(&page, 5000));
+    event_page_free(&page);
+}
+END_TEST
+
+#define AT(id, t) "{\"id\":\"" id "\",\"created_at\":\"1970-01-01T00:00:" t "Z\"}"
+
+/*
+ * Within a page, an event listed less than the skew before the newest one
+ * ahead of it is in order (clocks of different servers), one listed the
+ * skew or more before it is not, and small steps back do not add up to a
+ * descending page: each is measured from the newest so far.
+ */
+START_TEST(test_page_order_skew)
+{
+    static const char small_step[] =
+        "{\"data\":[" AT("a", "02.000") "," AT("b", "01.001") "," AT("c", "03.000") "]}";
+    static const char skew_back[] =
+        "{\"data\":[" AT("a", "02.000") "," AT("b", "01.000") "," AT("c", "03.000") "]}";
+    static const char creeping[] = "{\"data\":[" AT("a", "02.000") "," AT("b", "01.700") "," AT(
+        "c", "01.400") "," AT("d", "01.100") "," AT("e", "00.900") "]}";
+    static const char untimed_between[] =
+        "{\"data\":[" AT("a", "02.000") ",{\"id\":\"x\"}," AT("b", "01.500") "]}";
+    event_page_t page;
+    char err[160];
+
+    ck_assert(event_page_parse(&page, small_step, strlen(small_step), err, sizeof(err)));
+    ck_assert_uint_eq(page.n, 3);
+    ck_assert(!event_page_ascends(&page, 0));
+    event_page_free(&page);
+
+    ck_assert(!event_page_parse(&page, skew_back, strlen(skew_back), err, sizeof(err)));
+    ck_assert_str_eq(err, "events out of order at index 1");
+    ck_assert_ptr_null(page.root);
+
+    ck_assert(!event_page_parse(&page, creeping, strlen(creeping), err, sizeof(err)));
+    ck_assert_str_eq(err, "events out of order at index 4");
+
+    ck_assert(event_page_parse(&page, untimed_between, strlen(untimed_between), err, sizeof(err)));
+    ck_assert(!event_page_ascends(&page, 0));
     event_page_free(&page);
 }
 END_TEST
@@ -992,6 +1039,7 @@ Suite *unit_suite(void)
     tcase_add_loop_test(tc, test_has_data, 0, sizeof(data_cases) / sizeof(data_cases[0]));
     tcase_add_test(tc, test_peek);
     tcase_add_test(tc, test_page_follows);
+    tcase_add_test(tc, test_page_order_skew);
     tcase_add_loop_test(tc, test_trimmed_delete, 0,
                         sizeof(trimmed_cases) / sizeof(trimmed_cases[0]));
     tcase_add_test(tc, test_delete_before_create);
