@@ -9,8 +9,10 @@
 #     of chain items, a truncated tail and a row slipped in unchained
 #     (exit 1, the first broken link);
 #   - two writers at once still make one chain;
-#   - forget refuses a live user, redacts a deleted one in events and
-#     changes, records the run, and verify still passes;
+#   - forget refuses a live user, redacts a deleted one in events,
+#     changes, its mirror rows, poison events naming it and the failure
+#     rollups keyed by its address, records the run, verify still passes,
+#     and a second forget finds nothing left;
 #   - audit_prune deletes in bounded batches, records a checkpoint and
 #     verify still passes.
 source "$(dirname "$0")/lib.sh"
@@ -123,7 +125,8 @@ log "two concurrent writers: one chain"
 live=$(sql "select id from workos.users where deleted_at is null order by id limit 1")
 gone=$(sql "select u.id from workos.users u where u.deleted_at is not null
              and exists (select 1 from workos.events e where e.data->>'id' = u.id and e.data->>'email' is not null)
-           order by id limit 1")
+           order by exists (select 1 from workos.sessions s where s.user_id = u.id and s.ip_address is not null) desc,
+                    id limit 1")
 [ -n "$live" ] && [ -n "$gone" ] || fail "the stream has no live or no deleted user"
 sql "select workos.audit_fill_subjects(100000)" >/dev/null
 rc=0
@@ -134,8 +137,48 @@ assert_eq 0 "$(sql "select count(*) from workos.audit_erasures")" "erasures afte
 
 before=$(sql "select count(*) from workos.events where user_id = '$gone' and data->>'email' is not null")
 [ "$before" -gt 0 ] || fail "no event of $gone carries an email"
+email=$(sql "select data->>'email' from workos.events where user_id = '$gone' and data->>'email' is not null order by id limit 1")
+# What else holds the person: a poison event naming the user, one that could
+# not be parsed quoting the address, failed sign-ins counted by address; and
+# the same for someone else, which must stay.
+sql "insert into workos.poison_events (id, event, created_at, source, error, in_log, data, raw) values
+  ('evt_poison_1', 'session.created', '2026-01-01T00:00:00Z', 'webhook', 'x', false,
+   jsonb_build_object('id', 'session_p1', 'user_id', '$gone', 'ip_address', '203.0.113.9',
+                      'user_agent', 'Mozilla/5.0'), null),
+  ('evt_poison_2', 'user.updated', null, 'webhook', 'x', false, null,
+   '{\"email\": \"' || \$q\$$email\$q\$ || '\", truncated'),
+  ('evt_poison_3', 'session.created', '2026-01-01T00:00:00Z', 'webhook', 'x', false,
+   jsonb_build_object('id', 'session_p3', 'user_id', 'user_someone_else', 'ip_address', '198.51.100.7'), null);
+insert into workos.rollup_fail_account (grain, start, account, failures) values
+  ('d', '2026-01-01', \$q\$$email\$q\$, 3), ('d', '2026-01-01', 'someone@example.com', 2);
+insert into workos.rollup_fail_pairs (day, ip_address, account) values
+  ('2026-01-01', '203.0.113.9', \$q\$$email\$q\$), ('2026-01-01', '203.0.113.9', 'someone@example.com')" >/dev/null
+[ "$(sql "select count(*) from workos.sessions where user_id = '$gone' and ip_address is not null")" -gt 0 ] ||
+    fail "$gone has no session with an address in the mirror"
 syncd forget "$gone" >"$T/forget.out" 2>&1 || fail "forget $gone: $(cat "$T/forget.out")"
 grep -qx 'state=forgotten' "$T/forget.out" || fail "forget: $(cat "$T/forget.out")"
+# The mirror: no row of the user's, in any table, still holds the address
+# (invitations to it that another user sent are the inviter's, and stay).
+lit="\$q\$$email\$q\$"
+assert_eq 0 "$(sql "select (select count(*) from workos.users x where strpos(x::text, $lit) > 0)
+    + (select count(*) from workos.organization_memberships x where strpos(x::text, $lit) > 0)
+    + (select count(*) from workos.sessions x where strpos(x::text, $lit) > 0)
+    + (select count(*) from workos.api_keys x where strpos(x::text, $lit) > 0)
+    + (select count(*) from workos.invitations x where x.accepted_user_id = '$gone' and strpos(x::text, $lit) > 0)")" \
+    "mirror rows still holding $gone's address"
+assert_eq "||" "$(sql "select first_name, last_name, email from workos.users where id = '$gone'")" "$gone's tombstone"
+assert_eq 0 "$(sql "select count(*) from workos.sessions where user_id = '$gone' and (ip_address is not null or user_agent is not null)")" \
+    "sessions of $gone still holding an address or user agent"
+# Blanking the mirror is itself a change, made by the erasure, and redacted.
+assert_eq 1 "$(sql "select count(*) from workos.changes where table_name = 'users' and object_id = '$gone' and reconciliation = 'erasure' and event_id is null and redacted_at is not null")" \
+    "the erasure's change row of $gone's users row"
+assert_eq 0 "$(sql "select count(*) from workos.changes where (user_id = '$gone' or table_name <> 'invitations') and strpos(changes::text, $lit) > 0")" \
+    "change rows still holding $gone's address"
+assert_eq "||" "$(sql "select data->>'ip_address', data->>'user_agent', raw from workos.poison_events where id = 'evt_poison_1'")" "the poison event naming $gone"
+assert_eq "t|" "$(sql "select data is null, raw from workos.poison_events where id = 'evt_poison_2'")" "the unparsed poison event quoting the address"
+assert_eq "198.51.100.7" "$(sql "select data->>'ip_address' from workos.poison_events where id = 'evt_poison_3'")" "someone else's poison event"
+assert_eq "someone@example.com" "$(sql "select string_agg(account, ',') from workos.rollup_fail_account where start = '2026-01-01'")" "failure rollup keys left"
+assert_eq "someone@example.com" "$(sql "select string_agg(account, ',') from workos.rollup_fail_pairs where day = '2026-01-01'")" "failure pair keys left"
 assert_eq 0 "$(sql "select count(*) from workos.events where user_id = '$gone' and (data->>'email' is not null or data->>'first_name' is not null or data->>'last_name' is not null)")" "events of $gone still carrying personal data"
 assert_eq 0 "$(sql "select count(*) from workos.changes where user_id = '$gone' and (changes->'email'->>'new' is not null or changes->'first_name'->>'new' is not null)")" "changes of $gone still carrying personal data"
 [ "$(sql "select count(*) from workos.events where user_id = '$gone' and redacted_at is not null")" -ge "$before" ] ||
@@ -145,6 +188,10 @@ assert_eq "$n_events" "$(sql "select count(*) from workos.events where id not li
 assert_eq "$gone|f" "$(sql "select user_id, forced from workos.audit_erasures")" "the erasure record"
 verify_ok
 log "forget $gone: $(grep -E '^(events|changes)=' "$T/forget.out" | tr '\n' ' '); verify intact"
+# Forgetting again finds nothing left to blank: no change row appended.
+n_changes=$(sql "select count(*) from workos.changes")
+syncd forget "$gone" >"$T/forget.out" 2>&1 || fail "second forget $gone: $(cat "$T/forget.out")"
+assert_eq "$n_changes" "$(sql "select count(*) from workos.changes")" "change rows after a second forget"
 # A forced erasure of a live user is recorded as forced.
 syncd forget "$live" --force >"$T/forget.out" 2>&1 || fail "forget --force: $(cat "$T/forget.out")"
 assert_eq t "$(sql "select forced from workos.audit_erasures where user_id = '$live'")" "forced erasure recorded"
