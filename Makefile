@@ -43,8 +43,9 @@ daemon/%.o: daemon/%.c $(wildcard daemon/*.h)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 # Migrations are compiled into the binary, so an installed daemon needs
-# nothing beside it.
-daemon/migrations.c: $(SQL_FILES) daemon/embed_sql.sh
+# nothing beside it.  The directory too: removing a file changes only its
+# time.
+daemon/migrations.c: $(SQL_FILES) sql daemon/embed_sql.sh
 	sh daemon/embed_sql.sh $(SQL_FILES) > $@.tmp && mv $@.tmp $@
 
 -include tests/unit/unit.mk
