@@ -66,6 +66,7 @@ struct poller {
     windows_t *windows;        /* the backlog fetched as windows at once */
     bool awaiting;             /* the GET is the windows' next page */
     bool windows_off;          /* a window's page failed here: one chain until caught up */
+    bool stepped_back;         /* a page's created_at stepped back: no windows this run */
     bool last_page_full;       /* the latest page taken was full: more follow */
     double ms_per_event;       /* the latest full page's density, for the first window's size */
     double rtt_ms;             /* round trip of the chain's own pages, smoothed */
@@ -308,6 +309,15 @@ static WUR poller_event_t take_response(poller_t *p, const http_response_t *resp
         return ev;
     if (ev == POLLER_EV_PAGE_SHORT)
         p->windows_off = false; /* caught up: the next backlog may be fetched in windows */
+    /* Taken, but windows, which cut the stream by created_at, could let the
+     * cursor pass an event listed before another yet created after it. */
+    if (page.stepped_back && !p->stepped_back) {
+        p->stepped_back = true;
+        windows_disable(p->windows);
+        log_warn("event=created_at_steps_back url=%s note=\"taken: within %d ms of the events "
+                 "before it; no fetch windows for the rest of the run\"",
+                 log_q(p->url), EVENT_ORDER_SKEW_MS);
+    }
     took_page(p, ev, &page, resp->elapsed_ms);
     free(page.after);
     return ev;

@@ -198,6 +198,7 @@ static poller_event_t take(poller_page_seen_t *seen, poller_page_tail_t *tail, e
         snprintf(reason, reasonlen, "events out of order across pages");
         return POLLER_EV_FETCH_FAILED;
     }
+    out->stepped_back = !event_page_ascends(page, *last_fetched_ms);
 
     const cJSON *first = page->data->child;
     const cJSON *last = first != NULL ? first->prev : NULL;

@@ -45,6 +45,7 @@ typedef struct poller_page_result {
     char *after;            /* the id to ask after next, or NULL; the caller frees it */
     int64_t retry_after_ms; /* a 429's or 503's Retry-After, else -1 */
     bool older;             /* the page starts too far before *last_fetched_ms */
+    bool stepped_back;      /* its created_at steps back, within the skew allowed */
     size_t repeated;        /* elements dropped as repeats of the tail */
     double ms_per_event;    /* a full page's span over its events, 0 when not known */
 } poller_page_result_t;

@@ -172,6 +172,11 @@ bool windows_active(const windows_t *w)
     return w->planned;
 }
 
+void windows_disable(windows_t *w)
+{
+    w->off_for_run = true;
+}
+
 /* How long the next window is: WINDOW_EVENTS at the density seen so far. */
 static int64_t window_ms(const windows_t *w)
 {

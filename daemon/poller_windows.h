@@ -103,6 +103,12 @@ bool windows_begin(windows_t *w, const char *after, int64_t after_ms, double ms_
 bool windows_active(const windows_t *w);
 
 /*
+ * No windows begin for the rest of the run (those in use go on): the
+ * stream's created_at was seen to step back, which windows cannot cut by.
+ */
+void windows_disable(windows_t *w);
+
+/*
  * Asks for the next page: `done` is called once, from the loop (soon when
  * the page is here, else when it comes; or with NULL, see windows_page_fn), unless
  * windows_reset() comes first.  Only one ask at a

@@ -161,6 +161,45 @@ START_TEST(test_older_than_tail_refused)
 }
 END_TEST
 
+/*
+ * A page whose created_at steps back by less than the skew, within it or
+ * from the page before, is taken whole and says that it stepped back; one
+ * that ascends does not.
+ */
+#define EV5 EV("event_05", "2026-01-01T00:00:04.600Z")
+#define EV6 EV("event_06", "2026-01-01T00:00:04.300Z")
+#define EV7 EV("event_07", "2026-01-01T00:00:04.200Z")
+static const char stepping_page[] = "{\"object\":\"list\",\"data\":[" EV4 "," EV5 "," EV6 "],"
+                                    "\"list_metadata\":{\"before\":null,\"after\":null}}";
+static const char behind_page[] = "{\"object\":\"list\",\"data\":[" EV7 "],"
+                                  "\"list_metadata\":{\"before\":null,\"after\":null}}";
+START_TEST(test_step_back_taken)
+{
+    reset_faults();
+    poller_page_tail_t tail = {0};
+    event_batch_t *pending = NULL;
+    int64_t last_ms = 0;
+    poller_page_result_t out;
+    ck_assert_int_eq(read_body(page_body, &tail, &pending, &last_ms, &out), POLLER_EV_PAGE_SHORT);
+    ck_assert(!out.stepped_back);
+    free(out.after);
+    ck_assert_int_eq(read_body(stepping_page, &tail, &pending, &last_ms, &out),
+                     POLLER_EV_PAGE_SHORT);
+    ck_assert(out.stepped_back);
+    ck_assert_str_eq(out.after, "event_06");
+    free(out.after);
+    /* 4.2 s after a page that ended at 4.3 s (and reached 4.6 s). */
+    ck_assert_int_eq(read_body(behind_page, &tail, &pending, &last_ms, &out), POLLER_EV_PAGE_SHORT);
+    ck_assert(out.stepped_back);
+    ck_assert(!out.older);
+    ck_assert_uint_eq(pending->n_events, 7);
+    ck_assert_str_eq(pending->last_id, "event_07");
+    free(out.after);
+    event_batch_free(pending);
+    poller_page_tail_free(&tail);
+}
+END_TEST
+
 /* With allocation working the page is taken whole and the cursor is its last id. */
 START_TEST(test_page_taken_whole)
 {
@@ -230,6 +269,7 @@ Suite *unit_suite(void)
     TCase *tail = tcase_create("tail");
     tcase_add_test(tail, test_window_repeat_dropped);
     tcase_add_test(tail, test_older_than_tail_refused);
+    tcase_add_test(tail, test_step_back_taken);
     suite_add_tcase(s, tail);
     return s;
 }
