@@ -67,6 +67,8 @@ struct poller {
     bool awaiting;             /* the GET is the windows' next page */
     bool windows_off;          /* a window's page failed here: one chain until caught up */
     bool stepped_back;         /* a page's created_at stepped back: no windows this run */
+    char *window_base;         /* the last event taken before the latest window's pages */
+    int64_t window_base_ms;    /* its created_at */
     bool last_page_full;       /* the latest page taken was full: more follow */
     double ms_per_event;       /* the latest full page's density, for the first window's size */
     double rtt_ms;             /* round trip of the chain's own pages, smoothed */
@@ -183,6 +185,8 @@ static void rewind_to_committed(poller_t *p)
     http_cancel(p->request);
     p->request = NULL;
     windows_reset(p->windows);
+    free(p->window_base);
+    p->window_base = NULL;
     p->awaiting = false;
     p->last_page_full = false;
     poller_page_tail_clear(&p->tail);
@@ -337,12 +341,35 @@ static void on_response(void *arg, const http_response_t *resp)
 }
 
 /*
- * The windows' next page in stream order, or NULL when they are used up:
- * then the one chain goes on after the last event taken.  A window's page
- * never ends the stream, whatever its size; one out of order after the
- * pages before it ends the windows until the chain has caught up.
+ * Where the one chain goes on when the windows end: after the last event
+ * taken -- unless the stream was seen to step back in created_at.  Then an
+ * event listed before the last one taken may have been created after the
+ * end of the window that one came from, and lie in a window never handed
+ * over; reading that last window again on the chain, from the last event
+ * taken before it, fetches it (and events already taken, which the log's
+ * key absorbs).
  */
-static void on_window_page(void *arg, const char *body, size_t len, const char *url)
+static void windows_ended(poller_t *p)
+{
+    if (p->window_base == NULL || !(p->stepped_back || windows_stepped_back(p->windows)))
+        return;
+    log_info("event=windows_rewind after=%s note=\"created_at steps back in this stream: "
+             "reading the last window again on one chain\"",
+             log_q(p->window_base));
+    set_str(&p->fetch_after, p->window_base);
+    p->last_fetched_ms = p->window_base_ms;
+    poller_page_tail_clear(&p->tail);
+}
+
+/*
+ * The windows' next page in stream order, or NULL when they are used up:
+ * then the one chain goes on after the last event taken (see
+ * windows_ended()).  A window's page never ends the stream, whatever its
+ * size; one out of order after the pages before it ends the windows until
+ * the chain has caught up.
+ */
+static void on_window_page(void *arg, const char *body, size_t len, const char *url,
+                           bool first_of_window)
 {
     poller_t *p = arg;
     char reason[256];
@@ -351,9 +378,16 @@ static void on_window_page(void *arg, const char *body, size_t len, const char *
     p->awaiting = false;
     if (body == NULL) {
         p->last_page_full = false; /* windows again only after a full page of the chain's own */
+        windows_ended(p);
+        free(p->window_base);
+        p->window_base = NULL;
         if (!start_direct(p, reason, sizeof(reason)))
             post(p, POLLER_EV_FETCH_FAILED, reason, NULL, NULL, -1, NULL);
         return;
+    }
+    if (first_of_window) {
+        set_str(&p->window_base, p->fetch_after);
+        p->window_base_ms = p->last_fetched_ms;
     }
     set_str(&p->url, url);
     http_response_t resp = {
@@ -362,6 +396,9 @@ static void on_window_page(void *arg, const char *body, size_t len, const char *
     if (ev != POLLER_EV_PAGE_FULL && ev != POLLER_EV_PAGE_SHORT) {
         log_warn("event=windows_off url=%s reason=%s note=\"one chain until caught up\"",
                  log_q(url), log_q(reason));
+        windows_ended(p);
+        free(p->window_base);
+        p->window_base = NULL;
         windows_reset(p->windows);
         p->windows_off = true;
         post(p, ev, reason, NULL, NULL, -1, NULL);
@@ -846,6 +883,7 @@ void poller_free(poller_t *p)
     free(p->committed);
     free(p->inflight);
     free(p->fetch_after);
+    free(p->window_base);
     free(p->range_start);
     poller_page_seen_free(&p->seen);
     free(p);

@@ -61,6 +61,7 @@ typedef struct window {
     size_t fetched;           /* events fetched in the window so far */
     int64_t last_ms;          /* created_at of the last of them */
     bool done;                /* the window's last page is here */
+    bool handed;              /* its first page is handed over */
     int64_t retry_at_ms;      /* monotonic: no request before; 0 once none failed */
     backoff_t backoff;
     struct windows *w;
@@ -87,6 +88,7 @@ struct windows {
     bool off_for_run;      /* the API ignores range_start, or its created_at goes back:
                               no windows for the rest of the run */
     bool past_end_seen;    /* a page ran past its window's end (said once, at warn) */
+    bool stepped_back;     /* a window's page stepped back in created_at */
 
     windows_page_fn done; /* the ask, or NULL */
     void *done_arg;
@@ -175,6 +177,11 @@ bool windows_active(const windows_t *w)
 void windows_disable(windows_t *w)
 {
     w->off_for_run = true;
+}
+
+bool windows_stepped_back(const windows_t *w)
+{
+    return w->stepped_back;
 }
 
 /* How long the next window is: WINDOW_EVENTS at the density seen so far. */
@@ -423,7 +430,7 @@ static void end_windows(windows_t *w)
     void *done_arg = w->done_arg;
     windows_reset(w);
     if (done != NULL)
-        done(done_arg, NULL, 0, NULL);
+        done(done_arg, NULL, 0, NULL, false);
 }
 
 /*
@@ -464,6 +471,7 @@ static bool goes_back(windows_t *w, const window_t *win, const event_page_t *pag
              "note=\"fetching on one chain from the last event taken; no windows until restart\"",
              log_q(win->url));
     w->off_for_run = true;
+    w->stepped_back = true;
     return true;
 }
 
@@ -539,8 +547,10 @@ static bool hand_over(windows_t *w)
             w->buffered -= node->n;
             windows_page_fn done = w->done;
             void *done_arg = w->done_arg;
+            bool first = !front->handed;
+            front->handed = true;
             w->done = NULL;
-            done(done_arg, node->body, node->len, node->url);
+            done(done_arg, node->body, node->len, node->url, first);
             free(node->body);
             free(node->url);
             free(node);
@@ -558,7 +568,7 @@ static bool hand_over(windows_t *w)
         void *done_arg = w->done_arg;
         log_info("event=windows_done note=\"the backlog is fetched; one chain from here\"");
         windows_reset(w);
-        done(done_arg, NULL, 0, NULL);
+        done(done_arg, NULL, 0, NULL, false);
         return true;
     }
     return false;

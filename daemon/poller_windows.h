@@ -72,11 +72,13 @@ typedef struct windows_hooks {
 
 /*
  * The next page in stream order: the body of a 200 answer, `len` bytes and
- * a NUL, and the request's URL, both valid during the call.  Or body NULL:
- * the windows are used up (or gave up) and the poller continues with its
- * own chain after its last event.
+ * a NUL, and the request's URL, both valid during the call, and whether it
+ * is the first page of its window.  Or body NULL: the windows are used up
+ * (or gave up) and the poller continues with its own chain after its last
+ * event (see windows_stepped_back()).
  */
-typedef void (*windows_page_fn)(void *arg, const char *body, size_t len, const char *url);
+typedef void (*windows_page_fn)(void *arg, const char *body, size_t len, const char *url,
+                                bool first_of_window);
 
 /* Windows for `cfg`'s requests over `http`, idle; NULL when out of memory. */
 windows_t *windows_new(struct event_base *base, http_client_t *http, const config_t *cfg,
@@ -107,6 +109,14 @@ bool windows_active(const windows_t *w);
  * stream's created_at was seen to step back, which windows cannot cut by.
  */
 void windows_disable(windows_t *w);
+
+/*
+ * Whether a window's page was seen to step back in created_at (the windows
+ * then ended).  An event listed before the last one taken but created
+ * after its window's end is then likely, and in no window handed over: the
+ * poller's chain should continue from before the last window it took.
+ */
+bool windows_stepped_back(const windows_t *w);
 
 /*
  * Asks for the next page: `done` is called once, from the loop (soon when

@@ -5,8 +5,8 @@
 # be).  The one chain takes every page (no order failure, no retry), says
 # so once, and the mirror and the event log match exactly; then, from an
 # API 80 ms away, the windows, which cut the stream by created_at, see such
-# a step in a window and end for the run, the one chain fetching the rest,
-# again exactly.  A step back of the skew or more is still refused
+# a step in a window and end for the run, the one chain reading the last
+# window handed over again and fetching the rest, again exactly.  A step back of the skew or more is still refused
 # (test_fault_disorder and the unit tests).
 source "$(dirname "$0")/lib.sh"
 require_bins
@@ -14,11 +14,12 @@ require_bins
 pg_start
 gen_stream 20000 4711
 
-# Skew the served stream in place: after the first 2,000 events (so that
-# the windows begin before any step shows), an envelope's created_at moves
-# to 1 to 900 ms before the newest one listed ahead of it (never two in a
-# row, so each step is measured from an unskewed event).  The objects and
-# their updated_at are untouched, so the expected mirror stays what it was.
+# Skew the served stream in place: after the first 12,000 events (so that
+# windows are handed over before any step shows), an envelope's created_at
+# moves to 1 to 900 ms before the newest one listed ahead of it (never two
+# in a row, so each step is measured from an unskewed event).  The objects
+# and their updated_at are untouched, so the expected mirror stays what it
+# was.
 python3 - "$EVENTS_SERVED" <<'EOF' || fail "could not skew the stream"
 import datetime, json, random, sys
 
@@ -44,7 +45,7 @@ with open(path, encoding="utf-8") as f:
     for line in f:
         e = json.loads(line)
         t = ms(e["created_at"])
-        if len(out) >= 2000 and not prev_skewed and rng.random() < 1 / 30:
+        if len(out) >= 12000 and not prev_skewed and rng.random() < 1 / 30:
             e["created_at"] = iso(newest - rng.randint(1, 900))
             skewed += 1
             prev_skewed = True
@@ -93,4 +94,7 @@ grep -q 'event=windows_begin' "$T/windows.log" || fail "the backlog was not fetc
 grep -q 'event=windows_end reason="created_at goes back within a window"' "$T/windows.log" ||
     fail "the windows did not end at a step back in created_at"
 assert_eq 1 "$(grep -c 'event=windows_begin' "$T/windows.log")" "windows begun (none after ending for the run)"
+# The chain reads the last window handed over again, so that an event
+# listed before its last one but created after its end is not passed.
+grep -q 'event=windows_rewind' "$T/windows.log" || fail "the chain did not read the last window again"
 daemon_stop
