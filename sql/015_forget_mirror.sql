@@ -15,8 +15,8 @@
 --   change rows name the user and are redacted with the rest of its feed,
 --   so the old values they hold do not outlive the call;
 -- * poison_events naming the user have data and context redacted (and the
---   raw text of one that could not be parsed, when it names the user or
---   one of its addresses, is dropped);
+--   raw text of one that could not be parsed, when it holds the user's id
+--   or one of its addresses as a JSON string, is dropped);
 -- * rollup_fail_account and rollup_fail_pairs rows keyed by one of the
 --   user's addresses are deleted; rollup_fail_ip keeps its counts.
 --
@@ -34,6 +34,9 @@ DECLARE
     ts timestamptz;
     emails text[];
 BEGIN
+    IF coalesce(uid, '') = '' THEN
+        RAISE EXCEPTION 'no user id given' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF NOT force AND EXISTS (SELECT 1 FROM @SCHEMA@.users u
                               WHERE u.id = uid AND u.deleted_at IS NULL) THEN
         RAISE EXCEPTION 'user % is still live in the mirror', uid
@@ -82,17 +85,17 @@ BEGIN
      WHERE t.owner_type = 'user' AND t.owner_id = uid;
     PERFORM set_config('workos.reconciliation', '', true);
 
+    -- An unparsed one is matched on the id or an address as a JSON string.
     UPDATE @SCHEMA@.poison_events p
        SET data = @SCHEMA@.audit_redact(p.data), context = @SCHEMA@.audit_redact(p.context),
-           raw = CASE WHEN p.raw IS NOT NULL
-                           AND (strpos(p.raw, uid) > 0
-                                OR EXISTS (SELECT 1 FROM unnest(emails) m
-                                            WHERE strpos(p.raw, m) > 0))
-                      THEN NULL ELSE p.raw END
-     WHERE (p.data IS NOT NULL AND (@SCHEMA@.audit_subjects(p.event, p.data))[3] = uid)
-        OR (p.raw IS NOT NULL AND (strpos(p.raw, uid) > 0
-                                   OR EXISTS (SELECT 1 FROM unnest(emails) m
-                                               WHERE strpos(p.raw, m) > 0)));
+           raw = CASE WHEN q.quoted THEN NULL ELSE p.raw END
+      FROM (SELECT x.id, x.raw IS NOT NULL
+                         AND EXISTS (SELECT 1 FROM unnest(uid || emails) m
+                                      WHERE strpos(x.raw, '"' || m || '"') > 0) AS quoted
+              FROM @SCHEMA@.poison_events x) q
+     WHERE q.id = p.id
+       AND ((p.data IS NOT NULL AND (@SCHEMA@.audit_subjects(p.event, p.data))[3] = uid)
+            OR q.quoted);
 
     DELETE FROM @SCHEMA@.rollup_fail_account f
      WHERE f.account IN (SELECT @SCHEMA@.rollup_key(m) FROM unnest(emails) m);

@@ -134,6 +134,12 @@ syncd forget "$live" >"$T/forget.out" 2>&1 || rc=$?
 assert_eq 1 "$rc" "forget of a live user: exit"
 grep -qx 'state=refused' "$T/forget.out" || fail "forget live: $(cat "$T/forget.out")"
 assert_eq 0 "$(sql "select count(*) from workos.audit_erasures")" "erasures after a refusal"
+# No id at all is an error, not an erasure of whatever an empty string matches.
+rc=0
+syncd forget "" >"$T/forget.out" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "forget of an empty id succeeded: $(cat "$T/forget.out")"
+grep -q 'no user id given' "$T/forget.out" || fail "forget '': $(cat "$T/forget.out")"
+assert_eq 0 "$(sql "select count(*) from workos.audit_erasures")" "erasures after an empty id"
 
 before=$(sql "select count(*) from workos.events where user_id = '$gone' and data->>'email' is not null")
 [ "$before" -gt 0 ] || fail "no event of $gone carries an email"
