@@ -141,14 +141,33 @@ static void emit_cursor_cte(FILE *f, const char *schema)
             schema);
 }
 
+const char *apply_stmt_name(unsigned tables, char *buf, size_t len)
+{
+    if (tables == APPLY_ALL_TABLES)
+        snprintf(buf, len, "workos_syncd_apply");
+    else
+        snprintf(buf, len, "workos_syncd_apply_%02x", tables);
+    return buf;
+}
+
+unsigned apply_tables(const event_batch_t *b)
+{
+    unsigned tables = 0;
+    for (int t = 0; t < MIRROR_COUNT; t++)
+        if (b->n_rows[t] > 0)
+            tables |= 1U << t;
+    return tables;
+}
+
 /*
  * The statement: the log insert first, with the subject columns derived
  * by audit_subjects() (once per event: OFFSET 0 keeps the planner from
- * repeating it for each of the four), then one CTE per mirror table fed
- * only by the events new to the log, the cursor, and one result row of
- * counts that also feeds the notification.  Parameters as in apply.h.
+ * repeating it for each of the four), then one CTE per mirror table of
+ * `tables` fed only by the events new to the log, the cursor, and one
+ * result row of counts (0 for the tables not written) that also feeds the
+ * notification.  Parameters as in apply.h.
  */
-char *apply_sql(const char *schema)
+char *apply_sql(const char *schema, unsigned tables)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -171,13 +190,18 @@ char *apply_sql(const char *schema)
             schema, schema);
     int param = APPLY_FIRST_ARRAY + EVENT_LOG_ARRAYS;
     for (int t = 0; t < MIRROR_COUNT; t++) {
+        if (!(tables & (1U << t)))
+            continue;
         emit_mirror_cte(f, schema, (mirror_table_t)t, param);
         param += (int)mirror_arrays(event_mirror((mirror_table_t)t));
     }
     emit_cursor_cte(f, schema);
     fprintf(f, ", n AS (SELECT (SELECT count(*) FROM ins) AS ins");
     for (int t = 0; t < MIRROR_COUNT; t++)
-        fprintf(f, ", (SELECT count(*) FROM m%d) AS m%d", t, t);
+        if (tables & (1U << t))
+            fprintf(f, ", (SELECT count(*) FROM m%d) AS m%d", t, t);
+        else
+            fprintf(f, ", 0::bigint AS m%d", t);
     fprintf(f, ", (SELECT count(*) FROM st) AS st)\nSELECT ins");
     for (int t = 0; t < MIRROR_COUNT; t++)
         fprintf(f, ", m%d", t);
@@ -203,13 +227,17 @@ static bool list_array(pg_array_t *a, const char **value, int *length)
     return *value != NULL;
 }
 
-size_t apply_arrays(event_batch_t *b, const char **values, int *lengths)
+size_t apply_arrays(event_batch_t *b, unsigned tables, const char **values, int *lengths)
 {
     size_t n = APPLY_FIRST_ARRAY - 1;
     bool ok = true;
+    if (apply_tables(b) & ~tables)
+        abort(); /* a bug: rows of a table the statement does not write would be lost */
     for (size_t i = 0; i < EVENT_LOG_ARRAYS; i++, n++)
         ok = list_array(&b->log[i], &values[n], &lengths[n]) && ok;
     for (int t = 0; t < MIRROR_COUNT; t++) {
+        if (!(tables & (1U << t)))
+            continue;
         const mirror_def_t *m = event_mirror((mirror_table_t)t);
         for (size_t i = 0; i < EVENT_MIRROR_EXTRA_ARRAYS + m->n_columns; i++) {
             if (i >= EVENT_MIRROR_EXTRA_ARRAYS &&

@@ -18,32 +18,51 @@
 #include "store.h"
 #include "wur.h"
 
-/* The name the apply statement is prepared under. */
-#define APPLY_STMT "workos_syncd_apply"
+/*
+ * The statement comes in one variant per set of mirror tables it writes, a
+ * bit per mirror_table_t: a batch is applied by the variant of the tables
+ * it has rows for.  A table the statement does not name costs nothing,
+ * where an empty upsert still opens the table and its indexes and fires
+ * its statement triggers -- about a third of a small batch's time (a group
+ * of webhooks of one or two types, the few events at the head of the
+ * stream).  APPLY_ALL_TABLES is prepared on every connection, the others
+ * on their first use.
+ */
+#define APPLY_ALL_TABLES ((1U << MIRROR_COUNT) - 1)
+
+/* The name the variant for `tables` is prepared under, in `buf`. */
+const char *apply_stmt_name(unsigned tables, char *buf, size_t len);
+
+/* The tables a batch has rows for. */
+unsigned apply_tables(const event_batch_t *b);
 
 /*
  * The statement's parameters: $1 source, $2 stream (NULL: no cursor), $3
  * cursor, $4 caught_up, then from $APPLY_FIRST_ARRAY the batch's arrays:
- * the event log's columns, followed by each mirror table's (seq, event_id,
- * deleted_at, then its columns) in mirror_table_t order.
+ * the event log's columns, followed by each of its mirror tables' (seq,
+ * event_id, deleted_at, then its columns) in mirror_table_t order.
  */
 #define APPLY_FIRST_ARRAY 5
 #define APPLY_MAX_PARAMS                                                                           \
     (APPLY_FIRST_ARRAY - 1 + EVENT_LOG_ARRAYS +                                                    \
      MIRROR_COUNT * (EVENT_MIRROR_EXTRA_ARRAYS + MIRROR_MAX_COLUMNS))
 
-/* The apply statement's text for `schema`, malloc'ed, or NULL when out of memory. */
-char *apply_sql(const char *schema) WUR;
+/*
+ * The text of the variant for `tables` in `schema`, malloc'ed, or NULL when
+ * out of memory.
+ */
+char *apply_sql(const char *schema, unsigned tables) WUR;
 
 /*
- * Lists a batch's arrays in the statement's order from index
- * APPLY_FIRST_ARRAY - 1 of `values`/`lengths` (room for APPLY_MAX_PARAMS),
- * finishing them.  values[i] points into the batch, valid until it is
- * freed.  Returns the index past the last one listed, or 0 when an append
- * had run out of memory: the batch cannot be applied.  Nothing may be
- * added to the batch afterwards.
+ * Lists a batch's arrays for the variant for `tables` (the batch's own, or
+ * more) in the statement's order from index APPLY_FIRST_ARRAY - 1 of
+ * `values`/`lengths` (room for APPLY_MAX_PARAMS), finishing them.
+ * values[i] points into the batch, valid until it is freed.  Returns the
+ * index past the last one listed, or 0 when an append had run out of
+ * memory: the batch cannot be applied.  Nothing may be added to the batch
+ * afterwards.
  */
-size_t apply_arrays(event_batch_t *b, const char **values, int *lengths) WUR;
+size_t apply_arrays(event_batch_t *b, unsigned tables, const char **values, int *lengths) WUR;
 
 /* What one apply statement did (or, for a split batch, all of its pieces). */
 typedef struct store_apply_result {

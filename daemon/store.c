@@ -45,10 +45,13 @@ typedef struct job {
     int64_t sent_us;
 } job_t;
 
-/* A statement prepared on every connection. */
+/* A statement prepared on every connection: when it opens, or lazily on first use. */
 typedef struct prepared {
     char *name;
-    char *sql;
+    char *sql;             /* NULL when lazy */
+    store_sql_fn make_sql; /* lazy: prepared by the first job that names it, from this */
+    unsigned key;          /* make_sql's argument */
+    bool ready;            /* lazy: prepared on the current connection */
 } prepared_t;
 
 struct store {
@@ -73,8 +76,9 @@ struct store {
     char *version_sql;          /* with the schema's name, built once */
     prepared_t *prepared;       /* registered statements */
     size_t n_prepared;
-    size_t next_prepare; /* PREPARING: the next one to send */
-    int version;         /* schema version found by CHECKING */
+    size_t next_prepare;   /* PREPARING: the next one to send */
+    prepared_t *lazy_prep; /* BUSY: the lazy statement being prepared for the job in flight */
+    int version;           /* schema version found by CHECKING */
     job_t *head, *tail;
     PGresult *result; /* first result of the query in flight */
     char error[512];  /* first error of the query in flight */
@@ -149,6 +153,9 @@ static void disconnect_with(store_t *s, const char *why, job_t *first,
     PQfinish(s->conn);
     s->conn = NULL;
     s->state = STORE_DISCONNECTED;
+    s->lazy_prep = NULL;
+    for (size_t i = 0; i < s->n_prepared; i++)
+        s->prepared[i].ready = false; /* a new connection has none */
     s->want_write = false;
 
     if (first != NULL) {
@@ -232,12 +239,31 @@ static void start_connect(store_t *s)
 
 static void run_next(store_t *s);
 
+/* The lazy statement `name`, or NULL when it is none. */
+static prepared_t *find_lazy(store_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_prepared; i++)
+        if (s->prepared[i].make_sql != NULL && strcmp(s->prepared[i].name, name) == 0)
+            return &s->prepared[i];
+    return NULL;
+}
+
 static void send_job(store_t *s, job_t *j)
 {
     const store_query_t *q = &j->q;
     int sent;
 
     j->sent_us = clock_mono_us();
+    prepared_t *lazy = q->prepared != NULL ? find_lazy(s, q->prepared) : NULL;
+    if (lazy != NULL && !lazy->ready) {
+        /* Prepared first; query_done() sends the job when it is. */
+        char *sql = lazy->make_sql(s, lazy->key);
+        s->lazy_prep = lazy;
+        send_or_disconnect(s, sql != NULL && PQsendPrepare(s->conn, lazy->name, sql, 0, NULL),
+                           STORE_BUSY);
+        free(sql);
+        return;
+    }
     if (q->prepared != NULL)
         sent = PQsendQueryPrepared(s->conn, q->prepared, q->n_params, q->values, q->lengths,
                                    q->formats, 0);
@@ -299,6 +325,8 @@ static void finish_job(store_t *s)
 /* Prepares the next registered statement, or, with all prepared, is ready. */
 static void prepare_next(store_t *s)
 {
+    while (s->next_prepare < s->n_prepared && s->prepared[s->next_prepare].make_sql != NULL)
+        s->next_prepare++;
     if (s->next_prepare < s->n_prepared) {
         const prepared_t *p = &s->prepared[s->next_prepare++];
         send_or_disconnect(s, PQsendPrepare(s->conn, p->name, p->sql, 0, NULL), STORE_PREPARING);
@@ -373,6 +401,21 @@ static void query_done(store_t *s)
         prepare_next(s);
         return;
     case STORE_BUSY:
+        if (s->lazy_prep != NULL) {
+            prepared_t *p = s->lazy_prep;
+            s->lazy_prep = NULL;
+            PQclear(s->result);
+            s->result = NULL;
+            if (s->error[0] != '\0') {
+                char err[600];
+                snprintf(err, sizeof(err), "prepare of %s failed: %s", p->name, s->error);
+                disconnect(s, err); /* the job fails unanswered: its owner retries */
+                return;
+            }
+            p->ready = true;
+            send_job(s, s->head);
+            return;
+        }
         finish_job(s);
         return;
     case STORE_DISCONNECTED:
@@ -593,7 +636,8 @@ const char *store_schema(const store_t *s)
     return s->cfg->schema;
 }
 
-bool store_register(store_t *s, const char *name, const char *sql)
+static bool add_prepared(store_t *s, const char *name, const char *sql, store_sql_fn make_sql,
+                         unsigned key)
 {
     prepared_t *p = realloc(s->prepared, (s->n_prepared + 1) * sizeof(*p));
     if (p == NULL)
@@ -601,14 +645,27 @@ bool store_register(store_t *s, const char *name, const char *sql)
     s->prepared = p;
     p = &s->prepared[s->n_prepared];
     p->name = strdup(name);
-    p->sql = strdup(sql);
-    if (p->name == NULL || p->sql == NULL) {
+    p->sql = sql != NULL ? strdup(sql) : NULL;
+    if (p->name == NULL || (sql != NULL && p->sql == NULL)) {
         free(p->name);
         free(p->sql);
         return false;
     }
+    p->make_sql = make_sql;
+    p->key = key;
+    p->ready = false;
     s->n_prepared++;
     return true;
+}
+
+bool store_register(store_t *s, const char *name, const char *sql)
+{
+    return add_prepared(s, name, sql, NULL, 0);
+}
+
+bool store_register_lazy(store_t *s, const char *name, store_sql_fn make_sql, unsigned key)
+{
+    return add_prepared(s, name, NULL, make_sql, key);
 }
 
 void store_run(store_t *s, const store_query_t *q, store_job_fn done, void *arg)

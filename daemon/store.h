@@ -68,6 +68,18 @@ const char *store_schema(const store_t *s);
 bool store_register(store_t *s, const char *name, const char *sql) WUR;
 
 /*
+ * Registers a statement the store prepares as `name` on a connection the
+ * first time a job names it, just before that job runs, from the text
+ * make_sql(s, key) returns (malloc'ed; NULL: out of memory), which it frees
+ * once prepared; a failed prepare drops the connection, the job failing
+ * unanswered.  For statements that come in many variants, most never used,
+ * whose texts are not worth keeping.  Copies `name`; false when out of
+ * memory.
+ */
+typedef char *(*store_sql_fn)(const store_t *s, unsigned key);
+bool store_register_lazy(store_t *s, const char *name, store_sql_fn make_sql, unsigned key) WUR;
+
+/*
  * One statement for store_run(): `prepared` names a registered statement,
  * or is NULL and `sql` is the text.  `values`, `lengths` and `formats`
  * (1 = binary; NULL = all text) are PQexecParams' parameter arrays.  The

@@ -34,16 +34,32 @@
 #include "log.h"
 #include "metrics.h"
 
+static char *variant_sql(const store_t *s, unsigned tables)
+{
+    return apply_sql(store_schema(s), tables);
+}
+
+/* The variant for every table on every connection, the others lazily. */
+static bool register_variants(store_t *s)
+{
+    char name[64];
+    char *sql = apply_sql(store_schema(s), APPLY_ALL_TABLES);
+    bool ok = sql != NULL &&
+              store_register(s, apply_stmt_name(APPLY_ALL_TABLES, name, sizeof(name)), sql);
+    free(sql);
+    for (unsigned tables = 0; ok && tables < APPLY_ALL_TABLES; tables++)
+        ok = store_register_lazy(s, apply_stmt_name(tables, name, sizeof(name)), variant_sql,
+                                 tables);
+    return ok;
+}
+
 bool apply_register(store_t *s, char *err, size_t errlen)
 {
-    char *sql = apply_sql(store_schema(s));
     char *log_sql = apply_poison_sql(store_schema(s), true);
     char *keep_sql = apply_poison_sql(store_schema(s), false);
-    bool ok = sql != NULL && log_sql != NULL && keep_sql != NULL &&
-              store_register(s, APPLY_STMT, sql) &&
+    bool ok = log_sql != NULL && keep_sql != NULL && register_variants(s) &&
               store_register(s, APPLY_POISON_LOG_STMT, log_sql) &&
               store_register(s, APPLY_POISON_KEEP_STMT, keep_sql);
-    free(sql);
     free(log_sql);
     free(keep_sql);
     if (!ok)
@@ -82,6 +98,7 @@ typedef struct apply_job {
     char error[512];      /* why the event of a LOG_ONLY or KEEP piece was refused */
     char sqlstate[6];
     store_apply_result_t total;
+    char stmt[64]; /* the apply variant the piece runs */
     const char *values[APPLY_MAX_PARAMS];
     int lengths[APPLY_MAX_PARAMS];
     int formats[APPLY_MAX_PARAMS];
@@ -224,7 +241,9 @@ static void run_piece(apply_job_t *j)
             j->slice = event_batch_slice(j->batch, j->cur.lo, j->cur.hi, true);
             b = j->slice;
         }
-        n = b != NULL ? apply_arrays(b, j->values, j->lengths) : 0;
+        unsigned tables = b != NULL ? apply_tables(b) : 0;
+        apply_stmt_name(tables, j->stmt, sizeof(j->stmt));
+        n = b != NULL ? apply_arrays(b, tables, j->values, j->lengths) : 0;
         for (size_t i = APPLY_FIRST_ARRAY - 1; i < n; i++)
             j->formats[i] = 1; /* the arrays are binary */
     } else {
@@ -250,7 +269,7 @@ static void run_piece(apply_job_t *j)
     j->values[1] = last && j->cursor != NULL ? STORE_STREAM_EVENTS_API : NULL;
     j->values[2] = last ? j->cursor : NULL;
     j->values[3] = last && j->caught_up ? "t" : "f";
-    store_query_t q = {.prepared = j->cur.mode == PIECE_APPLY      ? APPLY_STMT
+    store_query_t q = {.prepared = j->cur.mode == PIECE_APPLY      ? j->stmt
                                    : j->cur.mode == PIECE_LOG_ONLY ? APPLY_POISON_LOG_STMT
                                                                    : APPLY_POISON_KEEP_STMT,
                        .n_params = (int)n,

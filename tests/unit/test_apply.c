@@ -16,16 +16,24 @@
 #include "runner.h"
 
 /* How many parameters a full statement takes. */
-static size_t n_params(void)
+/* The parameters of the variant for `tables`. */
+static size_t n_params_of(unsigned tables)
 {
     size_t n = APPLY_FIRST_ARRAY - 1 + EVENT_LOG_ARRAYS;
     for (int t = 0; t < MIRROR_COUNT; t++) {
+        if (!(tables & (1U << t)))
+            continue;
         const mirror_def_t *m = event_mirror((mirror_table_t)t);
         n += EVENT_MIRROR_EXTRA_ARRAYS;
         for (size_t i = 0; i < m->n_columns; i++)
             n += event_mirror_sent(&m->columns[i]); /* the whole object comes from the log */
     }
     return n;
+}
+
+static size_t n_params(void)
+{
+    return n_params_of(APPLY_ALL_TABLES);
 }
 
 static event_batch_t *batch_of(const char *const *json, size_t n)
@@ -59,7 +67,7 @@ START_TEST(test_arrays_in_order)
     int lengths[APPLY_MAX_PARAMS];
     size_t want = n_params();
     ck_assert_uint_le(want, APPLY_MAX_PARAMS);
-    ck_assert_uint_eq(apply_arrays(b, values, lengths), want);
+    ck_assert_uint_eq(apply_arrays(b, APPLY_ALL_TABLES, values, lengths), want);
     /* The first array is the log's ids, the last the last table's last column. */
     ck_assert_ptr_eq(values[APPLY_FIRST_ARRAY - 1], pg_array_finish(&b->log[0]));
     const mirror_def_t *last = event_mirror(MIRROR_COUNT - 1);
@@ -78,7 +86,7 @@ END_TEST
 
 START_TEST(test_sql_takes_every_param)
 {
-    char *sql = apply_sql("workos");
+    char *sql = apply_sql("workos", APPLY_ALL_TABLES);
     ck_assert_ptr_nonnull(sql);
     int max = 0;
     for (const char *p = strchr(sql, '$'); p != NULL; p = strchr(p + 1, '$'))
@@ -97,6 +105,77 @@ START_TEST(test_sql_takes_every_param)
     }
     ck_assert_ptr_nonnull(strstr(sql, "INSERT INTO workos.sync_state"));
     free(sql);
+}
+END_TEST
+
+/* The largest $n a statement names. */
+static int max_param(const char *sql)
+{
+    int max = 0;
+    for (const char *p = strchr(sql, '$'); p != NULL; p = strchr(p + 1, '$'))
+        if (atoi(p + 1) > max)
+            max = atoi(p + 1);
+    return max;
+}
+
+/*
+ * A batch of users and sessions only is applied by the variant for those
+ * two: its arrays are the log's, the users' and the sessions', the
+ * statement names exactly those and writes only those tables, and the
+ * others count 0.  A batch of log-only events writes no mirror table.
+ */
+START_TEST(test_variant_for_batch)
+{
+    static const char *const two[] = {
+        "{\"id\":\"e1\",\"event\":\"user.created\",\"created_at\":\"2026-01-01T00:00:00Z\","
+        "\"data\":{\"id\":\"user_1\",\"email\":\"a@example.com\",\"updated_at\":"
+        "\"2026-01-01T00:00:00Z\"}}",
+        "{\"id\":\"e2\",\"event\":\"session.created\",\"created_at\":\"2026-01-01T00:00:01Z\","
+        "\"data\":{\"id\":\"session_1\",\"user_id\":\"user_1\",\"updated_at\":"
+        "\"2026-01-01T00:00:01Z\"}}",
+        "{\"id\":\"e3\",\"event\":\"authentication.password_succeeded\",\"created_at\":"
+        "\"2026-01-01T00:00:02Z\",\"data\":{\"user_id\":\"user_1\"}}",
+    };
+    event_batch_t *b = batch_of(two, 3);
+    unsigned tables = apply_tables(b);
+    ck_assert_uint_eq(tables, (1U << MIRROR_USERS) | (1U << MIRROR_SESSIONS));
+    char name[64];
+    ck_assert_str_eq(apply_stmt_name(APPLY_ALL_TABLES, name, sizeof(name)), "workos_syncd_apply");
+    ck_assert_str_ne(apply_stmt_name(tables, name, sizeof(name)), "workos_syncd_apply");
+
+    const char *values[APPLY_MAX_PARAMS];
+    int lengths[APPLY_MAX_PARAMS];
+    size_t want = n_params_of(tables);
+    ck_assert_uint_lt(want, n_params());
+    ck_assert_uint_eq(apply_arrays(b, tables, values, lengths), want);
+    /* The sessions' seq array follows the users' last. */
+    ck_assert_ptr_eq(values[n_params_of(1U << MIRROR_USERS)],
+                     pg_array_finish(&b->mirror[MIRROR_SESSIONS][0]));
+
+    char *sql = apply_sql("workos", tables);
+    ck_assert_ptr_nonnull(sql);
+    ck_assert_int_eq(max_param(sql), (int)want);
+    for (int t = 0; t < MIRROR_COUNT; t++) {
+        char table[96], zero[32];
+        snprintf(table, sizeof(table), "INSERT INTO workos.%s AS t",
+                 event_mirror((mirror_table_t)t)->table);
+        snprintf(zero, sizeof(zero), "0::bigint AS m%d", t);
+        bool written = (tables & (1U << t)) != 0;
+        ck_assert_msg((strstr(sql, table) != NULL) == written, "%s: written %d", table, written);
+        ck_assert_msg((strstr(sql, zero) != NULL) == !written, "m%d: written %d", t, written);
+    }
+    free(sql);
+    event_batch_free(b);
+
+    event_batch_t *log_only = batch_of(two + 2, 1);
+    ck_assert_uint_eq(apply_tables(log_only), 0);
+    sql = apply_sql("workos", 0);
+    ck_assert_ptr_nonnull(sql);
+    ck_assert_int_eq(max_param(sql), APPLY_FIRST_ARRAY - 1 + EVENT_LOG_ARRAYS);
+    ck_assert_ptr_null(strstr(sql, "ON CONFLICT (id) DO UPDATE"));
+    ck_assert_ptr_nonnull(strstr(sql, "INSERT INTO workos.events"));
+    free(sql);
+    event_batch_free(log_only);
 }
 END_TEST
 
@@ -263,6 +342,7 @@ Suite *unit_suite(void)
     TCase *tc = tcase_create("apply");
     tcase_add_test(tc, test_arrays_in_order);
     tcase_add_test(tc, test_sql_takes_every_param);
+    tcase_add_test(tc, test_variant_for_batch);
     tcase_add_test(tc, test_read_result);
     tcase_add_test(tc, test_account);
     tcase_add_loop_test(tc, test_classify_sqlstate, 0,
