@@ -258,6 +258,7 @@ static void send_job(store_t *s, job_t *j)
     if (lazy != NULL && !lazy->ready) {
         /* Prepared first; query_done() sends the job when it is. */
         char *sql = lazy->make_sql(s, lazy->key);
+        log_debug("event=db_prepare name=%s", log_q(lazy->name));
         s->lazy_prep = lazy;
         send_or_disconnect(s, sql != NULL && PQsendPrepare(s->conn, lazy->name, sql, 0, NULL),
                            STORE_BUSY);
