@@ -232,9 +232,7 @@ typedef struct event_page {
  * Parses a list response with event_parse_json's bounds.  Checks the shape
  * (an object with a `data` array) and that events ascend in created_at, as
  * asked for with order=asc: none is EVENT_ORDER_SKEW_MS or more older than
- * the newest before it, and no more than half of the steps between events
- * of different times go back (two at least: a page read newest first
- * within a second).  On failure fills `err` and leaves `page` empty.
+ * the newest before it.  On failure fills `err` and leaves `page` empty.
  */
 bool event_page_parse(event_page_t *page, const char *body, size_t len, char *err,
                       size_t errlen) WUR;
@@ -242,7 +240,7 @@ bool event_page_parse(event_page_t *page, const char *body, size_t len, char *er
 /*
  * The order check across pages: false when the page's first event has a
  * valid created_at EVENT_ORDER_SKEW_MS or more earlier than `after_ms` (ms
- * since the epoch, the last event taken from the previous page; 0 when
+ * since the epoch, the newest event taken from the pages before; 0 when
  * there is none), true otherwise -- an empty page, a first event without a
  * usable time, or none to compare with.
  */

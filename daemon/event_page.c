@@ -145,10 +145,10 @@ bool event_page_parse(event_page_t *page, const char *body, size_t len, char *er
     /* Asked for order=asc: a page going back in time beyond the skew means
      * the server and we disagree about the stream, and storing a cursor
      * from it is unsafe.  Against the newest so far, so that small steps
-     * back cannot add up to a descending page; and a page most of whose
-     * steps go back is one, however dense the stream. */
-    int64_t newest = INT64_MIN, prev = INT64_MIN;
-    size_t i = 0, steps = 0, back = 0;
+     * back cannot add up to a descending page (the poller measures pages
+     * against the newest before them the same way). */
+    int64_t newest = INT64_MIN;
+    size_t i = 0;
     for (cJSON *e = data->child; e != NULL; e = e->next, i++) {
         int64_t ms;
         if (!event_created_ms(e, &ms))
@@ -157,17 +157,8 @@ bool event_page_parse(event_page_t *page, const char *body, size_t len, char *er
             snprintf(err, errlen, "events out of order at index %zu", i);
             goto fail;
         }
-        if (prev != INT64_MIN && ms != prev) {
-            steps++;
-            back += ms < prev;
-        }
         if (ms > newest)
             newest = ms;
-        prev = ms;
-    }
-    if (back >= 2 && 2 * back > steps) {
-        snprintf(err, errlen, "events in descending order (%zu of %zu steps go back)", back, steps);
-        goto fail;
     }
     cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "list_metadata");
     cJSON *after = cJSON_GetObjectItemCaseSensitive(meta, "after");

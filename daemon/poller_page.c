@@ -223,8 +223,10 @@ static poller_event_t take(poller_page_seen_t *seen, poller_page_tail_t *tail, e
         update_tail(tail, page->data, newest);
 
     take_page(seen, pending, page);
-    if (*pending != NULL && (*pending)->n_events > 0)
-        *last_fetched_ms = (*pending)->last_created_ms;
+    /* The newest so far, not the last: a stream read newest first, a little
+     * older each page, cannot then pass for one within the skew. */
+    if (newest > *last_fetched_ms)
+        *last_fetched_ms = newest;
     event_page_free(page);
 
     out->n = n;

@@ -55,7 +55,7 @@ typedef struct poller_page_result {
  * POLLER_EV_PAGE_REFUSED (a 400) with `reason` filled and out->retry_after_ms
  * set, and changes nothing else.  A page returns POLLER_EV_PAGE_FULL or
  * POLLER_EV_PAGE_SHORT: its events are added to *pending (created when
- * NULL), *last_fetched_ms moves to the batch's last event, and out->after
+ * NULL), *last_fetched_ms moves to the newest event taken, and out->after
  * is the id past the page's last element, even an unusable one, so the
  * stream cannot stall on it.  A page whose first event is older than
  * *last_fetched_ms by EVENT_ORDER_SKEW_MS or more (event_page_follows) is a

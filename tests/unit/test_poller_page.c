@@ -200,6 +200,40 @@ START_TEST(test_step_back_taken)
 }
 END_TEST
 
+/*
+ * Pages each a little older than the one before, every step within the
+ * skew: measured against the newest taken so far, not the last, the drift
+ * is refused once it adds up to the skew -- a stream read newest first,
+ * however dense, cannot walk the cursor back.
+ */
+#define ONE(id, t)                                                                                 \
+    "{\"object\":\"list\",\"data\":[" EV(                                                          \
+        id, "2026-01-01T00:00:" t "Z") "],"                                                        \
+                                       "\"list_metadata\":{\"before\":null,\"after\":null}}"
+START_TEST(test_drift_back_refused)
+{
+    static const char *const pages[] = {ONE("d1", "10.000"), ONE("d2", "09.700"),
+                                        ONE("d3", "09.400"), ONE("d4", "09.100")};
+    static const char last[] = ONE("d5", "09.000");
+    reset_faults();
+    poller_page_tail_t tail = {0};
+    event_batch_t *pending = NULL;
+    int64_t last_ms = 0;
+    poller_page_result_t out;
+    for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+        ck_assert_int_eq(read_body(pages[i], &tail, &pending, &last_ms, &out),
+                         POLLER_EV_PAGE_SHORT);
+        ck_assert(out.stepped_back == (i > 0));
+        free(out.after);
+    }
+    ck_assert_int_eq(read_body(last, &tail, &pending, &last_ms, &out), POLLER_EV_FETCH_FAILED);
+    ck_assert(out.older);
+    ck_assert_uint_eq(pending->n_events, 4);
+    event_batch_free(pending);
+    poller_page_tail_free(&tail);
+}
+END_TEST
+
 /* With allocation working the page is taken whole and the cursor is its last id. */
 START_TEST(test_page_taken_whole)
 {
@@ -270,6 +304,7 @@ Suite *unit_suite(void)
     tcase_add_test(tail, test_window_repeat_dropped);
     tcase_add_test(tail, test_older_than_tail_refused);
     tcase_add_test(tail, test_step_back_taken);
+    tcase_add_test(tail, test_drift_back_refused);
     suite_add_tcase(s, tail);
     return s;
 }
