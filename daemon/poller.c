@@ -68,7 +68,7 @@ struct poller {
     bool windows_off;          /* a window's page failed here: one chain until caught up */
     bool stepped_back;         /* a page's created_at stepped back: no windows this run */
     char *window_base;         /* the last event taken before the latest window's pages */
-    int64_t window_base_ms;    /* its created_at */
+    int64_t window_base_ms;    /* the newest created_at taken by then */
     bool last_page_full;       /* the latest page taken was full: more follow */
     double ms_per_event;       /* the latest full page's density, for the first window's size */
     double rtt_ms;             /* round trip of the chain's own pages, smoothed */
