@@ -66,7 +66,6 @@ struct poller {
     windows_t *windows;        /* the backlog fetched as windows at once */
     bool awaiting;             /* the GET is the windows' next page */
     bool windows_off;          /* a window's page failed here: one chain until caught up */
-    bool stepped_back;         /* a page's created_at stepped back: no windows this run */
     char *window_base;         /* the last event taken before the latest window's pages */
     int64_t window_base_ms;    /* the newest created_at taken by then */
     bool last_page_full;       /* the latest page taken was full: more follow */
@@ -315,9 +314,8 @@ static WUR poller_event_t take_response(poller_t *p, const http_response_t *resp
         p->windows_off = false; /* caught up: the next backlog may be fetched in windows */
     /* Taken, but windows, which cut the stream by created_at, could let the
      * cursor pass an event listed before another yet created after it. */
-    if (page.stepped_back && !p->stepped_back) {
-        p->stepped_back = true;
-        windows_disable(p->windows);
+    if (page.stepped_back && !windows_stepped_back(p->windows)) {
+        windows_step_back_seen(p->windows);
         log_warn("event=created_at_steps_back url=%s note=\"taken: within %d ms of the events "
                  "before it; no fetch windows for the rest of the run\"",
                  log_q(p->url), EVENT_ORDER_SKEW_MS);
@@ -347,18 +345,20 @@ static void on_response(void *arg, const http_response_t *resp)
  * end of the window that one came from, and lie in a window never handed
  * over; reading that last window again on the chain, from the last event
  * taken before it, fetches it (and events already taken, which the log's
- * key absorbs).
+ * key absorbs).  The last window's start is forgotten either way.
  */
 static void windows_ended(poller_t *p)
 {
-    if (p->window_base == NULL || !(p->stepped_back || windows_stepped_back(p->windows)))
-        return;
-    log_info("event=windows_rewind after=%s note=\"created_at steps back in this stream: "
-             "reading the last window again on one chain\"",
-             log_q(p->window_base));
-    set_str(&p->fetch_after, p->window_base);
-    p->last_fetched_ms = p->window_base_ms;
-    poller_page_tail_clear(&p->tail);
+    if (p->window_base != NULL && windows_stepped_back(p->windows)) {
+        log_info("event=windows_rewind after=%s note=\"created_at steps back in this stream: "
+                 "reading the last window again on one chain\"",
+                 log_q(p->window_base));
+        set_str(&p->fetch_after, p->window_base);
+        p->last_fetched_ms = p->window_base_ms;
+        poller_page_tail_clear(&p->tail);
+    }
+    free(p->window_base);
+    p->window_base = NULL;
 }
 
 /*
@@ -379,8 +379,6 @@ static void on_window_page(void *arg, const char *body, size_t len, const char *
     if (body == NULL) {
         p->last_page_full = false; /* windows again only after a full page of the chain's own */
         windows_ended(p);
-        free(p->window_base);
-        p->window_base = NULL;
         if (!start_direct(p, reason, sizeof(reason)))
             post(p, POLLER_EV_FETCH_FAILED, reason, NULL, NULL, -1, NULL);
         return;
@@ -397,8 +395,6 @@ static void on_window_page(void *arg, const char *body, size_t len, const char *
         log_warn("event=windows_off url=%s reason=%s note=\"one chain until caught up\"",
                  log_q(url), log_q(reason));
         windows_ended(p);
-        free(p->window_base);
-        p->window_base = NULL;
         windows_reset(p->windows);
         p->windows_off = true;
         post(p, ev, reason, NULL, NULL, -1, NULL);

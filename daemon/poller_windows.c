@@ -88,7 +88,7 @@ struct windows {
     bool off_for_run;      /* the API ignores range_start, or its created_at goes back:
                               no windows for the rest of the run */
     bool past_end_seen;    /* a page ran past its window's end (said once, at warn) */
-    bool stepped_back;     /* a window's page stepped back in created_at */
+    bool stepped_back;     /* created_at was seen to step back (implies off_for_run) */
 
     windows_page_fn done; /* the ask, or NULL */
     void *done_arg;
@@ -174,9 +174,10 @@ bool windows_active(const windows_t *w)
     return w->planned;
 }
 
-void windows_disable(windows_t *w)
+void windows_step_back_seen(windows_t *w)
 {
     w->off_for_run = true;
+    w->stepped_back = true;
 }
 
 bool windows_stepped_back(const windows_t *w)

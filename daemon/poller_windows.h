@@ -105,16 +105,18 @@ bool windows_begin(windows_t *w, const char *after, int64_t after_ms, double ms_
 bool windows_active(const windows_t *w);
 
 /*
- * No windows begin for the rest of the run (those in use go on): the
- * stream's created_at was seen to step back, which windows cannot cut by.
+ * The poller's chain saw the stream's created_at step back, which windows
+ * cannot cut by: no windows begin for the rest of the run (those in use go
+ * on), and windows_stepped_back() says so.
  */
-void windows_disable(windows_t *w);
+void windows_step_back_seen(windows_t *w);
 
 /*
- * Whether a window's page was seen to step back in created_at (the windows
- * then ended).  An event listed before the last one taken but created
- * after its window's end is then likely, and in no window handed over: the
- * poller's chain should continue from before the last window it took.
+ * Whether the stream's created_at was seen to step back, by a window's
+ * page (the windows then ended) or by the chain.  An event listed before
+ * the last one taken but created after its window's end is then likely,
+ * and in no window handed over: the poller's chain should continue from
+ * before the last window it took.
  */
 bool windows_stepped_back(const windows_t *w);
 
