@@ -229,10 +229,25 @@ typedef struct event_page {
 #define EVENT_ORDER_SKEW_MS 1000
 
 /*
+ * A created_at further than this ahead of the local clock orders nothing:
+ * the order checks pass over it as over an event without a time (the
+ * event is stored as it came).  One event stamped years ahead would
+ * otherwise be the newest for good, and every page after it out of order.
+ */
+#define EVENT_FUTURE_MS (INT64_C(24) * 3600 * 1000)
+
+/*
+ * An envelope's created_at for the order checks in *ms: false when it has
+ * no valid one, or one more than EVENT_FUTURE_MS past `now_ms` (wall clock).
+ */
+bool event_order_ms(const cJSON *envelope, int64_t now_ms, int64_t *ms) WUR;
+
+/*
  * Parses a list response with event_parse_json's bounds.  Checks the shape
  * (an object with a `data` array) and that events ascend in created_at, as
  * asked for with order=asc: none is EVENT_ORDER_SKEW_MS or more older than
- * the newest before it.  On failure fills `err` and leaves `page` empty.
+ * the newest before it (times as event_order_ms() reads them).  On failure
+ * fills `err` and leaves `page` empty.
  */
 bool event_page_parse(event_page_t *page, const char *body, size_t len, char *err,
                       size_t errlen) WUR;
@@ -242,7 +257,8 @@ bool event_page_parse(event_page_t *page, const char *body, size_t len, char *er
  * valid created_at EVENT_ORDER_SKEW_MS or more earlier than `after_ms` (ms
  * since the epoch, the newest event taken from the pages before; 0 when
  * there is none), true otherwise -- an empty page, a first event without a
- * usable time, or none to compare with.
+ * usable time (event_order_ms()), or none to compare with (an `after_ms`
+ * past EVENT_FUTURE_MS counts as none).
  */
 bool event_page_follows(const event_page_t *page, int64_t after_ms);
 

@@ -128,6 +128,17 @@ bool event_created_ms(const cJSON *envelope, int64_t *ms)
     return cJSON_IsString(created) && clock_parse_iso8601(created->valuestring, ms);
 }
 
+bool event_order_ms(const cJSON *envelope, int64_t now_ms, int64_t *ms)
+{
+    return event_created_ms(envelope, ms) && *ms <= now_ms + EVENT_FUTURE_MS;
+}
+
+/* `after_ms` as the order checks compare with it: 0 (none) when too far ahead. */
+static int64_t order_after(int64_t after_ms, int64_t now_ms)
+{
+    return after_ms > now_ms + EVENT_FUTURE_MS ? 0 : after_ms;
+}
+
 bool event_page_parse(event_page_t *page, const char *body, size_t len, char *err, size_t errlen)
 {
     memset(page, 0, sizeof(*page));
@@ -147,11 +158,11 @@ bool event_page_parse(event_page_t *page, const char *body, size_t len, char *er
      * from it is unsafe.  Against the newest so far, so that small steps
      * back cannot add up to a descending page (the poller measures pages
      * against the newest before them the same way). */
-    int64_t newest = INT64_MIN;
+    int64_t newest = INT64_MIN, now = clock_wall_ms();
     size_t i = 0;
     for (cJSON *e = data->child; e != NULL; e = e->next, i++) {
         int64_t ms;
-        if (!event_created_ms(e, &ms))
+        if (!event_order_ms(e, now, &ms))
             continue;
         if (newest != INT64_MIN && ms <= newest - EVENT_ORDER_SKEW_MS) {
             snprintf(err, errlen, "events out of order at index %zu", i);
@@ -175,18 +186,20 @@ fail:
 
 bool event_page_follows(const event_page_t *page, int64_t after_ms)
 {
-    int64_t ms;
+    int64_t ms, now = clock_wall_ms();
+    after_ms = order_after(after_ms, now);
     if (page->data == NULL || page->data->child == NULL || after_ms == 0)
         return true;
-    return !event_created_ms(page->data->child, &ms) || ms > after_ms - EVENT_ORDER_SKEW_MS;
+    return !event_order_ms(page->data->child, now, &ms) || ms > after_ms - EVENT_ORDER_SKEW_MS;
 }
 
 bool event_page_ascends(const event_page_t *page, int64_t after_ms)
 {
-    int64_t prev = after_ms;
+    int64_t now = clock_wall_ms();
+    int64_t prev = order_after(after_ms, now);
     for (const cJSON *e = page->data != NULL ? page->data->child : NULL; e != NULL; e = e->next) {
         int64_t ms;
-        if (!event_created_ms(e, &ms))
+        if (!event_order_ms(e, now, &ms))
             continue;
         if (ms < prev)
             return false;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "poller_types.h"
@@ -213,10 +214,10 @@ static poller_event_t take(poller_page_seen_t *seen, poller_page_tail_t *tail, e
 
     /* The page ascends but for the skew event_page_parse allows: its newest
      * time may be a little before its last event. */
-    int64_t newest = 0;
+    int64_t newest = 0, now = clock_wall_ms();
     for (const cJSON *e = first; e != NULL; e = e->next) {
         int64_t ms;
-        if (event_created_ms(e, &ms) && ms > newest)
+        if (event_order_ms(e, now, &ms) && ms > newest)
             newest = ms;
     }
     if (newest > 0)

@@ -813,6 +813,35 @@ START_TEST(test_page_order_skew)
 }
 END_TEST
 
+/*
+ * An event stamped years ahead orders nothing: the page around it is in
+ * order, it is no page's newest, and a page compared with such a time as
+ * the one before it follows and ascends.
+ */
+START_TEST(test_page_order_future)
+{
+    static const char body[] = "{\"data\":[{\"id\":\"a\",\"created_at\":\"2026-01-01T00:00:02Z\"},"
+                               "{\"id\":\"b\",\"created_at\":\"9999-12-31T00:00:00Z\"},"
+                               "{\"id\":\"c\",\"created_at\":\"2026-01-01T00:00:01.500Z\"}]}";
+    event_page_t page;
+    char err[160];
+    int64_t far, ms;
+    ck_assert(event_page_parse(&page, body, strlen(body), err, sizeof(err)));
+    ck_assert(event_created_ms(page.data->child->next, &far));
+    ck_assert(!event_order_ms(page.data->child->next, clock_wall_ms(), &ms));
+    ck_assert(event_order_ms(page.data->child, clock_wall_ms(), &ms));
+    ck_assert(event_page_follows(&page, far));
+    ck_assert(event_page_ascends(&page, far) == false); /* c steps back from a */
+    event_page_free(&page);
+    static const char later[] =
+        "{\"data\":[{\"id\":\"d\",\"created_at\":\"2026-01-01T00:00:03Z\"}]}";
+    ck_assert(event_page_parse(&page, later, strlen(later), err, sizeof(err)));
+    ck_assert(event_page_follows(&page, far));
+    ck_assert(event_page_ascends(&page, far));
+    event_page_free(&page);
+}
+END_TEST
+
 /* The exact bytes array_recv reads: header, lengths, -1 for NULL. */
 START_TEST(test_array_layout)
 {
@@ -1040,6 +1069,7 @@ Suite *unit_suite(void)
     tcase_add_test(tc, test_peek);
     tcase_add_test(tc, test_page_follows);
     tcase_add_test(tc, test_page_order_skew);
+    tcase_add_test(tc, test_page_order_future);
     tcase_add_loop_test(tc, test_trimmed_delete, 0,
                         sizeof(trimmed_cases) / sizeof(trimmed_cases[0]));
     tcase_add_test(tc, test_delete_before_create);

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "event.h"
 #include "http_client.h"
 #include "poller_page.h"
@@ -234,6 +235,36 @@ START_TEST(test_drift_back_refused)
 }
 END_TEST
 
+/*
+ * One event stamped years ahead, then the stream as before: every page is
+ * taken, and the newest time taken stays the last real one, so the pages
+ * after it are not out of order.
+ */
+START_TEST(test_future_event_taken)
+{
+    static const char ahead[] =
+        "{\"object\":\"list\",\"data\":[" EV("f1", "2026-01-01T00:00:05.000Z") "," EV(
+            "f2", "9999-12-31T00:00:00.000Z") "],"
+                                              "\"list_metadata\":{\"before\":null,\"after\":null}}";
+    static const char next[] = ONE("f3", "06.000");
+    reset_faults();
+    poller_page_tail_t tail = {0};
+    event_batch_t *pending = NULL;
+    int64_t last_ms = 0, five;
+    poller_page_result_t out;
+    ck_assert_int_eq(read_body(ahead, &tail, &pending, &last_ms, &out), POLLER_EV_PAGE_SHORT);
+    free(out.after);
+    ck_assert(clock_parse_iso8601("2026-01-01T00:00:05.000Z", &five));
+    ck_assert_int_eq(last_ms, five);
+    ck_assert_int_eq(read_body(next, &tail, &pending, &last_ms, &out), POLLER_EV_PAGE_SHORT);
+    ck_assert(!out.older);
+    ck_assert_uint_eq(pending->n_events, 3);
+    free(out.after);
+    event_batch_free(pending);
+    poller_page_tail_free(&tail);
+}
+END_TEST
+
 /* With allocation working the page is taken whole and the cursor is its last id. */
 START_TEST(test_page_taken_whole)
 {
@@ -305,6 +336,7 @@ Suite *unit_suite(void)
     tcase_add_test(tail, test_older_than_tail_refused);
     tcase_add_test(tail, test_step_back_taken);
     tcase_add_test(tail, test_drift_back_refused);
+    tcase_add_test(tail, test_future_event_taken);
     suite_add_tcase(s, tail);
     return s;
 }
