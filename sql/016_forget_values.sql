@@ -1,0 +1,148 @@
+-- 016: forget blanks every string that quotes one of the user's addresses.
+--
+-- audit_redact() blanks personal fields by name.  A free-form field can
+-- quote an address as well -- an authentication failure's error.message
+-- reads "Invalid credentials for 'jane@example.com'." -- and kept it
+-- through an erasure.  audit_redact(j, needles) blanks the same fields and,
+-- at any depth, every string value that contains one of `needles`
+-- (ignoring case), to JSON null; audit_redact(j) is the same with no
+-- needles.  audit_forget() passes the addresses it collects to every
+-- redaction it makes: the log, the change feed, the mirror's raw objects
+-- and poison_events.  Otherwise it is 015's.
+--
+-- Every statement is idempotent.
+
+CREATE OR REPLACE FUNCTION @SCHEMA@.audit_redact(j jsonb, needles text[])
+RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    personal constant text[] := ARRAY['email', 'first_name', 'last_name', 'name', 'ip_address',
+                                      'user_agent', 'profile_picture_url', 'metadata',
+                                      'custom_attributes', 'external_id', 'reason'];
+BEGIN
+    IF j IS NULL THEN
+        RETURN NULL;
+    ELSIF jsonb_typeof(j) = 'object' THEN
+        RETURN coalesce((SELECT jsonb_object_agg(k, CASE WHEN k = ANY (personal)
+                                                          AND v <> 'null'::jsonb
+                                                         THEN 'null'::jsonb
+                                                         ELSE @SCHEMA@.audit_redact(v, needles) END)
+                           FROM jsonb_each(j) AS e(k, v)), '{}'::jsonb);
+    ELSIF jsonb_typeof(j) = 'array' THEN
+        RETURN coalesce((SELECT jsonb_agg(@SCHEMA@.audit_redact(v, needles) ORDER BY i)
+                           FROM jsonb_array_elements(j) WITH ORDINALITY AS e(v, i)), '[]'::jsonb);
+    ELSIF jsonb_typeof(j) = 'string'
+          AND EXISTS (SELECT 1 FROM unnest(needles) AS m(s)
+                       WHERE m.s <> '' AND strpos(lower(j #>> '{}'), lower(m.s)) > 0) THEN
+        RETURN 'null'::jsonb;
+    END IF;
+    RETURN j;
+END
+$$;
+
+-- The fields by name only, as 005 made it.
+CREATE OR REPLACE FUNCTION @SCHEMA@.audit_redact(j jsonb)
+RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+    SELECT @SCHEMA@.audit_redact(j, '{}'::text[])
+$$;
+
+CREATE OR REPLACE FUNCTION @SCHEMA@.audit_forget(uid text, force boolean,
+                                                 OUT events integer, OUT changes integer)
+LANGUAGE plpgsql AS $$
+DECLARE
+    eid bigint;
+    ts timestamptz;
+    emails text[];
+BEGIN
+    IF coalesce(uid, '') = '' THEN
+        RAISE EXCEPTION 'no user id given' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT force AND EXISTS (SELECT 1 FROM @SCHEMA@.users u
+                              WHERE u.id = uid AND u.deleted_at IS NULL) THEN
+        RAISE EXCEPTION 'user % is still live in the mirror', uid
+            USING ERRCODE = 'object_in_use', HINT = 'forget a user deleted in WorkOS, or force';
+    END IF;
+
+    -- The addresses the user had, while they can still be read: the keys
+    -- of the failure rollups.  An invitation names its inviter when no one
+    -- accepted it, and its address is the invitee's, not the user's.
+    SELECT coalesce(array_agg(DISTINCT a.email), '{}') INTO emails
+      FROM (SELECT u.email FROM @SCHEMA@.users u WHERE u.id = uid
+            UNION ALL
+            SELECT e.data ->> 'email' FROM @SCHEMA@.events e
+             WHERE e.user_id = uid
+               AND (e.object_type IS DISTINCT FROM 'invitation'
+                    OR e.data ->> 'accepted_user_id' = uid)
+            UNION ALL
+            SELECT v FROM @SCHEMA@.changes c,
+                   LATERAL (VALUES (c.changes -> 'email' ->> 'old'),
+                                   (c.changes -> 'email' ->> 'new')) AS x(v)
+             WHERE c.user_id = uid AND c.table_name = 'users') a
+     WHERE a.email <> '';
+
+    -- The mirror.  Each UPDATE's change rows name the user (see
+    -- audit_row_subjects), so the feed's redaction below covers them.
+    PERFORM set_config('workos.reconciliation', 'erasure', true);
+    UPDATE @SCHEMA@.users t
+       SET email = NULL, first_name = NULL, last_name = NULL, name = NULL,
+           profile_picture_url = NULL, external_id = NULL, metadata = NULL,
+           raw = @SCHEMA@.audit_redact(t.raw, emails), last_event_id = NULL
+     WHERE t.id = uid;
+    UPDATE @SCHEMA@.organization_memberships t
+       SET custom_attributes = NULL, external_id = NULL, metadata = NULL,
+           raw = @SCHEMA@.audit_redact(t.raw, emails), last_event_id = NULL
+     WHERE t.user_id = uid;
+    UPDATE @SCHEMA@.sessions t
+       SET ip_address = NULL, user_agent = NULL,
+           impersonator = @SCHEMA@.audit_redact(t.impersonator, emails),
+           raw = @SCHEMA@.audit_redact(t.raw, emails), last_event_id = NULL
+     WHERE t.user_id = uid;
+    UPDATE @SCHEMA@.invitations t
+       SET email = NULL, raw = @SCHEMA@.audit_redact(t.raw, emails), last_event_id = NULL
+     WHERE t.accepted_user_id = uid;
+    UPDATE @SCHEMA@.api_keys t
+       SET name = NULL, raw = @SCHEMA@.audit_redact(t.raw, emails), last_event_id = NULL
+     WHERE t.owner_type = 'user' AND t.owner_id = uid;
+    PERFORM set_config('workos.reconciliation', '', true);
+
+    -- An unparsed one is matched on the id or an address as a JSON string.
+    UPDATE @SCHEMA@.poison_events p
+       SET data = @SCHEMA@.audit_redact(p.data, emails),
+           context = @SCHEMA@.audit_redact(p.context, emails),
+           raw = CASE WHEN q.quoted THEN NULL ELSE p.raw END
+      FROM (SELECT x.id, x.raw IS NOT NULL
+                         AND EXISTS (SELECT 1 FROM unnest(uid || emails) m
+                                      WHERE strpos(x.raw, '"' || m || '"') > 0) AS quoted
+              FROM @SCHEMA@.poison_events x) q
+     WHERE q.id = p.id
+       AND ((p.data IS NOT NULL AND (@SCHEMA@.audit_subjects(p.event, p.data))[3] = uid)
+            OR q.quoted);
+
+    DELETE FROM @SCHEMA@.rollup_fail_account f
+     WHERE f.account IN (SELECT @SCHEMA@.rollup_key(m) FROM unnest(emails) m);
+    DELETE FROM @SCHEMA@.rollup_fail_pairs f
+     WHERE f.account IN (SELECT @SCHEMA@.rollup_key(m) FROM unnest(emails) m);
+
+    -- The log and the feed, as in 005.
+    PERFORM set_config('workos.audit_path', 'erasure', true);
+    UPDATE @SCHEMA@.events e
+       SET redacted_digest = coalesce(e.redacted_digest,
+                                      @SCHEMA@.audit_event_data_digest(e.data, e.context)),
+           data = @SCHEMA@.audit_redact(e.data, emails),
+           context = @SCHEMA@.audit_redact(e.context, emails),
+           redacted_at = now()
+     WHERE e.user_id = uid
+        OR (e.object_type IS NULL AND (@SCHEMA@.audit_subjects(e.event, e.data))[3] = uid);
+    GET DIAGNOSTICS events = ROW_COUNT;
+    UPDATE @SCHEMA@.changes c
+       SET redacted_digest = coalesce(c.redacted_digest,
+                                      @SCHEMA@.audit_change_data_digest(c.changes)),
+           changes = @SCHEMA@.audit_redact(c.changes, emails), redacted_at = now()
+     WHERE c.user_id = uid;
+    GET DIAGNOSTICS changes = ROW_COUNT;
+    PERFORM set_config('workos.audit_path', '', true);
+    INSERT INTO @SCHEMA@.audit_erasures (user_id, forced, events, changes)
+    VALUES (uid, force, events, changes) RETURNING id, ran_at INTO eid, ts;
+    PERFORM @SCHEMA@.audit_append('erasure', ARRAY[eid::text],
+        @SCHEMA@.audit_erasure_digest(eid, uid, force, events, changes, ts));
+END
+$$;
