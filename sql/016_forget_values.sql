@@ -8,7 +8,14 @@
 -- (ignoring case), to JSON null; audit_redact(j) is the same with no
 -- needles.  audit_forget() passes the addresses it collects to every
 -- redaction it makes: the log, the change feed, the mirror's raw objects
--- and poison_events.  Otherwise it is 015's.
+-- and poison_events.
+--
+-- audit_forget() also fills the subject columns of the user's events that
+-- lack them before anything else.  It found and redacted those rows by
+-- their payload, but left their user_id NULL, so verify -- which takes a
+-- redacted row's kept digest only for a user named in audit_erasures --
+-- reported each as a changed row until the background fill reached it,
+-- and the addresses in them were not collected.  Otherwise it is 015's.
 --
 -- Every statement is idempotent.
 
@@ -61,6 +68,18 @@ BEGIN
         RAISE EXCEPTION 'user % is still live in the mirror', uid
             USING ERRCODE = 'object_in_use', HINT = 'forget a user deleted in WorkOS, or force';
     END IF;
+
+    -- The user's events whose subject columns are not filled yet (written
+    -- by hand, or before migration 009) get them first, as the fill would:
+    -- the addresses below are found through them, and verify takes a
+    -- redacted row's kept digest only for a user an erasure names.
+    PERFORM set_config('workos.audit_path', 'subjects', true);
+    UPDATE @SCHEMA@.events e
+       SET object_type = s.s[1], object_id = s.s[2], user_id = s.s[3], organization_id = s.s[4]
+      FROM (SELECT x.id, @SCHEMA@.audit_subjects(x.event, x.data) AS s
+              FROM @SCHEMA@.events x WHERE x.object_type IS NULL) s
+     WHERE e.id = s.id AND s.s[3] = uid;
+    PERFORM set_config('workos.audit_path', '', true);
 
     -- The addresses the user had, while they can still be read: the keys
     -- of the failure rollups.  An invitation names its inviter when no one
@@ -130,8 +149,7 @@ BEGIN
            data = @SCHEMA@.audit_redact(e.data, emails),
            context = @SCHEMA@.audit_redact(e.context, emails),
            redacted_at = now()
-     WHERE e.user_id = uid
-        OR (e.object_type IS NULL AND (@SCHEMA@.audit_subjects(e.event, e.data))[3] = uid);
+     WHERE e.user_id = uid;
     GET DIAGNOSTICS events = ROW_COUNT;
     UPDATE @SCHEMA@.changes c
        SET redacted_digest = coalesce(c.redacted_digest,
