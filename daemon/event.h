@@ -270,6 +270,13 @@ bool event_page_follows(const event_page_t *page, int64_t after_ms);
 bool event_page_ascends(const event_page_t *page, int64_t after_ms);
 
 /*
+ * The page's newest created_at (ms since the epoch) as the order checks
+ * read it (event_order_ms()), or 0 when no event has one: with the skew
+ * event_page_parse allows, it may be a little past its last event's.
+ */
+int64_t event_page_newest(const event_page_t *page);
+
+/*
  * The id to ask after once the page is taken: its last element's id, even
  * if that element is unusable (or the stream would stall on it), else
  * list_metadata.after; NULL for neither.  Valid while the page is.

@@ -208,6 +208,17 @@ bool event_page_ascends(const event_page_t *page, int64_t after_ms)
     return true;
 }
 
+int64_t event_page_newest(const event_page_t *page)
+{
+    int64_t newest = 0, now = clock_wall_ms();
+    for (const cJSON *e = page->data != NULL ? page->data->child : NULL; e != NULL; e = e->next) {
+        int64_t ms;
+        if (event_order_ms(e, now, &ms) && ms > newest)
+            newest = ms;
+    }
+    return newest;
+}
+
 const char *event_page_last_id(const event_page_t *page)
 {
     const cJSON *last =

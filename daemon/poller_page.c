@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "poller_types.h"
@@ -212,14 +211,7 @@ static poller_event_t take(poller_page_seen_t *seen, poller_page_tail_t *tail, e
         event_created_ms(last, &b) && b >= a)
         out->ms_per_event = (double)(b - a) / (double)(page->n - 1);
 
-    /* The page ascends but for the skew event_page_parse allows: its newest
-     * time may be a little before its last event. */
-    int64_t newest = 0, now = clock_wall_ms();
-    for (const cJSON *e = first; e != NULL; e = e->next) {
-        int64_t ms;
-        if (event_order_ms(e, now, &ms) && ms > newest)
-            newest = ms;
-    }
+    int64_t newest = event_page_newest(page);
     if (newest > 0)
         update_tail(tail, page->data, newest);
 

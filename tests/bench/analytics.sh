@@ -6,11 +6,11 @@
 #       200,000) from the emulator, with the rollups on and off,
 #       alternately, BENCH_ROUNDS times each (default 3): the cost the
 #       rollups add to the backfill, end to end, in time (from the median
-#       round and from the fastest round of each) and in PostgreSQL's CPU.  "On" is timed until the log is complete and the
-#       rollup step has counted every event (the queue is empty); "off"
-#       disables the queueing trigger events_rollup, so the step finds
-#       nothing to do.  The step's lag behind the log at the end is printed
-#       too;
+#       round and from the fastest round of each) and in PostgreSQL's CPU.
+#       "On" is timed until the log is complete and the rollup step has
+#       counted every event (the queue is empty); "off" disables the
+#       queueing trigger events_rollup, so the step finds nothing to do.
+#       The step's lag behind the log at the end is printed too;
 #   (b) the apply's share inside PostgreSQL alone: BENCH_TRIGGER_EVENTS
 #       (default 1,000,000) generated authentication events inserted in
 #       statements of 1,000 rows (a daemon batch), the queueing trigger on

@@ -830,6 +830,8 @@ START_TEST(test_page_order_future)
     ck_assert(event_created_ms(page.data->child->next, &far));
     ck_assert(!event_order_ms(page.data->child->next, clock_wall_ms(), &ms));
     ck_assert(event_order_ms(page.data->child, clock_wall_ms(), &ms));
+    ck_assert(clock_parse_iso8601("2026-01-01T00:00:02Z", &ms));
+    ck_assert_int_eq(event_page_newest(&page), ms); /* a, not b nor the last, c */
     ck_assert(event_page_follows(&page, far));
     ck_assert(event_page_ascends(&page, far) == false); /* c steps back from a */
     event_page_free(&page);
