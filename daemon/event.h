@@ -237,42 +237,53 @@ typedef struct event_page {
 #define EVENT_FUTURE_MS (INT64_C(24) * 3600 * 1000)
 
 /*
+ * A created_at further than this before the newest one listed ahead of it
+ * orders nothing either: no stream position is that far back (WorkOS keeps
+ * events for 30 to 90 days, so an API starting again from the beginning
+ * steps back by no more), and one event stamped 1970 by a clock reset
+ * would otherwise be out of order for good, and every page from it.
+ */
+#define EVENT_PAST_MS (INT64_C(365) * 24 * 3600 * 1000)
+
+/*
  * An envelope's created_at for the order checks in *ms: false when it has
  * no valid one, or one more than EVENT_FUTURE_MS past `now_ms` (wall clock).
  */
 bool event_order_ms(const cJSON *envelope, int64_t now_ms, int64_t *ms) WUR;
 
 /*
- * Parses a list response with event_parse_json's bounds.  Checks the shape
- * (an object with a `data` array) and that events ascend in created_at, as
- * asked for with order=asc: none is EVENT_ORDER_SKEW_MS or more older than
- * the newest before it (times as event_order_ms() reads them).  On failure
- * fills `err` and leaves `page` empty.
+ * Parses a list response with event_parse_json's bounds and checks its
+ * shape (an object with a `data` array); event_page_in_order() checks its
+ * order.  On failure fills `err` and leaves `page` empty.
  */
 bool event_page_parse(event_page_t *page, const char *body, size_t len, char *err,
                       size_t errlen) WUR;
 
 /*
- * The order check across pages: false when the page's first event has a
- * valid created_at EVENT_ORDER_SKEW_MS or more earlier than `after_ms` (ms
- * since the epoch, the newest event taken from the pages before; 0 when
- * there is none), true otherwise -- an empty page, a first event without a
- * usable time (event_order_ms()), or none to compare with (an `after_ms`
- * past EVENT_FUTURE_MS counts as none).
+ * The order checks, as asked for with order=asc: false, with `err` filled,
+ * when an event is EVENT_ORDER_SKEW_MS or more older than the newest before
+ * it, the page's own or `after_ms` (ms since the epoch, the newest event
+ * taken from the pages before; 0 when there is none; one past
+ * EVENT_FUTURE_MS counts as none); *older says that event is the page's
+ * first (an API starting again from the beginning).  Only times
+ * event_order_ms() reads take part, and none more than EVENT_PAST_MS
+ * before the newest ahead of it.  An empty page is in order.
  */
-bool event_page_follows(const event_page_t *page, int64_t after_ms);
+bool event_page_in_order(const event_page_t *page, int64_t after_ms, bool *older, char *err,
+                         size_t errlen) WUR;
 
 /*
  * Whether the page's created_at never goes back at all, its first event
- * included when compared with `after_ms` (0: nothing before it): what fetch
- * windows, which cut the stream by created_at, rely on.
+ * included when compared with `after_ms` (0: nothing before it), among the
+ * events that take part in the order checks: what fetch windows, which cut
+ * the stream by created_at, rely on.
  */
 bool event_page_ascends(const event_page_t *page, int64_t after_ms);
 
 /*
  * The page's newest created_at (ms since the epoch) as the order checks
  * read it (event_order_ms()), or 0 when no event has one: with the skew
- * event_page_parse allows, it may be a little past its last event's.
+ * event_page_in_order() allows, it may be a little past its last event's.
  */
 int64_t event_page_newest(const event_page_t *page);
 

@@ -3,8 +3,8 @@
  *
  * The part of event.h that reads bytes from the network: the one bounded
  * JSON parser for webhook bodies and pages (size, depth, nothing after
- * the value), and the page parser with its order checks, within a page
- * and across pages.
+ * the value), the page parser, and the order checks of a page, within it
+ * and after the pages before it.
  */
 #include "event.h"
 
@@ -133,10 +133,21 @@ bool event_order_ms(const cJSON *envelope, int64_t now_ms, int64_t *ms)
     return event_created_ms(envelope, ms) && *ms <= now_ms + EVENT_FUTURE_MS;
 }
 
-/* `after_ms` as the order checks compare with it: 0 (none) when too far ahead. */
+/*
+ * Whether the envelope's created_at takes part in the order checks, in *ms:
+ * event_order_ms() reads one, and it is no more than EVENT_PAST_MS before
+ * `newest`, the newest time so far (INT64_MIN: none).
+ */
+static bool orders(const cJSON *envelope, int64_t now_ms, int64_t newest, int64_t *ms)
+{
+    return event_order_ms(envelope, now_ms, ms) &&
+           (newest == INT64_MIN || *ms >= newest - EVENT_PAST_MS);
+}
+
+/* `after_ms` as the order checks start from it: INT64_MIN (none) for 0 or too far ahead. */
 static int64_t order_after(int64_t after_ms, int64_t now_ms)
 {
-    return after_ms > now_ms + EVENT_FUTURE_MS ? 0 : after_ms;
+    return after_ms == 0 || after_ms > now_ms + EVENT_FUTURE_MS ? INT64_MIN : after_ms;
 }
 
 bool event_page_parse(event_page_t *page, const char *body, size_t len, char *err, size_t errlen)
@@ -151,55 +162,54 @@ bool event_page_parse(event_page_t *page, const char *body, size_t len, char *er
     cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
     if (!cJSON_IsArray(data)) {
         snprintf(err, errlen, "response has no data array");
-        goto fail;
-    }
-    /* Asked for order=asc: a page going back in time beyond the skew means
-     * the server and we disagree about the stream, and storing a cursor
-     * from it is unsafe.  Against the newest so far, so that small steps
-     * back cannot add up to a descending page (the poller measures pages
-     * against the newest before them the same way). */
-    int64_t newest = INT64_MIN, now = clock_wall_ms();
-    size_t i = 0;
-    for (cJSON *e = data->child; e != NULL; e = e->next, i++) {
-        int64_t ms;
-        if (!event_order_ms(e, now, &ms))
-            continue;
-        if (newest != INT64_MIN && ms <= newest - EVENT_ORDER_SKEW_MS) {
-            snprintf(err, errlen, "events out of order at index %zu", i);
-            goto fail;
-        }
-        if (ms > newest)
-            newest = ms;
+        cJSON_Delete(root);
+        return false;
     }
     cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "list_metadata");
     cJSON *after = cJSON_GetObjectItemCaseSensitive(meta, "after");
     page->root = root;
     page->data = data;
-    page->n = i;
+    page->n = (size_t)cJSON_GetArraySize(data);
     page->after = cJSON_IsString(after) ? after->valuestring : NULL;
     return true;
-
-fail:
-    cJSON_Delete(root);
-    return false;
 }
 
-bool event_page_follows(const event_page_t *page, int64_t after_ms)
+bool event_page_in_order(const event_page_t *page, int64_t after_ms, bool *older, char *err,
+                         size_t errlen)
 {
-    int64_t ms, now = clock_wall_ms();
-    after_ms = order_after(after_ms, now);
-    if (page->data == NULL || page->data->child == NULL || after_ms == 0)
-        return true;
-    return !event_order_ms(page->data->child, now, &ms) || ms > after_ms - EVENT_ORDER_SKEW_MS;
+    /* Asked for order=asc: a page going back in time beyond the skew means
+     * the server and we disagree about the stream, and storing a cursor
+     * from it is unsafe.  Against the newest so far, so that small steps
+     * back cannot add up to a descending page, nor pages each a little
+     * older than the one before to a descending stream. */
+    int64_t now = clock_wall_ms(), newest = order_after(after_ms, now), ms;
+    bool first = true;
+    size_t i = 0;
+    *older = false;
+    for (const cJSON *e = page->data != NULL ? page->data->child : NULL; e != NULL;
+         e = e->next, i++) {
+        if (!orders(e, now, newest, &ms))
+            continue;
+        if (newest != INT64_MIN && ms <= newest - EVENT_ORDER_SKEW_MS) {
+            *older = first;
+            if (first)
+                snprintf(err, errlen, "events out of order across pages");
+            else
+                snprintf(err, errlen, "events out of order at index %zu", i);
+            return false;
+        }
+        if (ms > newest)
+            newest = ms;
+        first = false;
+    }
+    return true;
 }
 
 bool event_page_ascends(const event_page_t *page, int64_t after_ms)
 {
-    int64_t now = clock_wall_ms();
-    int64_t prev = order_after(after_ms, now);
+    int64_t now = clock_wall_ms(), prev = order_after(after_ms, now), ms;
     for (const cJSON *e = page->data != NULL ? page->data->child : NULL; e != NULL; e = e->next) {
-        int64_t ms;
-        if (!event_order_ms(e, now, &ms))
+        if (!orders(e, now, prev, &ms))
             continue;
         if (ms < prev)
             return false;
@@ -210,13 +220,11 @@ bool event_page_ascends(const event_page_t *page, int64_t after_ms)
 
 int64_t event_page_newest(const event_page_t *page)
 {
-    int64_t newest = 0, now = clock_wall_ms();
-    for (const cJSON *e = page->data != NULL ? page->data->child : NULL; e != NULL; e = e->next) {
-        int64_t ms;
-        if (event_order_ms(e, now, &ms) && ms > newest)
+    int64_t newest = INT64_MIN, now = clock_wall_ms(), ms;
+    for (const cJSON *e = page->data != NULL ? page->data->child : NULL; e != NULL; e = e->next)
+        if (orders(e, now, newest, &ms) && ms > newest)
             newest = ms;
-    }
-    return newest;
+    return newest == INT64_MIN ? 0 : newest;
 }
 
 const char *event_page_last_id(const event_page_t *page)

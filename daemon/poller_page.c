@@ -192,10 +192,8 @@ static poller_event_t take(poller_page_seen_t *seen, poller_page_tail_t *tail, e
     *out = (poller_page_result_t){.n = 0, .after = NULL, .retry_after_ms = -1, .older = false};
     size_t n = page->n; /* elements as listed: a full page means more may follow */
     out->repeated = drop_repeats(tail, page);
-    if (!event_page_follows(page, *last_fetched_ms)) {
+    if (!event_page_in_order(page, *last_fetched_ms, &out->older, reason, reasonlen)) {
         event_page_free(page);
-        out->older = true;
-        snprintf(reason, reasonlen, "events out of order across pages");
         return POLLER_EV_FETCH_FAILED;
     }
     out->stepped_back = !event_page_ascends(page, *last_fetched_ms);
@@ -208,7 +206,7 @@ static poller_event_t take(poller_page_seen_t *seen, poller_page_tail_t *tail, e
         out_of_memory("poller_copy"); /* a cursor we cannot remember we might skip past */
     int64_t a, b;
     if (n >= POLLER_TYPES_PAGE_LIMIT && page->n > 1 && event_created_ms(first, &a) &&
-        event_created_ms(last, &b) && b >= a)
+        event_created_ms(last, &b) && b >= a && b - a <= EVENT_PAST_MS)
         out->ms_per_event = (double)(b - a) / (double)(page->n - 1);
 
     int64_t newest = event_page_newest(page);

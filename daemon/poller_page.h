@@ -57,9 +57,9 @@ typedef struct poller_page_result {
  * POLLER_EV_PAGE_SHORT: its events are added to *pending (created when
  * NULL), *last_fetched_ms moves to the newest event taken, and out->after
  * is the id past the page's last element, even an unusable one, so the
- * stream cannot stall on it.  A page whose first event is older than
- * *last_fetched_ms by EVENT_ORDER_SKEW_MS or more (event_page_follows) is a
- * failure with out->older set.  Out of memory is fatal.
+ * stream cannot stall on it.  A page out of order after *last_fetched_ms
+ * (event_page_in_order) is a failure, with out->older set when its first
+ * event is the one out of order.  Out of memory is fatal.
  */
 WUR poller_event_t poller_page_read(poller_page_seen_t *seen, poller_page_tail_t *tail,
                                     const http_response_t *resp, event_batch_t **pending,

@@ -320,7 +320,7 @@ static bool page_first_ms(const event_page_t *page, int64_t *ms)
  * Drops the page's elements from the first one created after the window's
  * end (and the millisecond more it asked for) on, and returns how many: an
  * API that ignores range_end runs on into the windows after this one, which
- * fetch those events themselves.  The page ascends (event_page_parse
+ * fetch those events themselves.  The page ascends (goes_back()
  * checked), so they are its tail.  list_metadata is left as it was: the
  * poller continues after a page's last element.
  */
@@ -483,6 +483,7 @@ static void on_window_response(void *arg, const http_response_t *resp)
     char reason[192];
     char body[256];
     event_page_t page;
+    bool older;
 
     win->request = NULL;
     w->inflight--;
@@ -504,6 +505,9 @@ static void on_window_response(void *arg, const http_response_t *resp)
         end_windows(w);
         return;
     } else if (!event_page_parse(&page, resp->body, resp->len, reason, sizeof(reason))) {
+        window_failed(win, reason, NULL, -1);
+    } else if (!event_page_in_order(&page, 0, &older, reason, sizeof(reason))) {
+        event_page_free(&page);
         window_failed(win, reason, NULL, -1);
     } else if (goes_back(w, win, &page) || ignores_range_start(w, win, &page)) {
         event_page_free(&page);

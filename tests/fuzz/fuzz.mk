@@ -10,7 +10,7 @@
 #
 #   fuzz_signature  WorkOS-Signature header + HMAC check (signature.c)
 #   fuzz_event      a webhook body: one envelope (event*.c), ISO 8601 (clock.c)
-#   fuzz_page       an Events API list response (event_page_parse, event.c)
+#   fuzz_page       an Events API list response (event_page_parse, order checks)
 #   fuzz_config     the configuration file (config.c and inih)
 
 FUZZ_CC      ?= clang

@@ -572,14 +572,20 @@ static const struct {
     {"", false, 0, NULL},
 };
 
+/* A case is ok when the page parses and is in order on its own. */
 START_TEST(test_page_parse)
 {
     event_page_t page;
     char err[160] = "";
+    bool older = true;
     const char *body = page_cases[_i].body;
-    bool ok = event_page_parse(&page, body, strlen(body), err, sizeof(err));
+    bool parsed = event_page_parse(&page, body, strlen(body), err, sizeof(err));
+    bool ok = parsed && event_page_in_order(&page, 0, &older, err, sizeof(err));
     ck_assert_msg(ok == page_cases[_i].ok, "case %d: %s", _i, err);
-    if (ok) {
+    if (parsed && !ok) {
+        ck_assert(!older); /* nothing before the page to be older than */
+        ck_assert(err[0] != '\0');
+    } else if (ok) {
         ck_assert_uint_eq(page.n, page_cases[_i].n);
         if (page_cases[_i].after)
             ck_assert_str_eq(page.after, page_cases[_i].after);
@@ -742,6 +748,14 @@ START_TEST(test_peek)
 }
 END_TEST
 
+/* Parses `body`, which must parse, and reads its order after `after_ms`. */
+static bool in_order_after(event_page_t *page, const char *body, int64_t after_ms, bool *older,
+                           char *err, size_t errlen)
+{
+    ck_assert(event_page_parse(page, body, strlen(body), err, errlen));
+    return event_page_in_order(page, after_ms, older, err, errlen);
+}
+
 /*
  * A page follows the previous one unless its first event is older by the
  * skew or more; it ascends (what windows need) only if it is not older at all.
@@ -754,22 +768,22 @@ START_TEST(test_page_follows)
     static const char empty[] = "{\"data\":[]}";
     event_page_t page;
     char err[160];
-    ck_assert(event_page_parse(&page, body, strlen(body), err, sizeof(err)));
-    ck_assert(event_page_follows(&page, 0));
-    ck_assert(event_page_follows(&page, 1000));
-    ck_assert(event_page_follows(&page, 2000)); /* equal times are in order */
-    ck_assert(event_page_follows(&page, 2001)); /* a step back within the skew */
-    ck_assert(event_page_follows(&page, 2000 + EVENT_ORDER_SKEW_MS - 1));
-    ck_assert(!event_page_follows(&page, 2000 + EVENT_ORDER_SKEW_MS));
+    bool older;
+    ck_assert(in_order_after(&page, body, 0, &older, err, sizeof(err)));
+    ck_assert(event_page_in_order(&page, 1000, &older, err, sizeof(err)));
+    ck_assert(event_page_in_order(&page, 2000, &older, err, sizeof(err))); /* equal times */
+    ck_assert(event_page_in_order(&page, 2001, &older, err, sizeof(err))); /* within the skew */
+    ck_assert(event_page_in_order(&page, 2000 + EVENT_ORDER_SKEW_MS - 1, &older, err, sizeof(err)));
+    ck_assert(!event_page_in_order(&page, 2000 + EVENT_ORDER_SKEW_MS, &older, err, sizeof(err)));
+    ck_assert(older);
+    ck_assert_str_eq(err, "events out of order across pages");
     ck_assert(event_page_ascends(&page, 0));
     ck_assert(event_page_ascends(&page, 2000));
     ck_assert(!event_page_ascends(&page, 2001));
     event_page_free(&page);
-    ck_assert(event_page_parse(&page, untimed, strlen(untimed), err, sizeof(err)));
-    ck_assert(event_page_follows(&page, 5000));
+    ck_assert(in_order_after(&page, untimed, 5000, &older, err, sizeof(err)));
     event_page_free(&page);
-    ck_assert(event_page_parse(&page, empty, strlen(empty), err, sizeof(err)));
-    ck_assert(event_page_follows(&page, 5000));
+    ck_assert(in_order_after(&page, empty, 5000, &older, err, sizeof(err)));
     event_page_free(&page);
 }
 END_TEST
@@ -780,7 +794,8 @@ END_TEST
  * Within a page, an event listed less than the skew before the newest one
  * ahead of it is in order (clocks of different servers), one listed the
  * skew or more before it is not, and small steps back do not add up to a
- * descending page: each is measured from the newest so far.
+ * descending page: each is measured from the newest so far, the pages'
+ * before it included.
  */
 START_TEST(test_page_order_skew)
 {
@@ -794,20 +809,27 @@ START_TEST(test_page_order_skew)
         "{\"data\":[" AT("a", "02.000") ",{\"id\":\"x\"}," AT("b", "01.500") "]}";
     event_page_t page;
     char err[160];
+    bool older;
 
-    ck_assert(event_page_parse(&page, small_step, strlen(small_step), err, sizeof(err)));
+    ck_assert(in_order_after(&page, small_step, 0, &older, err, sizeof(err)));
     ck_assert_uint_eq(page.n, 3);
     ck_assert(!event_page_ascends(&page, 0));
+    /* After a page that reached 2.5 s: a is within the skew of it, b is not. */
+    ck_assert(!event_page_in_order(&page, 2500, &older, err, sizeof(err)));
+    ck_assert(!older);
+    ck_assert_str_eq(err, "events out of order at index 1");
     event_page_free(&page);
 
-    ck_assert(!event_page_parse(&page, skew_back, strlen(skew_back), err, sizeof(err)));
+    ck_assert(!in_order_after(&page, skew_back, 0, &older, err, sizeof(err)));
     ck_assert_str_eq(err, "events out of order at index 1");
-    ck_assert_ptr_null(page.root);
+    ck_assert(!older);
+    event_page_free(&page);
 
-    ck_assert(!event_page_parse(&page, creeping, strlen(creeping), err, sizeof(err)));
+    ck_assert(!in_order_after(&page, creeping, 0, &older, err, sizeof(err)));
     ck_assert_str_eq(err, "events out of order at index 4");
+    event_page_free(&page);
 
-    ck_assert(event_page_parse(&page, untimed_between, strlen(untimed_between), err, sizeof(err)));
+    ck_assert(in_order_after(&page, untimed_between, 0, &older, err, sizeof(err)));
     ck_assert(!event_page_ascends(&page, 0));
     event_page_free(&page);
 }
@@ -825,21 +847,84 @@ START_TEST(test_page_order_future)
                                "{\"id\":\"c\",\"created_at\":\"2026-01-01T00:00:01.500Z\"}]}";
     event_page_t page;
     char err[160];
+    bool older;
     int64_t far, ms;
-    ck_assert(event_page_parse(&page, body, strlen(body), err, sizeof(err)));
+    ck_assert(in_order_after(&page, body, 0, &older, err, sizeof(err)));
     ck_assert(event_created_ms(page.data->child->next, &far));
     ck_assert(!event_order_ms(page.data->child->next, clock_wall_ms(), &ms));
     ck_assert(event_order_ms(page.data->child, clock_wall_ms(), &ms));
     ck_assert(clock_parse_iso8601("2026-01-01T00:00:02Z", &ms));
     ck_assert_int_eq(event_page_newest(&page), ms); /* a, not b nor the last, c */
-    ck_assert(event_page_follows(&page, far));
+    ck_assert(event_page_in_order(&page, far, &older, err, sizeof(err)));
     ck_assert(event_page_ascends(&page, far) == false); /* c steps back from a */
     event_page_free(&page);
     static const char later[] =
         "{\"data\":[{\"id\":\"d\",\"created_at\":\"2026-01-01T00:00:03Z\"}]}";
-    ck_assert(event_page_parse(&page, later, strlen(later), err, sizeof(err)));
-    ck_assert(event_page_follows(&page, far));
+    ck_assert(in_order_after(&page, later, far, &older, err, sizeof(err)));
     ck_assert(event_page_ascends(&page, far));
+    event_page_free(&page);
+}
+END_TEST
+
+/*
+ * An event stamped more than EVENT_PAST_MS before the newest ahead of it
+ * (1970, a clock reset at the source) orders nothing either, whether it
+ * comes first on a page, in the middle or last: the pages around it are in
+ * order and ascend, and it is no page's newest.  A step back of less than
+ * that is still out of order, and an API starting again from the beginning
+ * (a page of the stream's first events, days back) is still older.
+ */
+START_TEST(test_page_order_far_back)
+{
+    static const char middle[] =
+        "{\"data\":[{\"id\":\"a\",\"created_at\":\"2026-01-01T00:00:02Z\"},"
+        "{\"id\":\"b\",\"created_at\":\"1970-01-01T00:00:00Z\"},"
+        "{\"id\":\"c\",\"created_at\":\"2026-01-01T00:00:03Z\"}]}";
+    static const char first[] = "{\"data\":[{\"id\":\"d\",\"created_at\":\"2000-01-01T00:00:00Z\"},"
+                                "{\"id\":\"e\",\"created_at\":\"2026-01-01T00:00:04Z\"},"
+                                "{\"id\":\"f\",\"created_at\":\"1970-01-01T00:00:01Z\"}]}";
+    static const char only[] =
+        "{\"data\":[{\"id\":\"g\",\"created_at\":\"1999-12-31T23:59:59Z\"}]}";
+    static const char months[] =
+        "{\"data\":[{\"id\":\"h\",\"created_at\":\"2026-01-01T00:00:05Z\"},"
+        "{\"id\":\"i\",\"created_at\":\"2025-10-01T00:00:00Z\"}]}";
+    static const char restart[] =
+        "{\"data\":[{\"id\":\"j\",\"created_at\":\"2025-12-02T00:00:00Z\"},"
+        "{\"id\":\"k\",\"created_at\":\"2025-12-02T00:00:01Z\"}]}";
+    event_page_t page;
+    char err[160];
+    bool older;
+    int64_t two, three, four;
+    ck_assert(clock_parse_iso8601("2026-01-01T00:00:02Z", &two));
+    ck_assert(clock_parse_iso8601("2026-01-01T00:00:03Z", &three));
+    ck_assert(clock_parse_iso8601("2026-01-01T00:00:04Z", &four));
+
+    ck_assert(in_order_after(&page, middle, 0, &older, err, sizeof(err)));
+    ck_assert(event_page_in_order(&page, two, &older, err, sizeof(err)));
+    ck_assert(event_page_ascends(&page, two));
+    ck_assert_int_eq(event_page_newest(&page), three);
+    event_page_free(&page);
+
+    /* After the page above: first and last far back, e in order. */
+    ck_assert(in_order_after(&page, first, three, &older, err, sizeof(err)));
+    ck_assert(event_page_ascends(&page, three));
+    ck_assert_int_eq(event_page_newest(&page), four);
+    event_page_free(&page);
+
+    /* A page of nothing but such an event follows; the newest stays 4 s. */
+    ck_assert(in_order_after(&page, only, four, &older, err, sizeof(err)));
+    ck_assert(event_page_ascends(&page, four));
+    event_page_free(&page);
+
+    /* Three months back is within a year: out of order, as before. */
+    ck_assert(!in_order_after(&page, months, four, &older, err, sizeof(err)));
+    ck_assert(!older);
+    ck_assert_str_eq(err, "events out of order at index 1");
+    event_page_free(&page);
+
+    /* A month back from the first event: an API starting over, still older. */
+    ck_assert(!in_order_after(&page, restart, four, &older, err, sizeof(err)));
+    ck_assert(older);
     event_page_free(&page);
 }
 END_TEST
@@ -1072,6 +1157,7 @@ Suite *unit_suite(void)
     tcase_add_test(tc, test_page_follows);
     tcase_add_test(tc, test_page_order_skew);
     tcase_add_test(tc, test_page_order_future);
+    tcase_add_test(tc, test_page_order_far_back);
     tcase_add_loop_test(tc, test_trimmed_delete, 0,
                         sizeof(trimmed_cases) / sizeof(trimmed_cases[0]));
     tcase_add_test(tc, test_delete_before_create);

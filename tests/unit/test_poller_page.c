@@ -265,6 +265,51 @@ START_TEST(test_future_event_taken)
 }
 END_TEST
 
+/*
+ * Events stamped 1970 (a clock reset at the source) last on one page and
+ * first on the next: every page is taken, the cursor moves past them, and
+ * the newest time taken stays the last real one, so the pages after them
+ * are not out of order.
+ */
+START_TEST(test_far_back_event_taken)
+{
+    static const char last_on_page[] =
+        "{\"object\":\"list\",\"data\":[" EV("p1", "2026-01-01T00:00:05.000Z") "," EV(
+            "p2", "1970-01-01T00:00:00.000Z") "],"
+                                              "\"list_metadata\":{\"before\":null,\"after\":null}}";
+    static const char first_on_page[] =
+        "{\"object\":\"list\",\"data\":[" EV("p3", "1970-01-01T00:00:01.000Z") "," EV(
+            "p4", "2026-01-01T00:00:06.000Z") "],"
+                                              "\"list_metadata\":{\"before\":null,\"after\":null}}";
+    static const char next[] = ONE("p5", "07.000");
+    reset_faults();
+    poller_page_tail_t tail = {0};
+    event_batch_t *pending = NULL;
+    int64_t last_ms = 0, five, six;
+    poller_page_result_t out;
+    ck_assert(clock_parse_iso8601("2026-01-01T00:00:05.000Z", &five));
+    ck_assert(clock_parse_iso8601("2026-01-01T00:00:06.000Z", &six));
+    ck_assert_int_eq(read_body(last_on_page, &tail, &pending, &last_ms, &out),
+                     POLLER_EV_PAGE_SHORT);
+    ck_assert_str_eq(out.after, "p2");
+    ck_assert(!out.stepped_back);
+    free(out.after);
+    ck_assert_int_eq(last_ms, five);
+    ck_assert_int_eq(read_body(first_on_page, &tail, &pending, &last_ms, &out),
+                     POLLER_EV_PAGE_SHORT);
+    ck_assert(!out.older);
+    ck_assert_str_eq(out.after, "p4");
+    free(out.after);
+    ck_assert_int_eq(last_ms, six);
+    ck_assert_int_eq(read_body(next, &tail, &pending, &last_ms, &out), POLLER_EV_PAGE_SHORT);
+    ck_assert_uint_eq(pending->n_events, 5);
+    ck_assert_str_eq(pending->last_id, "p5");
+    free(out.after);
+    event_batch_free(pending);
+    poller_page_tail_free(&tail);
+}
+END_TEST
+
 /* With allocation working the page is taken whole and the cursor is its last id. */
 START_TEST(test_page_taken_whole)
 {
@@ -337,6 +382,7 @@ Suite *unit_suite(void)
     tcase_add_test(tail, test_step_back_taken);
     tcase_add_test(tail, test_drift_back_refused);
     tcase_add_test(tail, test_future_event_taken);
+    tcase_add_test(tail, test_far_back_event_taken);
     suite_add_tcase(s, tail);
     return s;
 }
