@@ -17,7 +17,7 @@
 #       users_as_of lookup of one user, against the 10 ms target (best of
 #       three);
 #   (c) `workos-syncd verify` over the whole chain: rows/s against the
-#       200,000/s target;
+#       200,000/s target; then one `forget` of the typical user, timed;
 #   (d) pruning the oldest 30 days the way the daemon does
 #       (audit_prune(..., 2000) until a batch comes back short), while a
 #       second connection applies webhook-like batches (10 events and their
@@ -192,6 +192,17 @@ echo "verify_rows=$rows"
 echo "verify_seconds=$(secs "$verify_ms")"
 awk -v n="$rows" -v ms="$verify_ms" -v t="$VERIFY_RATE" 'BEGIN {
     r = (ms > 0 ? n * 1000 / ms : 0); printf "verify_rows_per_s=%.0f %s\n", r, (r >= t ? "ok" : "UNDER_TARGET") }'
+
+# --- (c2) forget ---------------------------------------------------------------------
+
+# One user's erasure (forced: the user is live in the mirror), which also
+# reads the whole log once for failed sign-ins naming only an address.
+log "forget $typical"
+t0=$(now_ms)
+out=$(syncd forget "$typical" --force) || fail "forget did not run: $out"
+forget_ms=$(($(now_ms) - t0))
+echo "forget_events=$(printf '%s\n' "$out" | sed -n 's/^events=//p')"
+echo "forget_seconds=$(secs "$forget_ms")"
 
 # --- (d) pruning a month, with applies running -----------------------------------
 

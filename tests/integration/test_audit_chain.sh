@@ -155,9 +155,29 @@ sql "insert into workos.events (id, event, created_at, data, source) values
                           'message', 'Invalid credentials for ''' || upper(\$q\$$email\$q\$) || '''.')),
    'webhook')" >/dev/null
 n_events=$((n_events + 1))
+# Failed sign-ins with the address and no user (WorkOS sends them for an
+# address it does not know): one as written by hand (subjects not filled),
+# one as the apply writes it (filled, no user); and someone else's, which
+# must stay as it is.
+sql "insert into workos.events (id, event, created_at, data, source) values
+  ('evt_failed_unknown_1', 'authentication.password_failed', now(),
+   jsonb_build_object('type', 'password', 'status', 'failed', 'user_id', null,
+                      'email', initcap(\$q\$$email\$q\$), 'ip_address', '203.0.113.10',
+                      'user_agent', 'curl/8.0'), 'webhook');
+insert into workos.events (id, event, created_at, data, source, object_type) values
+  ('evt_failed_unknown_2', 'authentication.magic_auth_failed', now(),
+   jsonb_build_object('type', 'magic_auth', 'status', 'failed',
+                      'email', \$q\$$email\$q\$, 'ip_address', '203.0.113.11'),
+   'webhook', 'authentication'),
+  ('evt_failed_other', 'authentication.password_failed', now(),
+   jsonb_build_object('type', 'password', 'status', 'failed',
+                      'email', 'someone@example.com', 'ip_address', '198.51.100.8'),
+   'webhook', 'authentication')" >/dev/null
+n_events=$((n_events + 3))
 # What else holds the person: a poison event naming the user, one that could
 # not be parsed quoting the address, failed sign-ins counted by address; and
-# the same for someone else, which must stay.
+# the same for someone else, which must stay.  The rollup rows are of a day
+# the stream has none of, which the rollup step may be writing meanwhile.
 sql "insert into workos.poison_events (id, event, created_at, source, error, in_log, data, raw) values
   ('evt_poison_1', 'session.created', '2026-01-01T00:00:00Z', 'webhook', 'x', false,
    jsonb_build_object('id', 'session_p1', 'user_id', '$gone', 'ip_address', '203.0.113.9',
@@ -167,9 +187,9 @@ sql "insert into workos.poison_events (id, event, created_at, source, error, in_
   ('evt_poison_3', 'session.created', '2026-01-01T00:00:00Z', 'webhook', 'x', false,
    jsonb_build_object('id', 'session_p3', 'user_id', 'user_someone_else', 'ip_address', '198.51.100.7'), null);
 insert into workos.rollup_fail_account (grain, start, account, failures) values
-  ('d', '2026-01-01', \$q\$$email\$q\$, 3), ('d', '2026-01-01', 'someone@example.com', 2);
+  ('d', '2020-01-01', \$q\$$email\$q\$, 3), ('d', '2020-01-01', 'someone@example.com', 2);
 insert into workos.rollup_fail_pairs (day, ip_address, account) values
-  ('2026-01-01', '203.0.113.9', \$q\$$email\$q\$), ('2026-01-01', '203.0.113.9', 'someone@example.com')" >/dev/null
+  ('2020-01-01', '203.0.113.9', \$q\$$email\$q\$), ('2020-01-01', '203.0.113.9', 'someone@example.com')" >/dev/null
 [ "$(sql "select count(*) from workos.sessions where user_id = '$gone' and ip_address is not null")" -gt 0 ] ||
     fail "$gone has no session with an address in the mirror"
 syncd forget "$gone" >"$T/forget.out" 2>&1 || fail "forget $gone: $(cat "$T/forget.out")"
@@ -194,8 +214,8 @@ assert_eq 0 "$(sql "select count(*) from workos.changes where (user_id = '$gone'
 assert_eq "||" "$(sql "select data->>'ip_address', data->>'user_agent', raw from workos.poison_events where id = 'evt_poison_1'")" "the poison event naming $gone"
 assert_eq "t|" "$(sql "select data is null, raw from workos.poison_events where id = 'evt_poison_2'")" "the unparsed poison event quoting the address"
 assert_eq "198.51.100.7" "$(sql "select data->>'ip_address' from workos.poison_events where id = 'evt_poison_3'")" "someone else's poison event"
-assert_eq "someone@example.com" "$(sql "select string_agg(account, ',') from workos.rollup_fail_account where start = '2026-01-01'")" "failure rollup keys left"
-assert_eq "someone@example.com" "$(sql "select string_agg(account, ',') from workos.rollup_fail_pairs where day = '2026-01-01'")" "failure pair keys left"
+assert_eq "someone@example.com" "$(sql "select string_agg(account, ',') from workos.rollup_fail_account where start = '2020-01-01'")" "failure rollup keys left"
+assert_eq "someone@example.com" "$(sql "select string_agg(account, ',') from workos.rollup_fail_pairs where day = '2020-01-01'")" "failure pair keys left"
 assert_eq 0 "$(sql "select count(*) from workos.events where user_id = '$gone' and (data->>'email' is not null or data->>'first_name' is not null or data->>'last_name' is not null)")" "events of $gone still carrying personal data"
 assert_eq 0 "$(sql "select count(*) from workos.changes where user_id = '$gone' and (changes->'email'->>'new' is not null or changes->'first_name'->>'new' is not null)")" "changes of $gone still carrying personal data"
 # Nor anywhere else in them, in any case (the failed sign-in's message).
@@ -203,6 +223,15 @@ assert_eq 0 "$(sql "select count(*) from workos.events where user_id = '$gone' a
     "events of $gone still quoting its address"
 assert_eq "invalid_credentials||$gone" "$(sql "select data->'error'->>'code', data->'error'->>'message', user_id from workos.events where id = 'evt_failed_gone'")" \
     "the failed sign-in's error and user after forget"
+# The failed sign-ins with only the address are the user's now, and blank.
+assert_eq "evt_failed_unknown_1|authentication|$gone|||t
+evt_failed_unknown_2|authentication|$gone|||t" \
+    "$(sql "select id, object_type, user_id, data->>'email', data->>'ip_address', redacted_at is not null
+              from workos.events where id like 'evt_failed_unknown_%' order by id")" \
+    "failed sign-ins naming only $gone's address after forget"
+assert_eq "|someone@example.com|198.51.100.8|f" \
+    "$(sql "select user_id, data->>'email', data->>'ip_address', redacted_at is not null
+              from workos.events where id = 'evt_failed_other'")" "someone else's failed sign-in"
 [ "$(sql "select count(*) from workos.events where user_id = '$gone' and redacted_at is not null")" -ge "$before" ] ||
     fail "redacted rows not marked"
 # Ids, types and times stay.
