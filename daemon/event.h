@@ -290,7 +290,10 @@ int64_t event_page_newest(const event_page_t *page);
 /*
  * The id to ask after once the page is taken: its last element's id, even
  * if that element is unusable (or the stream would stall on it), else
- * list_metadata.after; NULL for neither.  Valid while the page is.
+ * list_metadata.after, else the id of the last element that has one (the
+ * elements after it are listed again: without an id to ask after, the
+ * same page would come back for ever); NULL for none.  Valid while the
+ * page is.
  */
 const char *event_page_last_id(const event_page_t *page);
 

@@ -227,12 +227,26 @@ int64_t event_page_newest(const event_page_t *page)
     return newest == INT64_MIN ? 0 : newest;
 }
 
+/* The element's id when it is a string, else NULL. */
+static const char *element_id(const cJSON *e)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
+    return cJSON_IsString(id) ? id->valuestring : NULL;
+}
+
 const char *event_page_last_id(const event_page_t *page)
 {
-    const cJSON *last =
-        page->data != NULL && page->data->child != NULL ? page->data->child->prev : NULL;
-    const cJSON *id = last != NULL ? cJSON_GetObjectItemCaseSensitive(last, "id") : NULL;
-    return id != NULL && cJSON_IsString(id) ? id->valuestring : page->after;
+    const cJSON *first = page->data != NULL ? page->data->child : NULL;
+    const char *id = first != NULL ? element_id(first->prev) : NULL;
+    if (id != NULL || page->after != NULL)
+        return id != NULL ? id : page->after;
+    /* Back from the end: the elements after the one found come again. */
+    for (const cJSON *e = first != NULL ? first->prev : NULL; e != NULL && e != first;) {
+        e = e->prev;
+        if ((id = element_id(e)) != NULL)
+            return id;
+    }
+    return NULL;
 }
 
 void event_page_free(event_page_t *page)

@@ -201,6 +201,12 @@ static poller_event_t take(poller_page_seen_t *seen, poller_page_tail_t *tail, e
     const cJSON *first = page->data->child;
     const cJSON *last = first != NULL ? first->prev : NULL;
     const char *after = event_page_last_id(page);
+    if (after == NULL && n >= POLLER_TYPES_PAGE_LIMIT) {
+        /* Asked again after the same cursor, it would come back for ever. */
+        event_page_free(page);
+        snprintf(reason, reasonlen, "a full page with no event id to ask after");
+        return POLLER_EV_FETCH_FAILED;
+    }
     char *fallback = after != NULL ? strdup(after) : NULL;
     if (after != NULL && fallback == NULL)
         out_of_memory("poller_copy"); /* a cursor we cannot remember we might skip past */

@@ -929,6 +929,41 @@ START_TEST(test_page_order_far_back)
 }
 END_TEST
 
+/*
+ * The id to ask after: the last element's; else list_metadata.after; else
+ * the last element that has one, so that a page ending in an element
+ * without an id is not asked for again and again; NULL when none has one.
+ */
+START_TEST(test_page_last_id)
+{
+    static const struct {
+        const char *body;
+        const char *want;
+    } cases[] = {
+        {"{\"data\":[{\"id\":\"a\"},{\"id\":\"b\"}],\"list_metadata\":{\"after\":\"z\"}}", "b"},
+        {"{\"data\":[{\"id\":\"a\"},{\"x\":1}],\"list_metadata\":{\"after\":\"z\"}}", "z"},
+        {"{\"data\":[{\"id\":\"a\"},{\"id\":\"b\"},{\"id\":7},{}]}", "b"},
+        {"{\"data\":[{\"id\":\"a\"},{},{}],\"list_metadata\":{\"after\":null}}", "a"},
+        {"{\"data\":[{},{\"id\":null}]}", NULL},
+        {"{\"data\":[{}]}", NULL},
+        {"{\"data\":[],\"list_metadata\":{\"after\":\"z\"}}", "z"},
+        {"{\"data\":[]}", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        event_page_t page;
+        char err[160];
+        ck_assert(event_page_parse(&page, cases[i].body, strlen(cases[i].body), err, sizeof(err)));
+        const char *got = event_page_last_id(&page);
+        if (cases[i].want == NULL)
+            ck_assert_msg(got == NULL, "case %zu: %s", i, got);
+        else
+            ck_assert_msg(got != NULL && strcmp(got, cases[i].want) == 0, "case %zu: %s", i,
+                          got != NULL ? got : "(null)");
+        event_page_free(&page);
+    }
+}
+END_TEST
+
 /* The exact bytes array_recv reads: header, lengths, -1 for NULL. */
 START_TEST(test_array_layout)
 {
@@ -1158,6 +1193,7 @@ Suite *unit_suite(void)
     tcase_add_test(tc, test_page_order_skew);
     tcase_add_test(tc, test_page_order_future);
     tcase_add_test(tc, test_page_order_far_back);
+    tcase_add_test(tc, test_page_last_id);
     tcase_add_loop_test(tc, test_trimmed_delete, 0,
                         sizeof(trimmed_cases) / sizeof(trimmed_cases[0]));
     tcase_add_test(tc, test_delete_before_create);

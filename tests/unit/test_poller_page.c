@@ -26,6 +26,7 @@
 #include "event.h"
 #include "http_client.h"
 #include "poller_page.h"
+#include "poller_types.h"
 #include "runner.h"
 
 event_batch_t *__real_event_batch_new(void);
@@ -310,6 +311,68 @@ START_TEST(test_far_back_event_taken)
 }
 END_TEST
 
+/*
+ * A full page of `n_ids` events and then elements without an id, with
+ * list_metadata.after null: into `buf`.
+ */
+static const char *full_page(char *buf, size_t len, int n_ids)
+{
+    size_t at = (size_t)snprintf(buf, len, "{\"object\":\"list\",\"data\":[");
+    for (int i = 0; i < POLLER_TYPES_PAGE_LIMIT; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "event_x%03d", i);
+        if (i < n_ids)
+            at += (size_t)snprintf(buf + at, len - at, "%s" EV("%s", "2026-01-01T00:00:10.000Z"),
+                                   i > 0 ? "," : "", id, id, id);
+        else
+            at +=
+                (size_t)snprintf(buf + at, len - at, "%s{\"object\":\"event\"}", i > 0 ? "," : "");
+    }
+    snprintf(buf + at, len - at, "],\"list_metadata\":{\"before\":null,\"after\":null}}");
+    return buf;
+}
+
+/*
+ * A full page whose last element has no id goes on after the last one that
+ * has (those after it come again), not after the same cursor for ever; a
+ * full page with no id at all is a failure, retried with a backoff.
+ */
+START_TEST(test_full_page_without_last_id)
+{
+    static char buf[200000];
+    reset_faults();
+    poller_page_tail_t tail = {0};
+    event_batch_t *pending = NULL;
+    int64_t last_ms = 0;
+    poller_page_result_t out;
+    char reason[256] = "";
+    ck_assert_int_eq(read_body(full_page(buf, sizeof(buf), 98), &tail, &pending, &last_ms, &out),
+                     POLLER_EV_PAGE_FULL);
+    ck_assert_str_eq(out.after, "event_x097");
+    ck_assert_uint_eq(pending->n_events, 98);
+    free(out.after);
+    poller_page_tail_clear(&tail);
+    poller_page_seen_t seen = {.n = 0};
+    const char *none = full_page(buf, sizeof(buf), 0);
+    http_response_t resp = {.transport_ok = true,
+                            .status = 200,
+                            .body = none,
+                            .len = strlen(none),
+                            .retry_after_ms = -1,
+                            .error = NULL,
+                            .elapsed_ms = 1};
+    ck_assert_int_eq(
+        poller_page_read(&seen, &tail, &resp, &pending, &last_ms, &out, reason, sizeof(reason)),
+        POLLER_EV_FETCH_FAILED);
+    ck_assert_str_eq(reason, "a full page with no event id to ask after");
+    ck_assert_ptr_null(out.after);
+    ck_assert_uint_eq(pending->n_events, 98);
+    poller_page_seen_free(&seen);
+    event_batch_free(pending);
+    poller_page_tail_free(&tail);
+}
+END_TEST
+
 /* With allocation working the page is taken whole and the cursor is its last id. */
 START_TEST(test_page_taken_whole)
 {
@@ -383,6 +446,7 @@ Suite *unit_suite(void)
     tcase_add_test(tail, test_drift_back_refused);
     tcase_add_test(tail, test_future_event_taken);
     tcase_add_test(tail, test_far_back_event_taken);
+    tcase_add_test(tail, test_full_page_without_last_id);
     suite_add_tcase(s, tail);
     return s;
 }
