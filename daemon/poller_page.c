@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "poller_types.h"
@@ -182,6 +183,37 @@ static void update_tail(poller_page_tail_t *tail, const cJSON *data, int64_t las
 }
 
 /*
+ * Says, once for the page, how many of its events carry a created_at the
+ * order checks cannot use: more than EVENT_FUTURE_MS ahead of this host's
+ * clock, or more than EVENT_PAST_MS before `newest_ms`, the newest time
+ * taken (a clock gone wrong at the source).  They are stored as they came.
+ */
+static void log_out_of_range(const event_page_t *page, int64_t newest_ms)
+{
+    int64_t now = clock_wall_ms(), ms;
+    const cJSON *example = NULL;
+    size_t n = 0;
+    if (newest_ms > now + EVENT_FUTURE_MS)
+        newest_ms = 0; /* a cursor's own time that far ahead orders nothing either */
+    for (const cJSON *e = page->data->child; e != NULL; e = e->next) {
+        if (!event_created_ms(e, &ms) ||
+            (ms <= now + EVENT_FUTURE_MS && (newest_ms <= 0 || ms >= newest_ms - EVENT_PAST_MS)))
+            continue;
+        if (n++ == 0)
+            example = e;
+    }
+    if (example == NULL)
+        return;
+    char idbuf[128], typebuf[128];
+    event_peek(example, idbuf, sizeof(idbuf), typebuf, sizeof(typebuf));
+    const cJSON *created = cJSON_GetObjectItemCaseSensitive(example, "created_at");
+    log_warn("event=created_at_out_of_range n=%zu id=%s created_at=%s note=\"stored as they came; "
+             "a day ahead of this host's clock or a year behind the stream: no part in the order "
+             "checks\"",
+             n, log_q(idbuf), log_q(cJSON_GetStringValue(created)));
+}
+
+/*
  * A parsed page, which it frees: repeats of the tail dropped, the order
  * check, the events added (see poller_page_read).
  */
@@ -218,6 +250,7 @@ static poller_event_t take(poller_page_seen_t *seen, poller_page_tail_t *tail, e
     int64_t newest = event_page_newest(page);
     if (newest > 0)
         update_tail(tail, page->data, newest);
+    log_out_of_range(page, newest > *last_fetched_ms ? newest : *last_fetched_ms);
 
     take_page(seen, pending, page);
     /* The newest so far, not the last: a stream read newest first, a little

@@ -4,7 +4,8 @@
 # last on a page and some first: no position in a stream is that far back,
 # so they take no part in the order checks (EVENT_PAST_MS). The one chain
 # takes every page (no order failure, no retry), the cursor moves past
-# them, and the mirror and the event log, those events with the created_at
+# them, each is said in the log (event=created_at_out_of_range, a line a
+# page), and the mirror and the event log, those events with the created_at
 # they came with, match exactly. Without the rule the first of them is out
 # of order for good and the stream stops there.
 source "$(dirname "$0")/lib.sh"
@@ -61,5 +62,9 @@ if grep -q 'event=poll_failed' "$DAEMON_LOG"; then
 fi
 stored=$(sql "select count(*) from workos.events where created_at < '2001-01-01'")
 assert_eq "$far" "$stored" "events stamped before 2001 in the log"
+# Each is said, a line a page with how many.
+said=$(sed -n 's/.*event=created_at_out_of_range n=\([0-9]*\) .*/\1/p' "$DAEMON_LOG" |
+    awk '{ s += $1 } END { print s + 0 }')
+assert_eq "$far" "$said" "events said to be out of range"
 daemon_stop
 emu_stop
