@@ -402,7 +402,8 @@ event_status_t event_batch_add(event_batch_t *b, cJSON *envelope, char *why, siz
     count->n++;
     free(b->last_id);
     b->last_id = last;
-    b->last_created_ms = created_ms;
+    if (created_ms > b->newest_created_ms && created_ms <= clock_wall_ms() + EVENT_FUTURE_MS)
+        b->newest_created_ms = created_ms;
     b->n_events++;
     if (status == EVENT_MALFORMED)
         b->n_malformed++;

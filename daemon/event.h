@@ -102,11 +102,12 @@ typedef struct event_batch {
     size_t n_rows[MIRROR_COUNT]; /* rows per mirror table */
     event_type_count_t *types;   /* events per type */
     size_t n_types;
-    size_t n_events;         /* envelopes accepted */
-    size_t n_malformed;      /* of which malformed for their type */
-    size_t n_unknown;        /* of which of an unknown type */
-    char *last_id;           /* id of the last event accepted, or NULL */
-    int64_t last_created_ms; /* its created_at, ms since the epoch */
+    size_t n_events;           /* envelopes accepted */
+    size_t n_malformed;        /* of which malformed for their type */
+    size_t n_unknown;          /* of which of an unknown type */
+    char *last_id;             /* id of the last event accepted, or NULL */
+    int64_t newest_created_ms; /* the newest created_at accepted, ms since the epoch, that
+                                  is not EVENT_FUTURE_MS ahead of the clock; 0: none */
 } event_batch_t;
 
 /* The definition of mirror table `t`. */

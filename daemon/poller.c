@@ -81,9 +81,10 @@ struct poller {
 
     char *url;                    /* the latest request's URL, for log lines */
     char *committed;              /* cursor in the database */
-    int64_t committed_created_ms; /* created_at of its event (wall ms), 0 if unknown */
+    int64_t committed_created_ms; /* newest created_at it covers (wall ms; at start, that of
+                                     its event), 0 if unknown */
     char *inflight;               /* cursor of the batch being committed */
-    int64_t inflight_created_ms;  /* created_at of that event, for the lag gauge */
+    int64_t inflight_created_ms;  /* the newest created_at of that batch, for the lag gauge */
     char *fetch_after;            /* cursor for the next request: last event fetched */
     char *range_start;            /* where to start when there is no cursor */
     int64_t last_fetched_ms;
@@ -552,7 +553,7 @@ static void hand_over(poller_t *p)
     event_batch_t *b = p->pending;
     bool ends = p->pending_ends;
     set_str(&p->inflight, b->last_id);
-    p->inflight_created_ms = b->last_created_ms;
+    p->inflight_created_ms = b->newest_created_ms;
     p->inflight_events = b->n_events;
     p->pending = NULL;
     p->pending_ends = false;
@@ -579,7 +580,10 @@ static void check_cursor_age(poller_t *p)
 static void committed(poller_t *p, const store_apply_result_t *res)
 {
     set_str(&p->committed, p->inflight);
-    p->committed_created_ms = p->inflight_created_ms;
+    /* The newest, not the batch's last: one event stamped 1970 last in a
+     * batch would otherwise put the lag gauge at decades. */
+    if (p->inflight_created_ms > p->committed_created_ms)
+        p->committed_created_ms = p->inflight_created_ms;
     backoff_reset(&p->apply_backoff);
     p->committed_at_ms = clock_mono_ms();
     if (p->inflight_events > 0) {
@@ -587,7 +591,7 @@ static void committed(poller_t *p, const store_apply_result_t *res)
         p->apply_us_per_event =
             p->apply_us_per_event > 0.0 ? 0.75 * p->apply_us_per_event + 0.25 * us : us;
     }
-    metrics_cursor_event_time(p->inflight_created_ms);
+    metrics_cursor_event_time(p->committed_created_ms);
     p->applied_since_progress += res->inserted;
     log_debug("event=applied cursor=%s inserted=%ld commit_ms=%.1f", log_q(p->committed),
               res->inserted, (double)res->commit_us / 1000.0);

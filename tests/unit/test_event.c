@@ -964,6 +964,35 @@ START_TEST(test_page_last_id)
 }
 END_TEST
 
+/*
+ * A batch's newest created_at is its newest, not its last one's, and not
+ * one stamped years ahead: the lag gauge reads it.
+ */
+START_TEST(test_batch_newest_created)
+{
+    static const char *const stamps[] = {"2026-01-01T00:00:05.000Z", "1970-01-01T00:00:01.000Z",
+                                         "9999-12-31T00:00:00.000Z", "2026-01-01T00:00:04.000Z"};
+    event_batch_t *b = event_batch_new();
+    char why[160], text[512];
+    ck_assert_int_eq(b->newest_created_ms, 0);
+    for (size_t i = 0; i < sizeof(stamps) / sizeof(stamps[0]); i++) {
+        snprintf(text, sizeof(text),
+                 "{\"object\":\"event\",\"id\":\"evt_n%zu\",\"event\":\"organization.updated\","
+                 "\"created_at\":\"%s\",\"data\":{\"object\":\"organization\",\"id\":\"org_n\","
+                 "\"name\":\"N\",\"created_at\":\"%s\",\"updated_at\":\"%s\"}}",
+                 i, stamps[i], stamps[0], stamps[0]);
+        cJSON *e = cJSON_Parse(text);
+        ck_assert_ptr_nonnull(e);
+        ck_assert_int_eq(event_batch_add(b, e, why, sizeof(why)), EVENT_OK);
+    }
+    int64_t want;
+    ck_assert(clock_parse_iso8601(stamps[0], &want));
+    ck_assert_int_eq(b->newest_created_ms, want);
+    ck_assert_str_eq(b->last_id, "evt_n3");
+    event_batch_free(b);
+}
+END_TEST
+
 /* The exact bytes array_recv reads: header, lengths, -1 for NULL. */
 START_TEST(test_array_layout)
 {
@@ -1194,6 +1223,7 @@ Suite *unit_suite(void)
     tcase_add_test(tc, test_page_order_future);
     tcase_add_test(tc, test_page_order_far_back);
     tcase_add_test(tc, test_page_last_id);
+    tcase_add_test(tc, test_batch_newest_created);
     tcase_add_loop_test(tc, test_trimmed_delete, 0,
                         sizeof(trimmed_cases) / sizeof(trimmed_cases[0]));
     tcase_add_test(tc, test_delete_before_create);

@@ -390,7 +390,7 @@ START_TEST(test_page_taken_whole)
     ck_assert_uint_eq(pending->n_events, 3);
     ck_assert_uint_eq(pending->n_malformed + pending->n_unknown, 0);
     ck_assert_str_eq(pending->last_id, "event_03");
-    ck_assert_int_eq(last_ms, pending->last_created_ms);
+    ck_assert_int_eq(last_ms, pending->newest_created_ms);
     free(out.after);
     event_batch_free(pending);
 }
