@@ -144,6 +144,30 @@ assert_eq 0 "$(sql "select count(*) from workos.audit_erasures")" "erasures afte
 before=$(sql "select count(*) from workos.events where user_id = '$gone' and data->>'email' is not null")
 [ "$before" -gt 0 ] || fail "no event of $gone carries an email"
 email=$(sql "select data->>'email' from workos.events where user_id = '$gone' and data->>'email' is not null order by id limit 1")
+# Invitations to the user's address, sent by the live user: one the user
+# accepted (its invitation.created names the inviter), one no one accepted
+# (in upper case, as typed), and one to someone else; applied by the
+# daemon, so their change rows name the inviter as well.
+inv() { # ID SEQ TYPE EMAIL STATE ACCEPTED_USER
+    local t="2026-01-02T00:00:0$2.000Z" acc=null at=null
+    [ -n "$6" ] && acc="\"$6\"" && at="\"$t\""
+    printf '{"object":"event","id":"evt_inv_%s","event":"%s","created_at":"%s","data":{"object":"invitation","id":"%s","email":"%s","state":"%s","accepted_at":%s,"revoked_at":null,"expires_at":"2026-02-01T00:00:00.000Z","organization_id":null,"inviter_user_id":"%s","accepted_user_id":%s,"created_at":"2026-01-02T00:00:01.000Z","updated_at":"%s"}}\n' \
+        "$2" "$3" "$t" "$1" "$4" "$5" "$at" "$live" "$acc" "$t"
+}
+{
+    inv invitation_fg_a 1 invitation.created "$email" pending ""
+    inv invitation_fg_a 2 invitation.accepted "$email" accepted "$gone"
+    inv invitation_fg_b 3 invitation.created "${email^^}" pending ""
+    inv invitation_fg_c 4 invitation.created someone@example.com pending ""
+} >"$T/invitations.jsonl"
+emu_append "$T/invitations.jsonl"
+daemon_start
+wait_caught_up 60 evt_inv_4
+daemon_stop
+assert_eq "$live|$gone|$live" "$(sql "select string_agg(user_id, '|' order by id) from workos.events
+                                       where id in ('evt_inv_1', 'evt_inv_3', 'evt_inv_2')")" \
+    "who the invitation events name before forget"
+n_events=$((n_events + 4))
 # A failed sign-in quotes the address in free text too (WorkOS' emulator
 # sends this message), beside its fields; in upper case, as typed.  Written
 # by hand, its subject columns are not filled: forget fills them itself.
@@ -223,6 +247,25 @@ assert_eq 0 "$(sql "select count(*) from workos.events where user_id = '$gone' a
     "events of $gone still quoting its address"
 assert_eq "invalid_credentials||$gone" "$(sql "select data->'error'->>'code', data->'error'->>'message', user_id from workos.events where id = 'evt_failed_gone'")" \
     "the failed sign-in's error and user after forget"
+# The invitations that were the user's are blank everywhere, the rows that
+# name the inviter marked with the erasure; someone else's is as it was.
+assert_eq "evt_inv_1|$live||t|t
+evt_inv_2|$gone||t|f
+evt_inv_3|$live||t|t
+evt_inv_4|$live|someone@example.com|f|f" \
+    "$(sql "select id, user_id, data->>'email', redacted_at is not null, erased_by is not null
+              from workos.events where id like 'evt_inv_%' order by id")" "invitation events after forget"
+assert_eq "invitation_fg_a||invitation_fg_b||invitation_fg_c|someone@example.com" \
+    "$(sql "select string_agg(id || '|' || coalesce(email, ''), '|' order by id) from workos.invitations
+              where id like 'invitation_fg_%'")" "invitation rows after forget"
+assert_eq 0 "$(sql "select count(*) from workos.changes where table_name = 'invitations'
+                     and object_id in ('invitation_fg_a', 'invitation_fg_b')
+                     and strpos(lower(changes::text), lower($lit)) > 0")" \
+    "invitation change rows still holding $gone's address"
+[ "$(sql "select count(*) from workos.changes where object_id = 'invitation_fg_b' and erased_by is not null")" -gt 0 ] ||
+    fail "no change row of the unaccepted invitation marked with the erasure"
+assert_eq 0 "$(sql "select count(*) from workos.changes where object_id = 'invitation_fg_c' and redacted_at is not null")" \
+    "someone else's invitation change rows redacted"
 # The failed sign-ins with only the address are the user's now, and blank.
 assert_eq "evt_failed_unknown_1|authentication|$gone|||t
 evt_failed_unknown_2|authentication|$gone|||t" \
