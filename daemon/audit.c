@@ -162,8 +162,10 @@ static PGresult *query_row(PGconn *conn, FILE *out, const char *sql)
 }
 
 /*
- * Every row of the log and the feed must be named by a link.  Returns 1
- * when so, 0 when not (the first unnamed row reported), -1 on an error.
+ * Every row of the log, the feed and the erasures must be named by a
+ * link (an erasure outside the chain could name rows as redacted).
+ * Returns 1 when so, 0 when not (the first unnamed row reported), -1 on an
+ * error.
  */
 static int check_counts(PGconn *conn, const char *schema, long long *pruned, FILE *out)
 {
@@ -171,8 +173,8 @@ static int check_counts(PGconn *conn, const char *schema, long long *pruned, FIL
     int rc = -1;
     PGresult *res = NULL;
     if (asprintf(&sql,
-                 "SELECT events = event_refs AND changes = change_refs, pruned FROM "
-                 "%s.audit_verify_counts",
+                 "SELECT events = event_refs AND changes = change_refs AND erasures = "
+                 "erasure_refs, pruned FROM %s.audit_verify_counts",
                  schema) < 0)
         return -1;
     res = query_row(conn, out, sql);
@@ -189,8 +191,10 @@ static int check_counts(PGconn *conn, const char *schema, long long *pruned, FIL
     if (asprintf(&sql,
                  "(SELECT id FROM %s.events EXCEPT SELECT unnest(refs) FROM %s.audit_links WHERE "
                  "kind = 'event') UNION ALL (SELECT seq::text FROM %s.changes EXCEPT SELECT "
-                 "unnest(refs) FROM %s.audit_links WHERE kind = 'change') LIMIT 1",
-                 schema, schema, schema, schema) < 0) {
+                 "unnest(refs) FROM %s.audit_links WHERE kind = 'change') UNION ALL (SELECT "
+                 "'erasure ' || id FROM %s.audit_erasures EXCEPT SELECT 'erasure ' || "
+                 "unnest(refs) FROM %s.audit_links WHERE kind = 'erasure') LIMIT 1",
+                 schema, schema, schema, schema, schema, schema) < 0) {
         res = NULL;
         goto done;
     }

@@ -250,7 +250,7 @@ assert_eq "invalid_credentials||$gone" "$(sql "select data->'error'->>'code', da
 # The invitations that were the user's are blank everywhere, the rows that
 # name the inviter marked with the erasure; someone else's is as it was.
 assert_eq "evt_inv_1|$live||t|t
-evt_inv_2|$gone||t|f
+evt_inv_2|$gone||t|t
 evt_inv_3|$live||t|t
 evt_inv_4|$live|someone@example.com|f|f" \
     "$(sql "select id, user_id, data->>'email', redacted_at is not null, erased_by is not null
@@ -293,6 +293,23 @@ verify_ok
 # A redacted row edited afterwards is still caught: its fixed part is checked.
 tampered "edited redacted row" "link hash differs" "" \
     "update workos.events set event = 'user.created' where id = (select id from workos.events where user_id = '$gone' and redacted_at is not null and event <> 'user.created' order by id limit 1)"
+# A row made to look redacted -- its original digest kept, its payload
+# rewritten, its subject set to an erased user (the subject columns are
+# outside the digest) -- is caught: no erasure in the chain names it.
+victim=$(sql "select id from workos.events where redacted_at is null and user_id not in ('$gone', '$live') order by id limit 1")
+launder="set user_id = '$gone', redacted_at = now(),
+    redacted_digest = workos.audit_event_data_digest(data, context), data = '{\"forged\": true}'"
+tampered "laundered row" "link hash differs" "$victim" "update workos.events $launder where id = '$victim'"
+# Nor can it be slipped into an erasure's list: the erasure's link breaks;
+# nor into an erasure of its own outside the chain.
+tampered "laundered row named by an erasure" "link hash differs" "" \
+    "update workos.events $launder where id = '$victim';
+     update workos.audit_erasures set refs = refs || array['event:$victim']
+      where id = (select min(id) from workos.audit_erasures)"
+tampered "laundered row named by an unchained erasure" "row not in the chain" "" \
+    "update workos.events $launder where id = '$victim';
+     insert into workos.audit_erasures (user_id, forced, events, changes, refs)
+     values ('$gone', false, 1, 0, array['event:$victim'])"
 
 # --- retention --------------------------------------------------------------------
 cut=$(sql "select created_at from workos.events where id not like 'evt_w%' order by created_at offset 100 limit 1")
