@@ -1,32 +1,62 @@
--- 018: forget reaches the invitations that were the user's.
+-- 017: forget reaches everything that was the person's, and verify takes a
+-- redacted row only when the erasure names it in the chain.
 --
--- An invitation's events and change rows name its inviter until someone
--- accepts it (audit_subjects, audit_row_subjects), and they carry the
--- invitee's address.  forget redacted the rows naming the user, so an
--- erasure left the address in the invitation.created (and .resent) events
--- of every invitation the user accepted, and in all of those of one sent to
--- the user's address that no one accepted.  And verify takes a redacted
--- row's kept digest only for a user named in audit_erasures, so those rows
--- could not simply be redacted: they name the inviter.
+-- Three gaps closed together:
 --
--- * events and changes gain erased_by, the erasure that redacted a row
---   that names someone else; the guard lets the erasure path set it, and
---   verify (audit_row_digest and audit_verify_walk, which must agree)
---   takes a redacted row's kept digest when its user is erased or its
---   erased_by names an erasure.
--- * audit_forget() finds the invitations the user accepted, and those to
---   one of its addresses no one accepted, blanks their mirror rows, and
---   redacts their events and change rows that name someone else, marking
---   them with its own id (taken before anything is written).  The counts
---   it records include them.  Otherwise it is 017's.
+-- * Failed sign-ins without a user.  WorkOS sends authentication.*_failed
+--   without a user id for an address it does not know (typed before the
+--   account existed, or after it was deleted), with the address, the IP
+--   address and the user agent.  forget found the user's events by
+--   user_id, so an erasure left all three.  It now attributes each
+--   authentication.* event without a user whose email is one of the
+--   addresses it collects (ignoring case) to the user -- user_id set, the
+--   other subject columns filled, on the subjects path -- before it
+--   redacts.
+-- * Invitations.  An invitation's events and change rows name its inviter
+--   until someone accepts it, and carry the invitee's address, so the
+--   address survived in the invitation.created (and .resent) events of
+--   every invitation the user accepted, and in all of those of one sent to
+--   its address that no one accepted.  forget now blanks those
+--   invitations' mirror rows and redacts their events and change rows too.
+--   An invitation someone else accepted is theirs.
+-- * Laundering.  verify took a redacted row's kept digest -- its payload
+--   unchecked -- for any row whose user an erasure names, and the subject
+--   columns are outside the digest: whoever could write the log with its
+--   triggers off could mark any row redacted, keep its original digest,
+--   name an erased user and rewrite its payload, and neither verify nor a
+--   head recorded outside the database would show it.  Now events and
+--   changes carry erased_by (the erasure that redacted the row; the
+--   guard's erasure path may set it), an erasure records refs, every row
+--   it redacted ('event:ID', 'change:SEQ', sorted), which its chained
+--   digest covers, and verify (audit_row_digest and audit_verify_walk,
+--   which must agree) takes a kept digest only when an erasure's refs name
+--   the row, and requires every erasure to be named by a link
+--   (audit_verify_counts gains erasures and erasure_refs).  An erasure
+--   recorded before this migration (refs NULL) is taken as before, by its
+--   user.
 --
--- Every statement is idempotent.
+-- audit_forget() is 016's otherwise.  Every statement is idempotent.
 
 ALTER TABLE @SCHEMA@.events ADD COLUMN IF NOT EXISTS erased_by bigint;
 ALTER TABLE @SCHEMA@.changes ADD COLUMN IF NOT EXISTS erased_by bigint;
+ALTER TABLE @SCHEMA@.audit_erasures ADD COLUMN IF NOT EXISTS refs text[];
+CREATE INDEX IF NOT EXISTS audit_erasures_refs_idx ON @SCHEMA@.audit_erasures USING gin (refs);
 
--- Verify's digest of one row (005's), a redacted row of someone else taken
--- for the erasure its erased_by names.
+-- The digest of an erasure that names its rows: 005's, then the rows'.
+CREATE OR REPLACE FUNCTION @SCHEMA@.audit_erasure_digest(id bigint, user_id text, forced boolean,
+                                                         events integer, changes integer,
+                                                         ran_at timestamptz, refs text[])
+RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN refs IS NULL
+                THEN @SCHEMA@.audit_erasure_digest(id, user_id, forced, events, changes, ran_at)
+                ELSE sha256(@SCHEMA@.audit_erasure_digest(id, user_id, forced, events, changes,
+                                                          ran_at)
+                            || sha256(convert_to(array_to_string(refs, E'\n'), 'UTF8'))) END
+$$;
+
+-- Verify's digest of one row (005's): a redacted row's kept digest is taken
+-- when an erasure names the row, or, for an erasure made before this
+-- migration (no refs), when an erasure names its user.
 CREATE OR REPLACE FUNCTION @SCHEMA@.audit_row_digest(p_kind text, p_ref text)
 RETURNS bytea LANGUAGE sql STABLE AS $$
     SELECT CASE p_kind
@@ -34,9 +64,10 @@ RETURNS bytea LANGUAGE sql STABLE AS $$
         SELECT @SCHEMA@.audit_event_digest(e.id, e.event, e.created_at, e.source,
                    CASE WHEN e.redacted_at IS NOT NULL
                              AND (EXISTS (SELECT 1 FROM @SCHEMA@.audit_erasures x
-                                           WHERE x.user_id = e.user_id)
+                                           WHERE x.refs @> ARRAY['event:' || e.id])
                                   OR EXISTS (SELECT 1 FROM @SCHEMA@.audit_erasures x
-                                              WHERE x.id = e.erased_by))
+                                              WHERE x.refs IS NULL
+                                                AND x.user_id = e.user_id))
                         THEN e.redacted_digest
                         ELSE @SCHEMA@.audit_event_data_digest(e.data, e.context) END)
           FROM @SCHEMA@.events e WHERE e.id = p_ref),
@@ -46,15 +77,16 @@ RETURNS bytea LANGUAGE sql STABLE AS $$
                    c.event_id, c.reconciliation, c.committed_at,
                    CASE WHEN c.redacted_at IS NOT NULL
                              AND (EXISTS (SELECT 1 FROM @SCHEMA@.audit_erasures x
-                                           WHERE x.user_id = c.user_id)
+                                           WHERE x.refs @> ARRAY['change:' || c.seq])
                                   OR EXISTS (SELECT 1 FROM @SCHEMA@.audit_erasures x
-                                              WHERE x.id = c.erased_by))
+                                              WHERE x.refs IS NULL
+                                                AND x.user_id = c.user_id))
                         THEN c.redacted_digest
                         ELSE @SCHEMA@.audit_change_data_digest(c.changes) END)
           FROM @SCHEMA@.changes c WHERE c.seq = p_ref::bigint)
     WHEN 'erasure' THEN (
         SELECT @SCHEMA@.audit_erasure_digest(x.id, x.user_id, x.forced, x.events, x.changes,
-                                             x.ran_at)
+                                             x.ran_at, x.refs)
           FROM @SCHEMA@.audit_erasures x WHERE x.id = p_ref::bigint)
     END
 $$;
@@ -72,9 +104,10 @@ SELECT l.link, l.kind, l.hash, cardinality(l.refs) AS n, l.refs[1] AS first_ref,
                        SELECT @SCHEMA@.audit_event_digest(e.id, e.event, e.created_at, e.source,
                                   CASE WHEN e.redacted_at IS NOT NULL
                                             AND (EXISTS (SELECT 1 FROM @SCHEMA@.audit_erasures x
-                                                          WHERE x.user_id = e.user_id)
+                                                          WHERE x.refs @> ARRAY['event:' || e.id])
                                                  OR EXISTS (SELECT 1 FROM @SCHEMA@.audit_erasures x
-                                                             WHERE x.id = e.erased_by))
+                                                             WHERE x.refs IS NULL
+                                                               AND x.user_id = e.user_id))
                                        THEN e.redacted_digest
                                        ELSE @SCHEMA@.audit_event_data_digest(e.data, e.context) END)
                          FROM @SCHEMA@.events e WHERE e.id = r.ref),
@@ -84,19 +117,36 @@ SELECT l.link, l.kind, l.hash, cardinality(l.refs) AS n, l.refs[1] AS first_ref,
                                   c.operation, c.event_id, c.reconciliation, c.committed_at,
                                   CASE WHEN c.redacted_at IS NOT NULL
                                             AND (EXISTS (SELECT 1 FROM @SCHEMA@.audit_erasures x
-                                                          WHERE x.user_id = c.user_id)
+                                                          WHERE x.refs @> ARRAY['change:' || c.seq])
                                                  OR EXISTS (SELECT 1 FROM @SCHEMA@.audit_erasures x
-                                                             WHERE x.id = c.erased_by))
+                                                             WHERE x.refs IS NULL
+                                                               AND x.user_id = c.user_id))
                                        THEN c.redacted_digest
                                        ELSE @SCHEMA@.audit_change_data_digest(c.changes) END)
                          FROM @SCHEMA@.changes c WHERE c.seq = r.ref::bigint)
                    WHEN 'erasure' THEN (
                        SELECT @SCHEMA@.audit_erasure_digest(x.id, x.user_id, x.forced, x.events,
-                                                            x.changes, x.ran_at)
+                                                            x.changes, x.ran_at, x.refs)
                          FROM @SCHEMA@.audit_erasures x WHERE x.id = r.ref::bigint)
                    END AS digest
                  FROM unnest(l.refs) WITH ORDINALITY AS r(ref, i)
                OFFSET 0) x) d;
+
+
+-- Every row of the log, the feed and the erasures against how many the
+-- chain names (005's, with the erasures last).
+CREATE OR REPLACE VIEW @SCHEMA@.audit_verify_counts AS
+SELECT (SELECT count(*) FROM @SCHEMA@.events) + (SELECT count(*) FROM @SCHEMA@.audit_pruned)
+           AS events,
+       (SELECT coalesce(sum(cardinality(refs)), 0) FROM @SCHEMA@.audit_links WHERE kind = 'event')
+           AS event_refs,
+       (SELECT count(*) FROM @SCHEMA@.changes) AS changes,
+       (SELECT coalesce(sum(cardinality(refs)), 0) FROM @SCHEMA@.audit_links WHERE kind = 'change')
+           AS change_refs,
+       (SELECT count(*) FROM @SCHEMA@.audit_pruned) AS pruned,
+       (SELECT count(*) FROM @SCHEMA@.audit_erasures) AS erasures,
+       (SELECT coalesce(sum(cardinality(refs)), 0) FROM @SCHEMA@.audit_links WHERE kind = 'erasure')
+           AS erasure_refs;
 
 -- The append-only guard (005's), the erasure path also setting erased_by.
 CREATE OR REPLACE FUNCTION @SCHEMA@.audit_guard()
@@ -141,7 +191,7 @@ DECLARE
     ts timestamptz;
     emails text[];
     invs text[];
-    n integer;
+    refs text[];
 BEGIN
     IF coalesce(uid, '') = '' THEN
         RAISE EXCEPTION 'no user id given' USING ERRCODE = 'invalid_parameter_value';
@@ -154,8 +204,8 @@ BEGIN
 
     -- The user's events whose subject columns are not filled yet (written
     -- by hand, or before migration 009) get them first, as the fill would:
-    -- the addresses below are found through them, and verify takes a
-    -- redacted row's kept digest only for a user an erasure names.
+    -- the addresses below are found through them, and the rows to redact
+    -- by their user_id.
     PERFORM set_config('workos.audit_path', 'subjects', true);
     UPDATE @SCHEMA@.events e
        SET object_type = s.s[1], object_id = s.s[2], user_id = s.s[3], organization_id = s.s[4]
@@ -185,7 +235,7 @@ BEGIN
     -- sends them for an address it does not know: typed before the
     -- account existed, or after it was deleted) are the person's too:
     -- attributed to the user, subject columns filled, so the redaction
-    -- below reaches them and verify accepts it.
+    -- below reaches them (and the user's trail shows them).
     PERFORM set_config('workos.audit_path', 'subjects', true);
     UPDATE @SCHEMA@.events e
        SET object_type = s.s[1], object_id = s.s[2], user_id = uid, organization_id = s.s[4]
@@ -205,7 +255,7 @@ BEGIN
      WHERE i.accepted_user_id = uid
         OR (i.accepted_user_id IS NULL
             AND lower(i.email) IN (SELECT lower(m) FROM unnest(emails) m));
-    -- The erasure's id, which the rows of others it redacts point to.
+    -- The erasure's id, which every row it redacts points to (erased_by).
     eid := nextval(pg_get_serial_sequence('@SCHEMA@.audit_erasures', 'id'));
 
     -- The mirror.  Each UPDATE's change rows name the user (see
@@ -251,47 +301,34 @@ BEGIN
     DELETE FROM @SCHEMA@.rollup_fail_pairs f
      WHERE f.account IN (SELECT @SCHEMA@.rollup_key(m) FROM unnest(emails) m);
 
-    -- The log and the feed, as in 005; then the invitations' rows that name
-    -- someone else, marked with the erasure that redacted them (verify
-    -- takes their kept digest for it).
+    -- The log and the feed, as in 005, and the invitations' rows that name
+    -- someone else, each marked with the erasure, which names them all in
+    -- the chain.
     PERFORM set_config('workos.audit_path', 'erasure', true);
-    UPDATE @SCHEMA@.events e
-       SET redacted_digest = coalesce(e.redacted_digest,
-                                      @SCHEMA@.audit_event_data_digest(e.data, e.context)),
-           data = @SCHEMA@.audit_redact(e.data, emails),
-           context = @SCHEMA@.audit_redact(e.context, emails),
-           redacted_at = now()
-     WHERE e.user_id = uid;
-    GET DIAGNOSTICS events = ROW_COUNT;
-    UPDATE @SCHEMA@.changes c
-       SET redacted_digest = coalesce(c.redacted_digest,
-                                      @SCHEMA@.audit_change_data_digest(c.changes)),
-           changes = @SCHEMA@.audit_redact(c.changes, emails), redacted_at = now()
-     WHERE c.user_id = uid;
-    GET DIAGNOSTICS changes = ROW_COUNT;
-    UPDATE @SCHEMA@.events e
-       SET redacted_digest = coalesce(e.redacted_digest,
-                                      @SCHEMA@.audit_event_data_digest(e.data, e.context)),
-           data = @SCHEMA@.audit_redact(e.data, emails),
-           context = @SCHEMA@.audit_redact(e.context, emails),
-           redacted_at = now(), erased_by = eid
-     WHERE e.object_id = ANY (invs) AND e.object_type = 'invitation'
-       AND e.user_id IS DISTINCT FROM uid;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    events := events + n;
-    UPDATE @SCHEMA@.changes c
-       SET redacted_digest = coalesce(c.redacted_digest,
-                                      @SCHEMA@.audit_change_data_digest(c.changes)),
-           changes = @SCHEMA@.audit_redact(c.changes, emails), redacted_at = now(),
-           erased_by = eid
-     WHERE c.object_id = ANY (invs) AND c.table_name = 'invitations'
-       AND c.user_id IS DISTINCT FROM uid;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    changes := changes + n;
+    WITH u AS (
+        UPDATE @SCHEMA@.events e
+           SET redacted_digest = coalesce(e.redacted_digest,
+                                          @SCHEMA@.audit_event_data_digest(e.data, e.context)),
+               data = @SCHEMA@.audit_redact(e.data, emails),
+               context = @SCHEMA@.audit_redact(e.context, emails),
+               redacted_at = now(), erased_by = eid
+         WHERE e.user_id = uid OR (e.object_id = ANY (invs) AND e.object_type = 'invitation')
+        RETURNING 'event:' || e.id AS ref)
+    SELECT count(*), coalesce(array_agg(u.ref), '{}') INTO events, refs FROM u;
+    WITH u AS (
+        UPDATE @SCHEMA@.changes c
+           SET redacted_digest = coalesce(c.redacted_digest,
+                                          @SCHEMA@.audit_change_data_digest(c.changes)),
+               changes = @SCHEMA@.audit_redact(c.changes, emails), redacted_at = now(),
+               erased_by = eid
+         WHERE c.user_id = uid OR (c.object_id = ANY (invs) AND c.table_name = 'invitations')
+        RETURNING 'change:' || c.seq AS ref)
+    SELECT count(*), refs || coalesce(array_agg(u.ref), '{}') INTO changes, refs FROM u;
     PERFORM set_config('workos.audit_path', '', true);
-    INSERT INTO @SCHEMA@.audit_erasures (id, user_id, forced, events, changes)
-    VALUES (eid, uid, force, events, changes) RETURNING ran_at INTO ts;
+    refs := ARRAY(SELECT r FROM unnest(refs) AS r ORDER BY r);
+    INSERT INTO @SCHEMA@.audit_erasures (id, user_id, forced, events, changes, refs)
+    VALUES (eid, uid, force, events, changes, refs) RETURNING ran_at INTO ts;
     PERFORM @SCHEMA@.audit_append('erasure', ARRAY[eid::text],
-        @SCHEMA@.audit_erasure_digest(eid, uid, force, events, changes, ts));
+        @SCHEMA@.audit_erasure_digest(eid, uid, force, events, changes, ts, refs));
 END
 $$;
