@@ -296,7 +296,7 @@ done:
     return rc;
 }
 
-int audit_forget(const config_t *cfg, const char *user_id, bool force, FILE *out)
+int audit_forget(const config_t *cfg, const audit_forget_args_t *args, FILE *out)
 {
     char *sql = NULL;
     int rc = EXIT_ERROR;
@@ -308,9 +308,11 @@ int audit_forget(const config_t *cfg, const char *user_id, bool force, FILE *out
     if (asprintf(&sql, "SELECT events, changes FROM %s.audit_forget($1, $2::boolean)",
                  cfg->schema) < 0)
         goto done;
-    const char *params[2] = {user_id, force ? "true" : "false"};
+    fprintf(out, "user_id=%s\nforced=%s\n", log_q(args->user_id), args->force ? "true" : "false");
+    if (args->dry_run && !exec_ok(conn, "BEGIN", out))
+        goto done;
+    const char *params[2] = {args->user_id, args->force ? "true" : "false"};
     res = PQexecParams(conn, sql, 2, NULL, params, NULL, NULL, 0);
-    fprintf(out, "user_id=%s\nforced=%s\n", log_q(user_id), force ? "true" : "false");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         if (state != NULL && strcmp(state, "55006") == 0) {
@@ -321,25 +323,30 @@ int audit_forget(const config_t *cfg, const char *user_id, bool force, FILE *out
         }
         goto done;
     }
-    fprintf(out, "events=%s\nchanges=%s\nstate=forgotten\n", PQgetvalue(res, 0, 0),
-            PQgetvalue(res, 0, 1));
+    fprintf(out, "events=%s\nchanges=%s\n", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+    if (args->dry_run && !exec_ok(conn, "ROLLBACK", out))
+        goto done;
+    fprintf(out, "state=%s\n", args->dry_run ? "dry_run" : "forgotten");
     rc = 0;
 done:
     PQclear(res);
     free(sql);
-    PQfinish(conn);
+    PQfinish(conn); /* a dry run's transaction, if still open, ends with the session */
     return rc;
 }
 
-bool audit_take_forget_args(int *argc, char **argv, const char **user_id, bool *force)
+bool audit_take_forget_args(int *argc, char **argv, audit_forget_args_t *args)
 {
     int out = 1;
-    *user_id = NULL;
-    *force = false;
+    *args = (audit_forget_args_t){.user_id = NULL, .force = false, .dry_run = false};
     for (int i = 1; i < *argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--force") == 0) {
-            *force = true;
+            args->force = true;
+            continue;
+        }
+        if (strcmp(a, "--dry-run") == 0) {
+            args->dry_run = true;
             continue;
         }
         if (a[0] == '-') {
@@ -349,9 +356,9 @@ bool audit_take_forget_args(int *argc, char **argv, const char **user_id, bool *
                 argv[out++] = argv[++i];
             continue;
         }
-        if (*user_id != NULL)
+        if (args->user_id != NULL)
             return false;
-        *user_id = a;
+        args->user_id = a;
     }
     argv[out] = NULL;
     *argc = out;

@@ -69,9 +69,10 @@ static void usage(FILE *out)
                  "            unreachable or unusable; --json: one JSON object\n"
                  "  verify    check the audit trail's hash chain; print its head;\n"
                  "            exit 0 when intact, 1 when broken, 2 on a database error\n"
-                 "  forget USER_ID [--force]\n"
+                 "  forget USER_ID [--force] [--dry-run]\n"
                  "            erase a deleted user's personal data from the event log and\n"
-                 "            the change feed (--force: even if the user is live)\n"
+                 "            the change feed (--force: even if the user is live;\n"
+                 "            --dry-run: count what it would reach, change nothing)\n"
                  "  rebuild-rollups\n"
                  "            build the analytics rollups again from the event log\n"
                  "  backfill  list every type from the WorkOS state APIs, apply, then exit;\n"
@@ -543,11 +544,9 @@ int main(int argc, char **argv)
         argc--;
         argv++;
     }
-    const char *forget_user = NULL;
-    bool forget_force = false;
+    audit_forget_args_t forget = {.user_id = NULL, .force = false, .dry_run = false};
     if (command != NULL && strcmp(command, "forget") == 0 &&
-        (!audit_take_forget_args(&argc, argv, &forget_user, &forget_force) ||
-         forget_user == NULL)) {
+        (!audit_take_forget_args(&argc, argv, &forget) || forget.user_id == NULL)) {
         usage(stderr);
         return EXIT_USAGE;
     }
@@ -615,7 +614,7 @@ int main(int argc, char **argv)
     else if (strcmp(command, "verify") == 0)
         rc = audit_verify(&d.cfg, stdout);
     else if (strcmp(command, "forget") == 0)
-        rc = audit_forget(&d.cfg, forget_user, forget_force, stdout);
+        rc = audit_forget(&d.cfg, &forget, stdout);
     else if (strcmp(command, "rebuild-rollups") == 0)
         rc = cmd_rebuild_rollups(&d.cfg);
     else if (strcmp(command, "backfill") == 0)

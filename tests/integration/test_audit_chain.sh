@@ -216,8 +216,21 @@ insert into workos.rollup_fail_pairs (day, ip_address, account) values
   ('2020-01-01', '203.0.113.9', \$q\$$email\$q\$), ('2020-01-01', '203.0.113.9', 'someone@example.com')" >/dev/null
 [ "$(sql "select count(*) from workos.sessions where user_id = '$gone' and ip_address is not null")" -gt 0 ] ||
     fail "$gone has no session with an address in the mirror"
+# A dry run reaches what the erasure will, and changes nothing.
+redacted_before=$(sql "select (select count(*) from workos.events where redacted_at is not null)
+                            + (select count(*) from workos.changes where redacted_at is not null)")
+syncd forget "$gone" --dry-run >"$T/dry.out" 2>&1 || fail "forget --dry-run $gone: $(cat "$T/dry.out")"
+grep -qx 'state=dry_run' "$T/dry.out" || fail "forget --dry-run: $(cat "$T/dry.out")"
+assert_eq "$redacted_before|0|$email" \
+    "$(sql "select (select count(*) from workos.events where redacted_at is not null)
+                 + (select count(*) from workos.changes where redacted_at is not null),
+                   (select count(*) from workos.audit_erasures),
+                   (select data->>'email' from workos.events where id = 'evt_inv_1')")" \
+    "rows redacted, erasures and an invitation's address after a dry run"
 syncd forget "$gone" >"$T/forget.out" 2>&1 || fail "forget $gone: $(cat "$T/forget.out")"
 grep -qx 'state=forgotten' "$T/forget.out" || fail "forget: $(cat "$T/forget.out")"
+assert_eq "$(grep -E '^(events|changes)=' "$T/dry.out")" "$(grep -E '^(events|changes)=' "$T/forget.out")" \
+    "what the dry run counted against the erasure"
 # The mirror: no row of the user's, in any table, still holds the address
 # (invitations to it that another user sent are the inviter's, and stay).
 lit="\$q\$$email\$q\$"
