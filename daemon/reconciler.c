@@ -559,6 +559,14 @@ static void on_response(void *arg, const http_response_t *resp)
      * or loop the listing wrongly: only a string `after` continues. */
     const char *cursor = cJSON_GetStringValue(after);
     bool more = cursor != NULL && cJSON_GetArraySize(data) > 0;
+    /* The cursor names the page's last object, so it cannot be the one
+     * asked after: an API (or a proxy) that ignored `after` would serve
+     * the same page for ever.  Applying nothing, it is retried. */
+    if (more && l->after != NULL && strcmp(cursor, l->after) == 0) {
+        cJSON_Delete(root);
+        request_failed(r, l, "the list cursor did not move", -1);
+        goto out;
+    }
     l->next = more ? strdup(cursor) : NULL;
     l->page = scrub_page(data, l->kind);
     cJSON_Delete(root);

@@ -54,7 +54,7 @@ typedef enum {
     FAULT_DROP,     /* close the connection without a response */
     FAULT_DISORDER, /* 200 with the page's events reversed */
     FAULT_TRAILING, /* 200, the whole page followed by bytes that are not JSON */
-    FAULT_RESTART,  /* GET /events: 200, listed from the first event, `after` ignored */
+    FAULT_RESTART,  /* 200, listed from the first, `after` ignored (and `before`, lists) */
 } fault_kind_t;
 
 static const char *const fault_names[] = {
@@ -852,12 +852,15 @@ static void handle_state(serve_t *srv, struct evhttp_request *req, emu_endpoint_
         status = 0;
         api_reply(srv, req, 0, &body, 0, true);
         goto done;
+    case FAULT_RESTART: /* the cursor lost: the first page, whatever was asked */
+        emu_params_drop(ps, "after");
+        emu_params_drop(ps, "before");
+        break;
     case FAULT_NONE:
     case FAULT_DELAY:
     case FAULT_TRUNCATE:
     case FAULT_DISORDER:
     case FAULT_TRAILING:
-    case FAULT_RESTART: /* the lists have no cursor to lose: answered normally */
         break;
     }
     status =

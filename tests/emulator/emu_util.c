@@ -583,6 +583,20 @@ const char *emu_params_get(const emu_params_t *ps, const char *key)
     return v;
 }
 
+void emu_params_drop(emu_params_t *ps, const char *key)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < ps->n; i++) {
+        if (strcmp(ps->p[i].key, key) == 0) {
+            free(ps->p[i].key);
+            free(ps->p[i].val);
+        } else {
+            ps->p[kept++] = ps->p[i];
+        }
+    }
+    ps->n = kept;
+}
+
 void emu_validation_body(emu_buf_t *b, const char *field, const char *msg)
 {
     emu_buf_adds(b, "{\"message\":\"Validation failed\",\"code\":\"invalid_request_parameters\","

@@ -115,6 +115,8 @@ void emu_params_parse(emu_params_t *ps, const char *q);
 void emu_params_free(emu_params_t *ps);
 /* Last value of key, or NULL. */
 const char *emu_params_get(const emu_params_t *ps, const char *key);
+/* Removes every parameter named key. */
+void emu_params_drop(emu_params_t *ps, const char *key);
 
 /* Appends the 422 body WorkOS returns for a bad listing parameter:
  * {"message":"Validation failed","code":"invalid_request_parameters",

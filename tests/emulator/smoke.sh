@@ -530,6 +530,14 @@ sfault 'kind=disorder&scope=state' >/dev/null
 st=$(get "$SB" "/organizations?order=asc&limit=100")
 check "disorder on a state request: page reversed" \
     test "$(jq -r '.data[].id' "$T/body" | tr '\n' ' ')" = "$(want organizations true | tac | tr '\n' ' ')"
+get "$SB" "/organizations?order=asc&limit=2" >/dev/null
+first=$(jq -c '[.data[].id]' "$T/body")
+cur=$(jq -r .list_metadata.after "$T/body")
+sfault 'kind=restart&scope=state' >/dev/null
+st=$(get "$SB" "/organizations?order=asc&limit=2&after=$cur")
+check "restart on a state request: the first page again, its own cursor" \
+    test "$st" = 200 -a "$cur" != null -a "$(jq -c '[.data[].id]' "$T/body")" = "$first" \
+    -a "$(jq -r .list_metadata.after "$T/body")" = "$cur"
 sfault 'kind=drop&scope=state' >/dev/null
 st=$(get "$SB" "/organizations")
 check "drop on a state request" test "$(cat "$T/rc")" = 52
