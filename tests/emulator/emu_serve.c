@@ -54,7 +54,7 @@ typedef enum {
     FAULT_DROP,     /* close the connection without a response */
     FAULT_DISORDER, /* 200 with the page's events reversed */
     FAULT_TRAILING, /* 200, the whole page followed by bytes that are not JSON */
-    FAULT_RESTART,  /* 200, listed from the first, `after` ignored (and `before`, lists) */
+    FAULT_RESTART,  /* 200, the first page: `after` ignored (and, by the lists, `before`) */
 } fault_kind_t;
 
 static const char *const fault_names[] = {
