@@ -31,10 +31,11 @@
 #include "poller_types.h"
 
 #define MAX_BODY ((size_t)16 * 1024 * 1024)
-#define WINDOW_EVENTS 1000          /* events a window is sized to hold */
+#define WINDOW_EVENTS 2000          /* events a window is sized to hold */
 #define MIN_WINDOW_MS INT64_C(1000) /* no window is shorter */
 #define FIRST_WINDOW_MS 60000       /* the size of windows while the density is unknown */
-#define SPLIT_PAGES 4.0             /* a window with more pages ahead than this is split */
+#define SPLIT_PAGES 8.0             /* a window with more pages ahead than this is split */
+#define TAIL_SPLIT_PAGES 2.0        /* ... and once every window is open, more than this */
 #define MIN_WINDOWS INT64_C(3)      /* a backlog of fewer windows is read on one chain */
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_CAP_MS 60000
@@ -96,7 +97,7 @@ struct windows {
 
 static void pump(windows_t *w);
 static void pump_once(windows_t *w);
-static bool split_window(windows_t *w);
+static bool split_window(windows_t *w, double pages);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 
 static _Noreturn void out_of_memory(const char *where)
@@ -661,8 +662,12 @@ static void pump_once(windows_t *w)
     int64_t now = clock_mono_ms();
     int64_t wake = -1; /* ms until something may start */
     while (w->inflight < (unsigned)w->cfg->fetch_windows) {
-        if (split_window(w))
+        if (split_window(w, SPLIT_PAGES))
             continue; /* a long window first: it is the one the apply will wait for */
+        /* Every window is open: no new one will take the chains the last
+         * windows leave idle, so even a short window ahead is split. */
+        if (w->next_start_ms >= w->head_ms && split_window(w, TAIL_SPLIT_PAGES))
+            continue;
         window_t *win = next_asker(w, now, &wake);
         if (win == NULL) {
             if (room_for(w, w->n) && open_window(w))
@@ -685,14 +690,14 @@ static void pump_once(windows_t *w)
 
 /*
  * A window is one chain, so a long one is slow however many run beside
- * it.  The first window, in stream order, with more than SPLIT_PAGES pages still
+ * it.  The first window, in stream order, with more than `pages` pages still
  * ahead of it at the density it has shown so far gives the second half of what is
  * left to a new window right after it, between two of its requests, so
  * that every request of a window asks for the same range_end.  This is how
  * windows sized from a wrong guess stop costing parallelism.  Returns
  * false when no window is worth splitting.
  */
-static bool split_window(windows_t *w)
+static bool split_window(windows_t *w, double pages)
 {
     if (w->n >= WINDOWS_MAX)
         return false;
@@ -706,8 +711,7 @@ static bool split_window(windows_t *w)
             continue;
         /* The window's own density: streams come in bursts. */
         double ms_per_event = (double)(win->last_ms - win->start_ms) / (double)win->fetched;
-        if (ms_per_event > 0.0 &&
-            (double)left / ms_per_event < SPLIT_PAGES * POLLER_TYPES_PAGE_LIMIT)
+        if (ms_per_event > 0.0 && (double)left / ms_per_event < pages * POLLER_TYPES_PAGE_LIMIT)
             continue;
         window_t *tail = window_new(w, win->last_ms + left / 2, win->end_ms);
         win->end_ms = tail->start_ms;

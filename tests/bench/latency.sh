@@ -16,6 +16,8 @@
 #   BENCH_LATENCIES  added latencies in ms (default "0 50 150")
 #   BENCH_ONE_CHAIN  latencies also run on one chain (default "0 50"; at
 #                    150 ms one chain takes minutes)
+#   BENCH_FETCH_AHEAD  [workos] fetch_ahead for the runs (default: the
+#                    daemon's own)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../integration/lib.sh
 source "$(dirname "$0")/../integration/lib.sh"
@@ -42,7 +44,8 @@ run() {
     emu_start "$EVENTS_SERVED" --latency "$latency"
     local from=$(($(reqlog_lines) + 1))
     daemon_config database.schema="$schema" workos.rate_limit="$RATE_LIMIT" \
-        workos.fetch_windows="$windows" workos.poll_interval=100ms log.level=info
+        workos.fetch_windows="$windows" workos.poll_interval=100ms log.level=info \
+        ${BENCH_FETCH_AHEAD:+workos.fetch_ahead=$BENCH_FETCH_AHEAD}
     daemon_migrate
     sql "checkpoint"
     local t0 ms c

@@ -280,7 +280,7 @@ static void assert_defaults(const config_t *c)
     ck_assert_int_eq(c->request_timeout_ms, 30000);
     ck_assert_int_eq(c->rate_limit, 5000);
     ck_assert_int_eq(c->fetch_windows, 16);
-    ck_assert_int_eq(c->fetch_ahead, 10000);
+    ck_assert_int_eq(c->fetch_ahead, 32000);
     ck_assert_int_eq(c->reconcile_rate_limit, 5400);
     ck_assert_str_eq(c->listen, "");
     ck_assert_str_eq(c->webhook_path, "/webhooks/workos");
