@@ -718,8 +718,9 @@ static bool split_window(windows_t *w, double pages)
         memmove(&w->win[i + 2], &w->win[i + 1], (w->n - i - 1) * sizeof(window_t *));
         w->win[i + 1] = tail;
         w->n++;
-        log_debug("event=window_split from=%lld at=%lld to=%lld open=%u", (long long)win->start_ms,
-                  (long long)tail->start_ms, (long long)tail->end_ms, w->n);
+        log_debug("event=window_split from=%lld at=%lld to=%lld open=%u over_pages=%.0f",
+                  (long long)win->start_ms, (long long)tail->start_ms, (long long)tail->end_ms,
+                  w->n, pages);
         return true;
     }
     return false;

@@ -72,7 +72,7 @@ start_receiver() {
         workos.request_timeout= workos.rate_limit= database.schema="$schema" \
         webhook.listen=127.0.0.1:0 "webhook.secret=$secret" "log.level=$LEVEL" "$@"
     local from
-    from=$(($(wc -l <"$DAEMON_LOG" 2>/dev/null || echo 0) + 1))
+    from=$(($( { wc -l <"$DAEMON_LOG"; } 2>/dev/null || echo 0) + 1))
     daemon_start
     port=
     local deadline=$(($(now_ms) + 15000))

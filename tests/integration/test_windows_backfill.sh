@@ -4,7 +4,8 @@
 # chain) and applied in stream order: the mirror and the event log match
 # exactly, no event is stored twice although window boundaries overlap, the
 # requests of several windows interleave, no request names both after and
-# range_start, the windows hand over to one chain at the end, and all
+# range_start, the last windows are split once all are open, the windows
+# hand over to one chain at the end, and all
 # windows together keep to the one rate limit: the emulator admits at most
 # 101 requests in any second, which [workos] rate_limit = 3000 (a burst of
 # 50 plus 50 a second) never exceeds.
@@ -22,6 +23,10 @@ assert_events_exact "$EVENTS"
 
 grep -q 'event=windows_begin' "$DAEMON_LOG" || fail "the backlog was not fetched in windows"
 grep -q 'event=windows_done' "$DAEMON_LOG" || fail "the windows did not hand over to one chain"
+# Once every window up to now is open, the last ones are split short, on
+# the chains no new window takes.
+grep -q 'event=window_split .* over_pages=2$' "$DAEMON_LOG" ||
+    fail "no window was split once every window was open"
 
 # Each window is one chain: its requests share a range_end. Several windows,
 # and requests of different windows interleaving, show chains in flight at once.
