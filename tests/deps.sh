@@ -12,7 +12,7 @@ packages=(
     libevent-dev libcurl4-openssl-dev libcjson-dev libpq-dev libssl-dev
     libsystemd-dev libinih-dev check
     postgresql valgrind curl
-    # used by the integration tests: runuser and ps (harness), openssl
+    # used by the integration tests: runuser, flock, ps and pkill (harness), openssl
     # (webhook signatures), python3 (sd_notify reader), systemd-analyze
     # (unit checks)
     procps util-linux openssl python3 systemd

@@ -5,12 +5,15 @@
 # Prints `PASS name (Ns)` or `FAIL name` per test (a failed test's own output
 # is shown), and as the last line `N passed, N failed`. Exits non-zero when
 # any test failed. TEST_TIMEOUT (seconds, default 150) bounds each test;
-# VERBOSE=1 shows the output of passing tests too.
+# TEST_JOBS (default 1) runs that many tests at once, each reported as it
+# ends; VERBOSE=1 shows the output of passing tests too.
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 filter=${1:-}
 per_test_timeout=${TEST_TIMEOUT:-150}
+parallel=${TEST_JOBS:-1}
+[[ $parallel =~ ^[1-9][0-9]*$ ]] || { echo "TEST_JOBS must be a positive integer" >&2; exit 2; }
 
 workroot=$(mktemp -d "${TMPDIR:-/tmp}/syncd-it-run.XXXXXX")
 chmod 711 "$workroot"
@@ -42,36 +45,82 @@ sweep() {
     return 0
 }
 
-passed=0
-failed=0
-failed_names=()
+# run_test FILE: runs one test in its own work directory, cleans up after
+# it, leaves its exit status in $workroot/NAME.rc and reports it (one
+# report at a time, so those of tests ending together do not interleave).
+run_test() {
+    local name dir out start rc secs
+    name=$(basename "$1" .sh)
+    dir=$workroot/$name
+    out=$workroot/$name.out
+    start=$(date +%s)
+    SYNCD_IT_WORKDIR=$dir timeout --signal=TERM --kill-after=15 "$per_test_timeout" \
+        bash "$1" >"$out" 2>&1 </dev/null
+    rc=$?
+    secs=$(($(date +%s) - start))
+    sweep "$dir"
+    echo "$rc" >"$workroot/$name.rc"
+    {
+        flock 9
+        if [ "$rc" -eq 0 ]; then
+            [ "${VERBOSE:-0}" = 1 ] && cat "$out"
+            echo "PASS $name (${secs}s)"
+        else
+            cat "$out"
+            if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+                echo "FAIL $name (timed out after ${per_test_timeout}s)"
+            else
+                echo "FAIL $name (exit $rc, ${secs}s)"
+            fi
+        fi
+    } 9>"$workroot/report.lock"
+}
+
+# Tests run in the background ignore SIGINT (no job control here), so an
+# interrupt or a TERM ends each one's `timeout`, which ends the test; its
+# run_test still cleans up and reports, and no further test starts.
+stopping=
+stop_tests() {
+    local pid
+    stopping=1
+    for pid in $(jobs -p); do
+        pkill -TERM -P "$pid" 2>/dev/null
+    done
+}
+[ "$parallel" -eq 1 ] || trap stop_tests INT TERM
+
+names=()
 for test in "$here"/test_*.sh; do
     [ -e "$test" ] || continue
     name=$(basename "$test" .sh)
     if [ -n "$filter" ] && [[ $name != *"$filter"* ]]; then
         continue
     fi
-    dir=$workroot/$name
-    out=$workroot/$name.out
-    start=$(date +%s)
-    SYNCD_IT_WORKDIR=$dir timeout --signal=TERM --kill-after=15 "$per_test_timeout" \
-        bash "$test" >"$out" 2>&1 </dev/null
-    rc=$?
-    secs=$(($(date +%s) - start))
-    sweep "$dir"
-    if [ "$rc" -eq 0 ]; then
+    names+=("$name")
+    if [ "$parallel" -eq 1 ]; then
+        run_test "$test"
+        continue
+    fi
+    while [ -z "$stopping" ] && [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do
+        wait -n
+    done
+    [ -z "$stopping" ] || break
+    run_test "$test" &
+done
+# A trap ends a wait early; wait again until every test has reported.
+while [ -n "$(jobs -rp)" ]; do
+    wait
+done
+
+passed=0
+failed=0
+failed_names=()
+for name in "${names[@]}"; do
+    if [ "$(cat "$workroot/$name.rc" 2>/dev/null)" = 0 ]; then
         passed=$((passed + 1))
-        [ "${VERBOSE:-0}" = 1 ] && cat "$out"
-        echo "PASS $name (${secs}s)"
     else
         failed=$((failed + 1))
         failed_names+=("$name")
-        cat "$out"
-        if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-            echo "FAIL $name (timed out after ${per_test_timeout}s)"
-        else
-            echo "FAIL $name (exit $rc, ${secs}s)"
-        fi
     fi
 done
 
