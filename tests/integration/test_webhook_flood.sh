@@ -12,9 +12,13 @@ source "$(dirname "$0")/lib_extra.sh"
 require_bins
 
 SECRET=whsec_flood_5c1e0a77
-# Pace the backfill so that it is still running while the webhooks arrive.
+# Pace the backfill so that it is still running while the webhooks arrive,
+# however late the senders start on a busy machine: one chain (windows
+# would fetch the 30 pages in about a second) and 5 requests a second
+# after a burst of 5, so about 5 s for the backfill.
 paced_stream 3000 4242 40
-daemon_config webhook.listen=127.0.0.1:0 "webhook.secret=$SECRET"
+daemon_config webhook.listen=127.0.0.1:0 "webhook.secret=$SECRET" workos.fetch_windows=1 \
+    workos.rate_limit=300
 daemon_start
 wh_wait_port
 
