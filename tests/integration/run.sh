@@ -76,9 +76,11 @@ run_test() {
     } 9>"$workroot/report.lock"
 }
 
-# Tests run in the background ignore SIGINT (no job control here), so an
-# interrupt or a TERM ends each one's `timeout`, which ends the test; its
-# run_test still cleans up and reports, and no further test starts.
+# Every test runs in the background, one at a time or TEST_JOBS at once.
+# `timeout` puts each in a process group of its own, which a terminal's
+# Ctrl-C does not reach, so an interrupt or a TERM here ends each one's
+# `timeout`, which ends the test; its run_test still cleans up and
+# reports, and no further test starts.
 stopping=
 stop_tests() {
     local pid
@@ -87,7 +89,7 @@ stop_tests() {
         pkill -TERM -P "$pid" 2>/dev/null
     done
 }
-[ "$parallel" -eq 1 ] || trap stop_tests INT TERM
+trap stop_tests INT TERM
 
 names=()
 for test in "$here"/test_*.sh; do
@@ -97,10 +99,6 @@ for test in "$here"/test_*.sh; do
         continue
     fi
     names+=("$name")
-    if [ "$parallel" -eq 1 ]; then
-        run_test "$test"
-        continue
-    fi
     while [ -z "$stopping" ] && [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do
         wait -n
     done
