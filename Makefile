@@ -62,7 +62,7 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory check-now
 
-check-now: all unit-check integration-check
+check-now: all unit-check emulator-smoke integration-check
 
 integration-check: all tests/emulator/workos-emulator
 	bash tests/integration/run.sh

@@ -14,6 +14,7 @@
  */
 #include "reconciler.h"
 
+#include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,7 @@ typedef struct lane {
     char *after; /* the page to fetch (NULL: the first) */
     char *next;  /* applying: the cursor after this page */
     char *page;  /* applying: the page's JSON array */
+    void *seen;  /* the cursors this listing has followed (a tsearch tree) */
     /* A page the database refused, applied one object at a time: */
     cJSON *objects; /* its objects, NULL while the page goes whole */
     int object;     /* the one being applied */
@@ -150,12 +152,19 @@ static void drop_page(lane_t *l)
     l->objects = NULL;
 }
 
+static int cursor_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
 static void lane_clear(lane_t *l)
 {
     free(l->scope);
     free(l->after);
     free(l->next);
     drop_page(l);
+    tdestroy(l->seen, free);
+    l->seen = NULL;
     l->scope = l->after = l->next = NULL;
     l->req = NULL;
     l->state = LANE_FREE;
@@ -408,10 +417,15 @@ static void on_page_applied(void *arg, const store_reply_t *reply)
     free(l->after);
     l->after = l->next;
     l->next = NULL;
-    if (l->after != NULL)
-        l->state = LANE_READY;
-    else
+    if (l->after == NULL) {
         lane_clear(l);
+    } else {
+        /* Out of memory only weakens the cycle guard for this cursor. */
+        char *copy = strdup(l->after);
+        if (copy != NULL && tsearch(copy, &l->seen, cursor_cmp) == NULL)
+            free(copy);
+        l->state = LANE_READY;
+    }
     pump(r);
 }
 
@@ -560,11 +574,18 @@ static void on_response(void *arg, const http_response_t *resp)
     const char *cursor = cJSON_GetStringValue(after);
     bool more = cursor != NULL && cJSON_GetArraySize(data) > 0;
     /* The cursor names the page's last object, so it cannot be the one
-     * asked after: an API (or a proxy) that ignored `after` would serve
-     * the same page for ever.  Applying nothing, it is retried. */
+     * asked after, nor one this listing has followed already: an API (or a
+     * proxy) that ignored `after`, or went back to the first page for a
+     * cursor it no longer knows, would lead round in a loop, counting the
+     * objects again each time.  Applying nothing, the page is retried. */
     if (more && l->after != NULL && strcmp(cursor, l->after) == 0) {
         cJSON_Delete(root);
         request_failed(r, l, "the list cursor did not move", -1);
+        goto out;
+    }
+    if (more && tfind(cursor, &l->seen, cursor_cmp) != NULL) {
+        cJSON_Delete(root);
+        request_failed(r, l, "the list cursor went back to a page already listed", -1);
         goto out;
     }
     l->next = more ? strdup(cursor) : NULL;

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #define MAX_FAULTS 64            /* queued fault entries */
+#define MAX_FAULT_AFTER 128      /* bytes of a fault's `after` */
 #define MAX_FAULT_COUNT 1000000u /* requests one entry may cover */
 #define MAX_QUERY (64u << 10)    /* longest query string accepted */
 #define MAX_RATE 1000000u        /* largest --rate-limit */
@@ -81,6 +82,7 @@ typedef struct {
     uint32_t remaining;
     uint32_t arg; /* Retry-After seconds for 429, milliseconds for delay */
     int scope;
+    char after[MAX_FAULT_AFTER + 1]; /* only requests with this `after` ("": any) */
 } fault_t;
 
 typedef enum {
@@ -225,7 +227,7 @@ static bool fault_parse_kind(const char *s, fault_kind_t *k)
 }
 
 EMU_WUR static bool fault_queue(serve_t *srv, fault_kind_t kind, uint32_t count, uint32_t arg,
-                                int scope, char *err, size_t errlen)
+                                int scope, const char *after, char *err, size_t errlen)
 {
     if (count == 0)
         return true;
@@ -238,16 +240,20 @@ EMU_WUR static bool fault_queue(serve_t *srv, fault_kind_t kind, uint32_t count,
     f->remaining = count;
     f->arg = arg;
     f->scope = scope;
+    snprintf(f->after, sizeof(f->after), "%s", after != NULL ? after : "");
     return true;
 }
 
 /* Takes one request's worth from the oldest entry whose scope covers the
- * request (scope is SCOPE_EVENTS or SCOPE_STATE). */
-static fault_kind_t fault_take(serve_t *srv, int scope, uint32_t *arg)
+ * request (scope is SCOPE_EVENTS or SCOPE_STATE) and whose `after`, if it
+ * names one, is the request's. */
+static fault_kind_t fault_take(serve_t *srv, int scope, const char *after, uint32_t *arg)
 {
     for (size_t i = 0; i < srv->nfaults; i++) {
         fault_t *f = &srv->faults[i];
         if (!(f->scope & scope))
+            continue;
+        if (f->after[0] != '\0' && (after == NULL || strcmp(f->after, after) != 0))
             continue;
         fault_kind_t k = f->kind;
         *arg = f->arg;
@@ -697,7 +703,7 @@ static void handle_events(serve_t *srv, struct evhttp_request *req, const char *
         api_error(srv, req, 429, "rate_limit_exceeded", "Too many requests");
         goto done;
     }
-    ri.fault = fault_take(srv, SCOPE_EVENTS, &arg);
+    ri.fault = fault_take(srv, SCOPE_EVENTS, ri.after, &arg);
     switch (ri.fault) {
     case FAULT_429:
         ri.status = 429;
@@ -836,7 +842,7 @@ static void handle_state(serve_t *srv, struct evhttp_request *req, emu_endpoint_
         api_error(srv, req, 429, "rate_limit_exceeded", "Too many requests");
         goto done;
     }
-    fault = fault_take(srv, SCOPE_STATE, &arg);
+    fault = fault_take(srv, SCOPE_STATE, emu_params_get(ps, "after"), &arg);
     fault_name = fault_names[fault];
     switch (fault) {
     case FAULT_429:
@@ -920,6 +926,7 @@ static void handle_faults(serve_t *srv, struct evhttp_request *req, const char *
     const char *ra_s = emu_params_get(ps, "retry_after");
     const char *delay_s = emu_params_get(ps, "delay_ms");
     const char *scope_s = emu_params_get(ps, "scope");
+    const char *after_s = emu_params_get(ps, "after");
     int scope = srv->fault_scope;
     fault_kind_t kind;
     uint64_t count = 1, ra = DEFAULT_RETRY_AFTER, delay = DEFAULT_DELAY_MS;
@@ -936,8 +943,10 @@ static void handle_faults(serve_t *srv, struct evhttp_request *req, const char *
         send_error(req, 400, "invalid_fault", "delay_ms must be 0..600000");
     } else if (scope_s && !parse_scope(scope_s, &scope)) {
         send_error(req, 400, "invalid_fault", "scope must be one of events, state, all");
+    } else if (after_s && (after_s[0] == '\0' || strlen(after_s) > MAX_FAULT_AFTER)) {
+        send_error(req, 400, "invalid_fault", "after must be 1..128 bytes");
     } else if (!fault_queue(srv, kind, (uint32_t)count,
-                            (uint32_t)(kind == FAULT_DELAY ? delay : ra), scope, err,
+                            (uint32_t)(kind == FAULT_DELAY ? delay : ra), scope, after_s, err,
                             sizeof(err))) {
         send_error(req, 409, "fault_queue_full", err);
     } else {
@@ -1106,7 +1115,7 @@ EMU_WUR static bool parse_fault_opt(serve_t *srv, const char *spec, char *err, s
         snprintf(err, errlen, "--fault %s: bad argument", spec);
         goto done;
     }
-    ok = fault_queue(srv, kind, (uint32_t)count, (uint32_t)arg, scope, err, errlen);
+    ok = fault_queue(srv, kind, (uint32_t)count, (uint32_t)arg, scope, NULL, err, errlen);
 done:
     free(copy);
     return ok;

@@ -538,6 +538,11 @@ st=$(get "$SB" "/organizations?order=asc&limit=2&after=$cur")
 check "restart on a state request: the first page again, its own cursor" \
     test "$st" = 200 -a "$cur" != null -a "$(jq -c '[.data[].id]' "$T/body")" = "$first" \
     -a "$(jq -r .list_metadata.after "$T/body")" = "$cur"
+sfault "kind=500&scope=state&after=$cur" >/dev/null
+st=$(get "$SB" "/organizations?order=asc&limit=2")
+check "a fault for one after: a request without it passes" test "$st" = 200
+st=$(get "$SB" "/organizations?order=asc&limit=2&after=$cur")
+check "a fault for one after: the request with it takes it" test "$st" = 500
 sfault 'kind=drop&scope=state' >/dev/null
 st=$(get "$SB" "/organizations")
 check "drop on a state request" test "$(cat "$T/rc")" = 52
