@@ -14,7 +14,6 @@
  */
 #include "reconciler.h"
 
-#include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,7 @@
 #include "apply.h"
 #include "backoff.h"
 #include "clock.h"
+#include "cursor_set.h"
 #include "event.h"
 #include "log.h"
 #include "metrics.h"
@@ -53,10 +53,10 @@ typedef struct lane {
     bool abandoned; /* reset while applying: clean up in the callback */
     recon_kind_t kind;
     char *scope;
-    char *after; /* the page to fetch (NULL: the first) */
-    char *next;  /* applying: the cursor after this page */
-    char *page;  /* applying: the page's JSON array */
-    void *seen;  /* the cursors this listing has followed (a tsearch tree) */
+    char *after;       /* the page to fetch (NULL: the first) */
+    char *next;        /* applying: the cursor after this page */
+    char *page;        /* applying: the page's JSON array */
+    cursor_set_t seen; /* the cursors this listing has followed */
     /* A page the database refused, applied one object at a time: */
     cJSON *objects; /* its objects, NULL while the page goes whole */
     int object;     /* the one being applied */
@@ -152,19 +152,13 @@ static void drop_page(lane_t *l)
     l->objects = NULL;
 }
 
-static int cursor_cmp(const void *a, const void *b)
-{
-    return strcmp(a, b);
-}
-
 static void lane_clear(lane_t *l)
 {
     free(l->scope);
     free(l->after);
     free(l->next);
     drop_page(l);
-    tdestroy(l->seen, free);
-    l->seen = NULL;
+    cursor_set_clear(&l->seen);
     l->scope = l->after = l->next = NULL;
     l->req = NULL;
     l->state = LANE_FREE;
@@ -420,10 +414,8 @@ static void on_page_applied(void *arg, const store_reply_t *reply)
     if (l->after == NULL) {
         lane_clear(l);
     } else {
-        /* Out of memory only weakens the cycle guard for this cursor. */
-        char *copy = strdup(l->after);
-        if (copy != NULL && tsearch(copy, &l->seen, cursor_cmp) == NULL)
-            free(copy);
+        /* One not remembered (over the budget) only weakens the guard. */
+        (void)cursor_set_add(&l->seen, l->after);
         l->state = LANE_READY;
     }
     pump(r);
@@ -583,7 +575,7 @@ static void on_response(void *arg, const http_response_t *resp)
         request_failed(r, l, "the list cursor did not move", -1);
         goto out;
     }
-    if (more && tfind(cursor, &l->seen, cursor_cmp) != NULL) {
+    if (more && cursor_set_has(&l->seen, cursor)) {
         cJSON_Delete(root);
         request_failed(r, l, "the list cursor went back to a page already listed", -1);
         goto out;

@@ -9,7 +9,7 @@ UNIT_TESTS += tests/unit/test_config tests/unit/test_log tests/unit/test_backoff
               tests/unit/test_event tests/unit/test_metrics tests/unit/test_signature \
               tests/unit/test_poller tests/unit/test_apply tests/unit/test_webhook \
               tests/unit/test_webhook_head tests/unit/test_store_schema \
-              tests/unit/test_reconciler \
+              tests/unit/test_reconciler tests/unit/test_cursor_set \
               tests/unit/test_poller_page tests/unit/test_http_client
 
 tests/unit/test_config: tests/unit/test_config.o daemon/config.o daemon/config_value.o \
@@ -28,6 +28,7 @@ tests/unit/test_http_client: tests/unit/test_http_client.o daemon/http_client.o 
 tests/unit/test_poller: tests/unit/test_poller.o daemon/poller_fsm.o
 tests/unit/test_webhook: tests/unit/test_webhook.o daemon/webhook_fsm.o
 tests/unit/test_reconciler: tests/unit/test_reconciler.o daemon/reconciler_fsm.o
+tests/unit/test_cursor_set: tests/unit/test_cursor_set.o daemon/cursor_set.o
 tests/unit/test_webhook_head: tests/unit/test_webhook_head.o daemon/webhook_head.o daemon/signature.o
 tests/unit/test_store_schema: tests/unit/test_store_schema.o daemon/store_schema.o daemon/log.o \
                               daemon/clock.o daemon/migrations.o
