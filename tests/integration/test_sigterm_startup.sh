@@ -12,12 +12,15 @@ daemon_config webhook.listen=127.0.0.1:0 webhook.secret=whsec_sigterm_startup
 
 # main_began PID: PID runs the daemon's binary (the forked shell has
 # exec'd it) and SIGTERM is blocked (main() has begun) or caught (the event
-# loop's handler is in place). Builtins only: the poll costs no forks.
+# loop's handler is in place); status 2 when PID has exited. Builtins only:
+# the poll costs no forks.
 main_began() {
     local key val name=${SYNCD##*/} execd=0
+    [ -r "/proc/$1/status" ] || return 2
     while read -r key val; do
         case $key in
         Name:) [ "$val" = "${name:0:15}" ] && execd=1 ;;
+        State:) [[ $val == [ZX]* ]] && return 2 ;;
         SigBlk:) [ "$execd" = 1 ] && (((16#$val >> 14) & 1)) && return 0 ;;
         SigCgt:) [ "$execd" = 1 ] && (((16#$val >> 14) & 1)) && return 0 || return 1 ;;
         esac
@@ -32,8 +35,9 @@ main_began() {
 for delay in 0 0.001 0.002 0.003 0.005 0.008 0.012 0.02 0.03 0.05 0.10 0.20; do
     daemon_start
     deadline=$((${EPOCHREALTIME/./} + 10000000))
-    until main_began "$DAEMON_PID"; do
-        daemon_alive || fail "the daemon exited before main() blocked SIGTERM"
+    while :; do
+        main_began "$DAEMON_PID" && break
+        [ $? -ne 2 ] || fail "the daemon exited before main() blocked SIGTERM"
         [ "${EPOCHREALTIME/./}" -lt "$deadline" ] || fail "main() did not block SIGTERM within 10 s"
     done
     [ "$delay" = 0 ] || sleep "$delay"
