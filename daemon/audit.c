@@ -15,6 +15,7 @@
  */
 #include "audit.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -210,25 +211,214 @@ done:
     return rc;
 }
 
+/*
+ * Verify walks the chain in parts, each on its own connection in one
+ * exported snapshot, so the database recomputes the rows' digests on as
+ * many backends at once.  A link's hash depends only on the link before
+ * it, which the walk checks against the stored one, so a part that starts
+ * at link lo takes the stored hash of lo - 1 as its previous hash: if that
+ * link was tampered with, the part before it reports it, and the first
+ * broken link of the first part that has one is the chain's first.
+ */
+#define VERIFY_PARTS 2
+
+typedef struct verify_part {
+    PGconn *conn;
+    chain_walk_t w;
+    long long hi; /* the part's last link; 0 for the last part (open-ended) */
+    int state;    /* 2 walking, 1 done, 0 broken, -1 error */
+    char *report; /* what the part printed: its break or its error */
+    size_t report_len;
+    FILE *out;
+} verify_part_t;
+
+/* A part's connection, in the snapshot `snapshot` (NULL: its own, the first part's). */
+static bool part_begin(verify_part_t *v, const config_t *cfg, const char *snapshot)
+{
+    if (v->conn == NULL)
+        v->conn = audit_connect(cfg, v->out);
+    if (v->conn == NULL)
+        return false;
+    if (!exec_ok(v->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", v->out))
+        return false;
+    if (snapshot == NULL)
+        return true;
+    char sql[128];
+    bool ok =
+        strspn(snapshot, "0123456789ABCDEF-") == strlen(snapshot) &&
+        snprintf(sql, sizeof(sql), "SET TRANSACTION SNAPSHOT '%s'", snapshot) < (int)sizeof(sql);
+    if (!ok) {
+        fprintf(v->out, "state=error\nerror=\"bad snapshot id %s\"\n", log_q(snapshot));
+        return false;
+    }
+    return exec_ok(v->conn, sql, v->out);
+}
+
+/* Declares the part's cursor over links lo..hi (lo 0: from the first; hi 0: to the last). */
+static bool part_declare(verify_part_t *v, const char *schema, long long lo)
+{
+    char *sql = NULL;
+    char lower[40] = "", upper[40] = "";
+    if (lo > 0)
+        snprintf(lower, sizeof(lower), " AND w.link >= %lld", lo);
+    if (v->hi > 0)
+        snprintf(upper, sizeof(upper), " AND w.link <= %lld", v->hi);
+    if (asprintf(&sql,
+                 "DECLARE audit_walk NO SCROLL BINARY CURSOR FOR SELECT w.link::text, w.kind, "
+                 "w.hash, w.n::text, w.first_ref, w.digests, w.missing FROM %s.audit_verify_walk w "
+                 "WHERE true%s%s ORDER BY w.link",
+                 schema, lower, upper) < 0)
+        return false;
+    bool ok = exec_ok(v->conn, sql, v->out);
+    free(sql);
+    if (!ok || lo <= 1)
+        return ok;
+    /* The stored hash of the link before the part; none if it is gone,
+     * which the part before reports. */
+    v->w.link = lo - 1;
+    if (asprintf(&sql, "SELECT hash FROM %s.audit_links WHERE link = %lld", schema, lo - 1) < 0)
+        return false;
+    PGresult *res = PQexecParams(v->conn, sql, 0, NULL, NULL, NULL, NULL, 1);
+    free(sql);
+    ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+    if (!ok)
+        fprintf(v->out, "state=error\nerror=%s\n", log_q(PQresultErrorMessage(res)));
+    else if (PQntuples(res) == 1 && PQgetlength(res, 0, 0) == HASH_LEN) {
+        memcpy(v->w.prev, PQgetvalue(res, 0, 0), HASH_LEN);
+        v->w.prev_len = HASH_LEN;
+    }
+    PQclear(res);
+    return ok;
+}
+
+/* Takes the answer to the part's FETCH and walks its links. */
+static void part_step(verify_part_t *v)
+{
+    PGresult *res = PQgetResult(v->conn);
+    PGresult *extra;
+    while ((extra = PQgetResult(v->conn)) != NULL)
+        PQclear(extra);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(v->out, "state=error\nerror=%s\n", log_q(PQresultErrorMessage(res)));
+        v->state = -1;
+    } else if (PQntuples(res) == 0) {
+        v->state = 1;
+        if (v->hi > 0 && v->w.link != v->hi) {
+            /* The part's last links are gone (a later part holds the rest). */
+            char text[32];
+            snprintf(text, sizeof(text), "%lld", v->w.link + 1);
+            report_broken(v->out, v->w.link + 1, "", text, "none", "link missing");
+            v->state = 0;
+        }
+    } else {
+        for (int i = 0; i < PQntuples(res) && v->state == 2; i++) {
+            int r = walk_link(&v->w, res, i, v->out);
+            if (r <= 0)
+                v->state = r;
+        }
+    }
+    PQclear(res);
+}
+
+/*
+ * Walks every part to its end or its first break, a FETCH in flight on
+ * each at once.  A part after one that broke no longer counts and stops.
+ */
+static void walk_parts(verify_part_t *parts, int n)
+{
+    for (;;) {
+        int walking = 0;
+        for (int p = 0; p < n; p++) {
+            if (parts[p].state != 2)
+                continue;
+            if (PQsendQuery(parts[p].conn, FETCH_SQL) != 1) {
+                fprintf(parts[p].out, "state=error\nerror=%s\n",
+                        log_q(PQerrorMessage(parts[p].conn)));
+                parts[p].state = -1;
+                continue;
+            }
+            walking++;
+        }
+        if (walking == 0)
+            return;
+        int stop = n;
+        for (int p = 0; p < n; p++) {
+            if (parts[p].state != 2)
+                continue;
+            part_step(&parts[p]);
+            if (stop == n && parts[p].state <= 0)
+                stop = p;
+        }
+        for (int p = stop + 1; p < n; p++)
+            if (parts[p].state == 2)
+                parts[p].state = 1; /* its answer no longer matters */
+    }
+}
+
+/*
+ * Sets each part's last link so that the parts hold about as many rows
+ * each (links hold from one row to thousands), the last part open-ended.
+ * Returns how many parts to walk: fewer when the chain is too short to
+ * split, 0 on an error (reported).
+ */
+static int split_parts(PGconn *conn, const char *schema, long long head_link, verify_part_t *parts,
+                       FILE *out)
+{
+    char *sql = NULL;
+    int n = 1;
+    parts[0].hi = 0;
+    if (head_link < VERIFY_PARTS)
+        return 1;
+    if (asprintf(&sql,
+                 "WITH l AS (SELECT link, sum(cardinality(refs)) OVER (ORDER BY link) AS c, "
+                 "sum(cardinality(refs)) OVER () AS t FROM %s.audit_links) "
+                 "SELECT (SELECT min(l.link) FROM l WHERE l.c * %d >= l.t * p) "
+                 "FROM generate_series(1, %d) p ORDER BY p",
+                 schema, VERIFY_PARTS, VERIFY_PARTS - 1) < 0)
+        return 0;
+    PGresult *res = query_row(conn, out, sql);
+    free(sql);
+    if (res == NULL)
+        return 0;
+    long long prev = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        long long hi = PQgetisnull(res, i, 0) ? 0 : strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        if (hi <= prev || hi >= head_link)
+            break; /* one link holds the rest: no part after it */
+        parts[n - 1].hi = prev = hi;
+        parts[n++].hi = 0;
+    }
+    PQclear(res);
+    return n;
+}
+
 int audit_verify(const config_t *cfg, FILE *out)
 {
     const char *schema = cfg->schema;
     int rc = EXIT_ERROR;
     char *sql = NULL;
     PGresult *res = NULL;
-    chain_walk_t w = {0};
+    verify_part_t parts[VERIFY_PARTS] = {{0}};
+    int n_parts = 1;
     long long head_link = 0, pruned = 0;
     char head_hash[2 * HASH_LEN + 1] = "";
-    PGconn *conn = audit_connect(cfg, out);
+    char snapshot[64] = "";
 
-    if (conn == NULL)
-        return EXIT_ERROR;
-    w.md = EVP_MD_CTX_new();
-    if (w.md == NULL)
+    for (int p = 0; p < VERIFY_PARTS; p++) {
+        parts[p].out = open_memstream(&parts[p].report, &parts[p].report_len);
+        parts[p].w.md = EVP_MD_CTX_new();
+        if (parts[p].out == NULL || parts[p].w.md == NULL)
+            goto done;
+        parts[p].state = 2;
+    }
+    parts[0].conn = audit_connect(cfg, out);
+    if (parts[0].conn == NULL)
         goto done;
+    PGconn *conn = parts[0].conn;
     if (!exec_ok(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", out))
         goto done;
-    if (asprintf(&sql, "SELECT link, encode(hash, 'hex') FROM %s.audit_head", schema) < 0)
+    if (asprintf(&sql, "SELECT link, encode(hash, 'hex'), pg_export_snapshot() FROM %s.audit_head",
+                 schema) < 0)
         goto done;
     res = query_row(conn, out, sql);
     free(sql);
@@ -241,43 +431,47 @@ int audit_verify(const config_t *cfg, FILE *out)
     }
     head_link = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     snprintf(head_hash, sizeof(head_hash), "%s", PQgetvalue(res, 0, 1));
+    snprintf(snapshot, sizeof(snapshot), "%s", PQgetvalue(res, 0, 2));
     PQclear(res);
     res = NULL;
     fprintf(out, "schema=%s\nhead_link=%lld\nhead_hash=%s\n", schema, head_link, head_hash);
 
-    if (asprintf(&sql,
-                 "DECLARE audit_walk NO SCROLL BINARY CURSOR FOR SELECT w.link::text, w.kind, "
-                 "w.hash, w.n::text, w.first_ref, w.digests, w.missing FROM %s.audit_verify_walk w "
-                 "ORDER BY w.link",
-                 schema) < 0)
+    n_parts = split_parts(conn, schema, head_link, parts, out);
+    if (n_parts == 0)
         goto done;
-    if (!exec_ok(conn, sql, out))
-        goto done;
-    for (;;) {
-        res = query_row(conn, out, FETCH_SQL);
-        if (res == NULL)
-            goto done;
-        int n = PQntuples(res);
-        if (n == 0)
+    for (int p = 0; p < n_parts; p++) {
+        long long lo = p == 0 ? 0 : parts[p - 1].hi + 1;
+        if ((p > 0 && !part_begin(&parts[p], cfg, snapshot)) ||
+            !part_declare(&parts[p], schema, lo)) {
+            parts[p].state = -1;
             break;
-        for (int i = 0; i < n; i++) {
-            int r = walk_link(&w, res, i, out);
-            if (r <= 0) {
-                rc = r == 0 ? EXIT_BROKEN : EXIT_ERROR;
-                goto done;
-            }
         }
-        PQclear(res);
-        res = NULL;
+    }
+    for (int p = 0; p < n_parts; p++)
+        if (parts[p].state == -1)
+            goto report;
+    walk_parts(parts, n_parts);
+report:
+    for (int p = 0; p < n_parts; p++) {
+        if (parts[p].state > 0)
+            continue;
+        fflush(parts[p].out);
+        fputs(parts[p].report, out);
+        rc = parts[p].state == 0 ? EXIT_BROKEN : EXIT_ERROR;
+        goto done;
     }
 
+    const chain_walk_t *last = &parts[n_parts - 1].w;
+    long long rows = 0;
+    for (int p = 0; p < n_parts; p++)
+        rows += parts[p].w.rows;
     char reached[2 * HASH_LEN + 1];
-    hex_encode(w.prev, w.prev_len, reached);
-    if (w.link != head_link || strcmp(reached, head_hash) != 0) {
+    hex_encode(last->prev, last->prev_len, reached);
+    if (last->link != head_link || strcmp(reached, head_hash) != 0) {
         char want[128], got[128];
         snprintf(want, sizeof(want), "%lld:%s", head_link, head_hash);
-        snprintf(got, sizeof(got), "%lld:%s", w.link, reached);
-        report_broken(out, w.link, "", want, got, "chain does not reach the head");
+        snprintf(got, sizeof(got), "%lld:%s", last->link, reached);
+        report_broken(out, last->link, "", want, got, "chain does not reach the head");
         rc = EXIT_BROKEN;
         goto done;
     }
@@ -286,13 +480,18 @@ int audit_verify(const config_t *cfg, FILE *out)
         rc = c == 0 ? EXIT_BROKEN : EXIT_ERROR;
         goto done;
     }
-    fprintf(out, "links=%lld\nrows=%lld\npruned=%lld\nstate=intact\n", w.link, w.rows, pruned);
+    fprintf(out, "links=%lld\nrows=%lld\npruned=%lld\nstate=intact\n", last->link, rows, pruned);
     rc = 0;
 done:
     PQclear(res);
     free(sql);
-    EVP_MD_CTX_free(w.md);
-    PQfinish(conn);
+    for (int p = 0; p < VERIFY_PARTS; p++) {
+        if (parts[p].out != NULL)
+            fclose(parts[p].out);
+        free(parts[p].report);
+        EVP_MD_CTX_free(parts[p].w.md);
+        PQfinish(parts[p].conn);
+    }
     return rc;
 }
 

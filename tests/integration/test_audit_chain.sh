@@ -101,6 +101,27 @@ tampered "truncated tail" "chain does not reach the head" "" \
     "with gone as (delete from workos.audit_links where link > (select max(link) - 3 from workos.audit_links) returning kind, refs),
           e as (delete from workos.events e using gone g where g.kind = 'event' and e.id = any(g.refs))
      delete from workos.changes c using gone g where g.kind = 'change' and c.seq::text = any(g.refs)"
+# verify walks the chain in two parts at once, split where half of the
+# rows the links name is reached, the second starting from the stored hash
+# of the link before it. A link gone from either side of the split is a
+# link missing, not a break of the part after it; and with a break in
+# each part, the first is reported.
+head=$(sql "select link from workos.audit_head")
+mid=$(sql "select min(link) from (select link, sum(cardinality(refs)) over (order by link) c,
+                                          sum(cardinality(refs)) over () t
+                                     from workos.audit_links) l where c * 2 >= t")
+[ "$mid" -ge 2 ] && [ "$mid" -lt "$((head - 1))" ] || fail "chain too short to split: $mid of $head links"
+for gone_link in $((mid - 1)) "$mid" $((mid + 1)); do
+    tampered "link $gone_link of $head gone (split after $mid)" "link missing" "" \
+        "delete from workos.audit_links where link = $gone_link"
+    grep -qx "broken_link=$gone_link" "$T/verify-tamper_$case_no.out" ||
+        fail "link $gone_link gone: $(cat "$T/verify-tamper_$case_no.out")"
+done
+late=$(sql "select refs[1] from workos.audit_links where kind = 'event' and link > $mid order by link desc limit 1")
+early=$(sql "select refs[1] from workos.audit_links where kind = 'event' and link <= $mid order by link limit 1")
+[ -n "$late" ] && [ -n "$early" ] || fail "no event link on each side of the split"
+tampered "edits in both parts" "link hash differs" "$early" \
+    "update workos.events set data = data || '{\"x\": 1}' where id in ('$late', '$early')"
 tampered "unchained row" "row not in the chain" "evt_slipped_in" \
     "insert into workos.events (id, event, created_at, data, source) values ('evt_slipped_in', 'user.updated', now(), '{}', 'webhook')"
 
