@@ -258,6 +258,25 @@ with open(out, "a", buffering=1) as f:
     done
 }
 
+# notify_drain SOCKET OUT: returns once the reader has written every datagram
+# sent to SOCKET before the call. The reader stamps a datagram when it reads
+# it, so on a loaded machine a stopped daemon's last ones can be stamped
+# after a later `now_ms`; a datagram of our own, read after them (a unix
+# datagram socket keeps their order), marks the end.
+NOTIFY_DRAINS=0
+notify_drain() {
+    local sock=$1 out=$2 mark
+    NOTIFY_DRAINS=$((NOTIFY_DRAINS + 1))
+    mark="X-DRAIN=$NOTIFY_DRAINS"
+    python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(sys.argv[2].encode(), sys.argv[1])
+' "$sock" "$mark" || fail "could not write to $sock"
+    drained() { [ "$(notify_count "$out" "$mark")" -ge 1 ]; }
+    wait_for 10 "the notify reader to read $mark" drained
+}
+
 notify_stop() {
     [ -n "${NOTIFY_READER_PID:-}" ] || return 0
     kill_pid "$NOTIFY_READER_PID"

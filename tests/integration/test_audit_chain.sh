@@ -117,11 +117,24 @@ for gone_link in $((mid - 1)) "$mid" $((mid + 1)); do
     grep -qx "broken_link=$gone_link" "$T/verify-tamper_$case_no.out" ||
         fail "link $gone_link gone: $(cat "$T/verify-tamper_$case_no.out")"
 done
-late=$(sql "select refs[1] from workos.audit_links where kind = 'event' and link > $mid order by link desc limit 1")
-early=$(sql "select refs[1] from workos.audit_links where kind = 'event' and link <= $mid order by link limit 1")
-[ -n "$late" ] && [ -n "$early" ] || fail "no event link on each side of the split"
-tampered "edits in both parts" "link hash differs" "$early" \
-    "update workos.events set data = data || '{\"x\": 1}' where id in ('$late', '$early')"
+# How the batches fall decides which kind of link lies on each side (all of
+# the links after the split may be change links), so each side's edit is
+# to the row its link names, an event's payload or a change's columns.
+edit_first_row() { # WHERE ORDER: SQL editing the first row of the first such link
+    local row
+    row=$(sql "select kind || '|' || refs[1] from workos.audit_links where kind in ('event', 'change') and $1 order by $2 limit 1")
+    case $row in
+    event\|*) echo "update workos.events set data = data || '{\"x\": 1}' where id = '${row#*|}';" ;;
+    change\|*) echo "update workos.changes set changes = changes || '{\"x\": 1}' where seq = ${row#*|};" ;;
+    *) fail "no event or change link where $1" ;;
+    esac
+}
+early_edit=$(edit_first_row "link <= $mid" "link")
+late_edit=$(edit_first_row "link > $mid" "link desc")
+early=$(sql "select refs[1] from workos.audit_links where kind in ('event', 'change') and link <= $mid order by link limit 1")
+late=$(sql "select refs[1] from workos.audit_links where kind in ('event', 'change') and link > $mid order by link desc limit 1")
+tampered "edit in the second part" "link hash differs" "$late" "$late_edit"
+tampered "edits in both parts" "link hash differs" "$early" "$late_edit $early_edit"
 tampered "unchained row" "row not in the chain" "evt_slipped_in" \
     "insert into workos.events (id, event, created_at, data, source) values ('evt_slipped_in', 'user.updated', now(), '{}', 'webhook')"
 

@@ -72,6 +72,7 @@ log "SIGHUP: RELOADING=1 then READY=1"
 # SIGTERM: STOPPING=1, exit 0 (daemon_stop checks the status).
 t0=$(now_ms)
 daemon_stop
+notify_drain "$T/notify.sock" "$NOTES"
 [ "$(notify_count "$NOTES" STOPPING=1 "$t0")" -ge 1 ] || fail "no STOPPING=1 after SIGTERM"
 log "SIGTERM: STOPPING=1, exit 0"
 
@@ -88,6 +89,7 @@ run_with_watchdog_pid() {
 }
 
 # WATCHDOG_PID = the daemon's pid: pings.
+notify_drain "$T/notify.sock" "$NOTES"
 s0=$(now_ms)
 run_with_watchdog_pid '$$'
 sleep 1.5
@@ -97,7 +99,9 @@ n=$(notify_count "$NOTES" WATCHDOG=1 "$s0")
 daemon_stop
 log "WATCHDOG_PID = daemon pid: $n pings in 1.5 s"
 
-# WATCHDOG_PID = another process: the watchdog is not ours, no pings.
+# WATCHDOG_PID = another process: the watchdog is not ours, no pings
+# (counted from after the last daemon's last datagram).
+notify_drain "$T/notify.sock" "$NOTES"
 s0=$(now_ms)
 run_with_watchdog_pid 1
 sleep 1.5
