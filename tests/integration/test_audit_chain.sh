@@ -119,20 +119,22 @@ for gone_link in $((mid - 1)) "$mid" $((mid + 1)); do
 done
 # How the batches fall decides which kind of link lies on each side (all of
 # the links after the split may be change links), so each side's edit is
-# to the row its link names, an event's payload or a change's columns.
-edit_first_row() { # WHERE ORDER: SQL editing the first row of the first such link
-    local row
-    row=$(sql "select kind || '|' || refs[1] from workos.audit_links where kind in ('event', 'change') and $1 order by $2 limit 1")
-    case $row in
-    event\|*) echo "update workos.events set data = data || '{\"x\": 1}' where id = '${row#*|}';" ;;
-    change\|*) echo "update workos.changes set changes = changes || '{\"x\": 1}' where seq = ${row#*|};" ;;
-    *) fail "no event or change link where $1" ;;
+# to the first row its link names, an event's payload or a change's columns.
+first_row() { # WHERE ORDER: `kind|ref` of the first row of the first such link
+    sql "select kind || '|' || refs[1] from workos.audit_links where kind in ('event', 'change') and $1 order by $2 limit 1"
+}
+edit_of() { # KIND|REF: SQL editing that row
+    case $1 in
+    event\|*) echo "update workos.events set data = data || '{\"x\": 1}' where id = '${1#*|}';" ;;
+    change\|*) echo "update workos.changes set changes = changes || '{\"x\": 1}' where seq = ${1#*|};" ;;
+    *) fail "no event or change link on a side of the split: '$1'" ;;
     esac
 }
-early_edit=$(edit_first_row "link <= $mid" "link")
-late_edit=$(edit_first_row "link > $mid" "link desc")
-early=$(sql "select refs[1] from workos.audit_links where kind in ('event', 'change') and link <= $mid order by link limit 1")
-late=$(sql "select refs[1] from workos.audit_links where kind in ('event', 'change') and link > $mid order by link desc limit 1")
+early_row=$(first_row "link <= $mid" "link")
+late_row=$(first_row "link > $mid" "link desc")
+early=${early_row#*|} late=${late_row#*|}
+early_edit=$(edit_of "$early_row")
+late_edit=$(edit_of "$late_row")
 tampered "edit in the second part" "link hash differs" "$late" "$late_edit"
 tampered "edits in both parts" "link hash differs" "$early" "$late_edit $early_edit"
 tampered "unchained row" "row not in the chain" "evt_slipped_in" \

@@ -88,8 +88,8 @@ run_with_watchdog_pid() {
     track_pid "$DAEMON_PID"
 }
 
-# WATCHDOG_PID = the daemon's pid: pings.
-notify_drain "$T/notify.sock" "$NOTES"
+# WATCHDOG_PID = the daemon's pid: pings (the drain after the stop above
+# read everything sent before it, and no daemon has run since).
 s0=$(now_ms)
 run_with_watchdog_pid '$$'
 sleep 1.5
