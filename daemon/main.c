@@ -4,6 +4,7 @@
  * and `status` are one-shot commands on a blocking connection.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/time.h>
@@ -79,9 +80,9 @@ static void usage(FILE *out)
                  "            --dry-run: report drift, write nothing (exit 1 on drift)\n"
                  "\n"
                  "options:\n"
-                 "  -c FILE   configuration file (default " DEFAULT_CONFIG ")\n"
-                 "  -h        this help\n"
-                 "  -V        version\n");
+                 "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+                 "  -h, --help         this help\n"
+                 "  -V, --version      version\n");
 }
 
 static void on_store_ready(void *arg)
@@ -563,7 +564,13 @@ int main(int argc, char **argv)
                 argc--;
                 break;
             }
-    while ((opt = getopt(argc, argv, "c:hV")) != -1) {
+    static const struct option long_options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    while ((opt = getopt_long(argc, argv, "c:hV", long_options, NULL)) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;
