@@ -570,7 +570,8 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    while ((opt = getopt_long(argc, argv, "c:hV", long_options, NULL)) != -1) {
+    opterr = 0; /* argv[0] is the command by now: the messages are ours */
+    while ((opt = getopt_long(argc, argv, ":c:hV", long_options, NULL)) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;
@@ -581,7 +582,16 @@ int main(int argc, char **argv)
         case 'V':
             printf("workos-syncd " WORKOS_SYNCD_VERSION "\n");
             return 0;
+        case ':':
+            fprintf(stderr, "workos-syncd: option '%s' needs an argument\n", argv[optind - 1]);
+            usage(stderr);
+            return EXIT_USAGE;
         default:
+            /* optopt names a short option; a long one is its whole word */
+            if (optopt != 0)
+                fprintf(stderr, "workos-syncd: unknown option '-%c'\n", optopt);
+            else
+                fprintf(stderr, "workos-syncd: unknown option '%s'\n", argv[optind - 1]);
             usage(stderr);
             return EXIT_USAGE;
         }

@@ -2,8 +2,9 @@
 # The command line: -h/--help prints the usage on stdout and exits 0;
 # -V/--version prints the version and exits 0; --config FILE is -c FILE;
 # no command, an unknown command, an unknown option or an option without
-# its argument is exit 64 with the usage (or the reason) on stderr and
-# nothing on stdout.
+# its argument is exit 64 with the usage (or the reason, as
+# `workos-syncd: ...`, naming the option as typed) on stderr and nothing
+# on stdout.
 source "$(dirname "$0")/lib.sh"
 require_bins
 
@@ -55,8 +56,10 @@ expect_usage_error() {
 }
 expect_usage_error "usage: workos-syncd COMMAND"
 expect_usage_error "unknown command 'bogus'" bogus
-expect_usage_error "unrecognized option '--bogus'" --bogus
-expect_usage_error "unrecognized option '--bogus'" status --bogus
-expect_usage_error "requires an argument" status --config
+expect_usage_error "workos-syncd: unknown option '--bogus'" --bogus
+expect_usage_error "workos-syncd: unknown option '--bogus'" status --bogus
+expect_usage_error "workos-syncd: unknown option '-x'" status -xc
+expect_usage_error "workos-syncd: option '--config' needs an argument" status --config
+expect_usage_error "workos-syncd: option '-c' needs an argument" status -c
 expect_usage_error "usage: workos-syncd COMMAND" status extra-argument
 log "usage errors: exit 64, the reason on stderr"
