@@ -587,8 +587,9 @@ int main(int argc, char **argv)
             usage(stderr);
             return EXIT_USAGE;
         default:
-            /* optopt names a short option; a long one is its whole word */
-            if (optopt != 0)
+            /* A long option is its whole word (--help=x included); a short
+             * one is optopt, which is right inside a group such as -xc. */
+            if (optopt != 0 && strncmp(argv[optind - 1], "--", 2) != 0)
                 fprintf(stderr, "workos-syncd: unknown option '-%c'\n", optopt);
             else
                 fprintf(stderr, "workos-syncd: unknown option '%s'\n", argv[optind - 1]);

@@ -59,6 +59,7 @@ expect_usage_error "unknown command 'bogus'" bogus
 expect_usage_error "workos-syncd: unknown option '--bogus'" --bogus
 expect_usage_error "workos-syncd: unknown option '--bogus'" status --bogus
 expect_usage_error "workos-syncd: unknown option '-x'" status -xc
+expect_usage_error "workos-syncd: unknown option '--help=x'" --help=x
 expect_usage_error "workos-syncd: option '--config' needs an argument" status --config
 expect_usage_error "workos-syncd: option '-c' needs an argument" status -c
 expect_usage_error "usage: workos-syncd COMMAND" status extra-argument
