@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/time.h>
@@ -83,6 +84,19 @@ static void usage(FILE *out)
                  "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ")\n"
                  "  -h, --help         this help\n"
                  "  -V, --version      version\n");
+}
+
+/* A usage error: the reason on stderr, then the usage; the exit status. */
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("workos-syncd: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    usage(stderr);
+    return EXIT_USAGE;
 }
 
 static void on_store_ready(void *arg)
@@ -583,18 +597,13 @@ int main(int argc, char **argv)
             printf("workos-syncd " WORKOS_SYNCD_VERSION "\n");
             return 0;
         case ':':
-            fprintf(stderr, "workos-syncd: option '%s' needs an argument\n", argv[optind - 1]);
-            usage(stderr);
-            return EXIT_USAGE;
+            return usage_error("option '%s' needs an argument", argv[optind - 1]);
         default:
             /* A long option is its whole word (--help=x included); a short
              * one is optopt, which is right inside a group such as -xc. */
             if (optopt != 0 && strncmp(argv[optind - 1], "--", 2) != 0)
-                fprintf(stderr, "workos-syncd: unknown option '-%c'\n", optopt);
-            else
-                fprintf(stderr, "workos-syncd: unknown option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return EXIT_USAGE;
+                return usage_error("unknown option '-%c'", optopt);
+            return usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (command == NULL || optind != argc) {
@@ -605,9 +614,7 @@ int main(int argc, char **argv)
         strcmp(command, "status") != 0 && strcmp(command, "verify") != 0 &&
         strcmp(command, "forget") != 0 && strcmp(command, "rebuild-rollups") != 0 &&
         strcmp(command, "backfill") != 0) {
-        fprintf(stderr, "workos-syncd: unknown command '%s'\n", command);
-        usage(stderr);
-        return EXIT_USAGE;
+        return usage_error("unknown command '%s'", command);
     }
     /* Without -c, the default file is optional: environment alone may do. */
     if (path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
