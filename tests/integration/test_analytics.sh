@@ -338,25 +338,24 @@ end
 set local enable_seqscan = off;
 explain (costs off) execute stuffing('$ALL_FROM', '$ALL_TO', 2);
 rollback;
-create temp table generic_1 as execute stuffing('$ALL_FROM', '$ALL_TO', 1);
-create temp table generic_2 as execute stuffing('$ALL_FROM', '$ALL_TO', 2);
-select 'rows ' || (select count(*) from generic_1) || ' ' || (select count(*) from generic_2);
-select 'differs ' || count(*) from (
-    (table generic_1 except all select * from $S.auth_credential_stuffing('$ALL_FROM', '$ALL_TO', 1))
-    union all (select * from $S.auth_credential_stuffing('$ALL_FROM', '$ALL_TO', 1) except all table generic_1)
-    union all (table generic_2 except all select * from $S.auth_credential_stuffing('$ALL_FROM', '$ALL_TO', 2))
-    union all (select * from $S.auth_credential_stuffing('$ALL_FROM', '$ALL_TO', 2) except all table generic_2)) d;
+create table public.generic_1 as execute stuffing('$ALL_FROM', '$ALL_TO', 1);
+create table public.generic_2 as execute stuffing('$ALL_FROM', '$ALL_TO', 2);
 EOF
 ) || fail "the prepared auth_credential_stuffing failed: $generic"
 printf '%s\n' "$generic" | grep -q 'rollup_fail_ip_accounts_idx' || {
     printf '%s\n' "$generic" >&2
     fail "a generic plan of auth_credential_stuffing does not use rollup_fail_ip_accounts_idx"
 }
-read -r _ n1 n2 <<<"$(printf '%s\n' "$generic" | grep '^rows ')"
+for k in 1 2; do
+    same "auth_credential_stuffing $k, generic plan" "table public.generic_$k" \
+        "select * from $S.auth_credential_stuffing('$ALL_FROM', '$ALL_TO', $k)"
+done
+n1=$(sql "select count(*) from public.generic_1")
+n2=$(sql "select count(*) from public.generic_2")
+sql "drop table public.generic_1, public.generic_2"
 # (An address failing against one account a day, 192.0.2.x above, is in
 # the first answer only.)
 [ "$n1" -gt "$n2" ] && [ "$n2" -gt 0 ] || fail "generic plans answered $n1 and $n2 rows"
-assert_eq "differs 0" "$(printf '%s\n' "$generic" | grep '^differs ')" "generic and custom plans' answers"
 log "a generic plan reads the partial index ($n2 of $n1 rows) and answers the same"
 
 # A second zone, filled from the log, then kept as events arrive.
